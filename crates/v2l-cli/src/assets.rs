@@ -1,0 +1,174 @@
+//! `v2l assets list|fetch|path`.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use v2l::assets::fetch::{self, FetchEvent, FileState};
+use v2l::assets::{AssetError, MANIFEST};
+
+#[derive(Debug, Subcommand)]
+pub enum AssetsCommand {
+    /// List the assets of the manifest and whether each is in the cache.
+    List {
+        /// Also check every cached file's sha256 (slower).
+        #[arg(long)]
+        verify: bool,
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch assets with their package clients, verify and cache them.
+    Fetch {
+        /// Asset names (see `v2l assets list`); all when none is given.
+        names: Vec<String>,
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the cache path of an asset file (or of the cache root).
+    Path {
+        /// Asset name; the cache root when omitted.
+        name: Option<String>,
+        /// File of the asset; its folder when omitted.
+        file: Option<String>,
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn state_name(s: FileState) -> &'static str {
+    match s {
+        FileState::Missing => "missing",
+        FileState::Present => "present",
+        FileState::Verified => "verified",
+        FileState::Corrupt => "corrupt",
+    }
+}
+
+pub fn run(cmd: AssetsCommand) -> Result<(), AssetError> {
+    match cmd {
+        AssetsCommand::List { verify, json } => list(verify, json),
+        AssetsCommand::Fetch { names, json } => fetch_all(&names, json),
+        AssetsCommand::Path { name, file, json } => path(name, file, json),
+    }
+}
+
+fn list(verify: bool, json: bool) -> Result<(), AssetError> {
+    let mut rows = Vec::new();
+    for a in MANIFEST {
+        let mut states = Vec::new();
+        for f in a.files {
+            states.push((f, fetch::file_state(a, f, verify)?));
+        }
+        let worst = states
+            .iter()
+            .map(|(_, s)| *s)
+            .max_by_key(|s| match s {
+                FileState::Verified => 0,
+                FileState::Present => 1,
+                FileState::Missing => 2,
+                FileState::Corrupt => 3,
+            })
+            .unwrap_or(FileState::Missing);
+        if json {
+            rows.push(json!({
+                "name": a.name,
+                "description": a.description,
+                "license": a.license,
+                "client": a.client.to_string(),
+                "package": a.spec(),
+                "size": a.size(),
+                "state": state_name(worst),
+                "files": states.iter().map(|(f, s)| json!({
+                    "name": f.name, "inner_path": f.inner_path, "sha256": f.sha256,
+                    "size": f.size, "state": state_name(*s),
+                })).collect::<Vec<_>>(),
+            }));
+        } else {
+            println!(
+                "{:<16} {:<9} {:>9.1} MB  {:<4} {:<45} {}",
+                a.name,
+                state_name(worst),
+                a.size() as f64 / 1e6,
+                a.client.to_string(),
+                a.spec(),
+                a.description
+            );
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            json!({ "home": fetch::home()?.display().to_string(), "assets": rows })
+        );
+    }
+    Ok(())
+}
+
+fn fetch_all(names: &[String], json: bool) -> Result<(), AssetError> {
+    let assets = if names.is_empty() {
+        MANIFEST.iter().collect::<Vec<_>>()
+    } else {
+        names
+            .iter()
+            .map(|n| fetch::lookup(n))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let bar = ProgressBar::new(assets.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut out = Vec::new();
+    for a in assets {
+        bar.set_message(format!("{} ({})", a.name, a.spec()));
+        let mut fetched = true;
+        let paths = fetch::fetch(a, &mut |e| match e {
+            FetchEvent::AlreadyPresent(_) => fetched = false,
+            FetchEvent::Running { command, .. } => bar.set_message(format!("{}: {command}", a.name)),
+            FetchEvent::Extracting(_) => bar.set_message(format!("{}: verifying and extracting", a.name)),
+            FetchEvent::Stored { .. } => {}
+        })?;
+        bar.inc(1);
+        let verb = if fetched { "fetched" } else { "already present" };
+        if json {
+            out.push(json!({
+                "name": a.name,
+                "status": verb,
+                "paths": paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            }));
+        } else {
+            bar.suspend(|| eprintln!("{:<16} {verb}", a.name));
+        }
+    }
+    bar.finish_and_clear();
+    if json {
+        println!("{}", json!({ "assets": out }));
+    }
+    Ok(())
+}
+
+fn path(name: Option<String>, file: Option<String>, json: bool) -> Result<(), AssetError> {
+    let p = match (name, file) {
+        (None, _) => fetch::home()?,
+        (Some(n), None) => fetch::asset_dir(fetch::lookup(&n)?)?,
+        (Some(n), Some(f)) => {
+            let a = fetch::lookup(&n)?;
+            let af = a.file(&f).ok_or_else(|| AssetError::UnknownFile {
+                asset: n.clone(),
+                file: f.clone(),
+            })?;
+            fetch::file_path(a, af)?
+        }
+    };
+    if json {
+        println!("{}", json!({ "path": p.display().to_string(), "exists": p.exists() }));
+    } else {
+        println!("{}", p.display());
+    }
+    Ok(())
+}

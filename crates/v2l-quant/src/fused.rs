@@ -1,0 +1,368 @@
+//! The fused CPU kernel: tiled GEMM inner products with a running selection.
+//!
+//! Work is split into tasks of (query block × codebook chunk). Each task walks
+//! its chunk in tiles of [`CODE_TILE`] codewords: one single-threaded SGEMM
+//! (`matrixmultiply`) writes `α·z·cᵀ` for the tile into a task-local buffer of
+//! at most [`QUERY_BLOCK`] × [`CODE_TILE`] floats, the squared norms are added,
+//! and each query row keeps its best candidates. The `T × K` distance matrix
+//! is never materialised. Tasks run on rayon; the chunk results are merged in
+//! codebook order, so ties go to the lowest index whatever the thread count.
+//!
+//! For squared L2, `‖z − c‖² = ‖z‖² + (‖c‖² − 2 z·c)`: the bracket is ranked
+//! and `‖z‖²` (f64) is added to the winners only.
+
+use std::collections::BinaryHeap;
+
+use rayon::prelude::*;
+
+use crate::{Metric, PreparedCodebook};
+
+/// Queries per block (rows of the GEMM's left operand).
+pub const QUERY_BLOCK: usize = 256;
+/// Codewords per tile (columns of one GEMM call).
+pub const CODE_TILE: usize = 1024;
+
+/// A per-query selection of the best `(score, index)` pairs (lower score wins).
+trait Selection: Send + Sized {
+    fn offer_tile(&mut self, scores: &[f32], base: u32);
+    fn merge(&mut self, later: Self);
+    /// Best first.
+    fn into_sorted(self) -> Vec<(f32, u32)>;
+}
+
+/// k = 1: the running minimum.
+#[derive(Clone)]
+struct Best1 {
+    score: f32,
+    index: u32,
+    seen: bool,
+}
+
+impl Best1 {
+    fn new() -> Self {
+        Self {
+            score: f32::INFINITY,
+            index: 0,
+            seen: false,
+        }
+    }
+}
+
+/// Minimum of a slice and the first position holding it (`None` if all NaN).
+#[inline]
+fn argmin(s: &[f32]) -> Option<(f32, usize)> {
+    const L: usize = 16;
+    let mut lanes = [f32::INFINITY; L];
+    let chunks = s.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..L {
+            if c[l] < lanes[l] {
+                lanes[l] = c[l];
+            }
+        }
+    }
+    let mut m = f32::INFINITY;
+    for &v in lanes.iter().chain(rest) {
+        if v < m {
+            m = v;
+        }
+    }
+    s.iter().position(|&v| v == m).map(|p| (m, p))
+}
+
+impl Selection for Best1 {
+    #[inline]
+    fn offer_tile(&mut self, scores: &[f32], base: u32) {
+        if let Some((m, p)) = argmin(scores) {
+            if !self.seen || m < self.score {
+                self.score = m;
+                self.index = base + p as u32;
+                self.seen = true;
+            }
+        }
+    }
+
+    fn merge(&mut self, later: Self) {
+        if later.seen && (!self.seen || later.score < self.score) {
+            *self = later;
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(f32, u32)> {
+        if self.seen {
+            vec![(self.score, self.index)]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Total order on `(score, index)`: lower score first, then lower index.
+#[derive(Clone, Copy, PartialEq)]
+struct Cand(f32, u32);
+
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// k > 1: a max-heap of the k best seen so far (its top is the worst kept).
+#[derive(Clone)]
+struct BestK {
+    k: usize,
+    heap: BinaryHeap<Cand>,
+}
+
+impl Selection for BestK {
+    #[inline]
+    fn offer_tile(&mut self, scores: &[f32], base: u32) {
+        let mut worst = if self.heap.len() == self.k {
+            self.heap.peek().map_or(f32::INFINITY, |c| c.0)
+        } else {
+            f32::INFINITY
+        };
+        for (p, &s) in scores.iter().enumerate() {
+            // Indices grow within a task, so an equal score never displaces.
+            if s < worst || (self.heap.len() < self.k && !s.is_nan()) {
+                self.heap.push(Cand(s, base + p as u32));
+                if self.heap.len() > self.k {
+                    self.heap.pop();
+                }
+                if self.heap.len() == self.k {
+                    worst = self.heap.peek().map_or(f32::INFINITY, |c| c.0);
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, later: Self) {
+        for c in later.heap {
+            self.heap.push(c);
+            if self.heap.len() > self.k {
+                self.heap.pop();
+            }
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(f32, u32)> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| (c.0, c.1))
+            .collect()
+    }
+}
+
+/// How many codebook chunks to split the work into so both cores have work
+/// even when there are few query blocks (e.g. one image, or one global query).
+fn chunk_count(query_blocks: usize, codes: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let want = (4 * threads).div_ceil(query_blocks.max(1));
+    want.clamp(1, codes.div_ceil(CODE_TILE).max(1))
+}
+
+/// Runs one task: queries `q` (rows × dim) against codewords `c0..c1`.
+fn run_task<S: Selection>(
+    cb: &PreparedCodebook,
+    q: &[f32],
+    c0: usize,
+    c1: usize,
+    metric: Metric,
+    make: &(impl Fn() -> S + Sync),
+) -> Vec<S> {
+    let dim = cb.dim();
+    let rows = q.len() / dim;
+    let mut sel: Vec<S> = (0..rows).map(|_| make()).collect();
+    let mut buf = vec![0.0f32; rows * CODE_TILE.min(c1 - c0)];
+    let mut widened = match cb.codebook().as_f32() {
+        Some(_) => Vec::new(),
+        None => vec![0.0f32; CODE_TILE.min(c1 - c0) * dim],
+    };
+    let norms = cb.sq_norms();
+    let alpha = match metric {
+        Metric::SquaredL2 => -2.0f32,
+        Metric::InnerProduct => -1.0f32,
+    };
+    let mut t0 = c0;
+    while t0 < c1 {
+        let n = CODE_TILE.min(c1 - t0);
+        let tile: &[f32] = match cb.codebook().as_f32() {
+            Some(all) => &all[t0 * dim..(t0 + n) * dim],
+            None => {
+                let w = &mut widened[..n * dim];
+                cb.codebook().rows_f32_into(t0, w);
+                w
+            }
+        };
+        let c = &mut buf[..rows * n];
+        // SAFETY: `q` holds rows×dim values (row stride dim), `tile` holds n×dim
+        // values read as the dim×n matrix cᵀ (row stride 1, column stride dim),
+        // and `c` holds rows×n values (row stride n). beta = 0, so `c` is only
+        // written. All strides and extents match the slices' lengths.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                dim,
+                n,
+                alpha,
+                q.as_ptr(),
+                dim as isize,
+                1,
+                tile.as_ptr(),
+                1,
+                dim as isize,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+        let tile_norms = &norms[t0..t0 + n];
+        for (r, s) in sel.iter_mut().enumerate() {
+            let row = &mut c[r * n..(r + 1) * n];
+            if metric == Metric::SquaredL2 {
+                for (v, &nrm) in row.iter_mut().zip(tile_norms) {
+                    *v += nrm;
+                }
+            }
+            s.offer_tile(row, t0 as u32);
+        }
+        t0 += n;
+    }
+    sel
+}
+
+fn search_with<S: Selection>(
+    cb: &PreparedCodebook,
+    queries: &[f32],
+    metric: Metric,
+    make: impl Fn() -> S + Sync,
+) -> Vec<Vec<(f32, u32)>> {
+    let dim = cb.dim();
+    let t = queries.len() / dim;
+    let k_rows = cb.len();
+    let qblocks = t.div_ceil(QUERY_BLOCK);
+    let chunks = chunk_count(qblocks, k_rows);
+    let chunk_len = k_rows.div_ceil(chunks);
+    let tasks: Vec<(usize, usize)> = (0..qblocks)
+        .flat_map(|b| (0..chunks).map(move |c| (b, c)))
+        .collect();
+    let mut parts: Vec<Vec<S>> = tasks
+        .par_iter()
+        .map(|&(b, c)| {
+            let r0 = b * QUERY_BLOCK;
+            let r1 = (r0 + QUERY_BLOCK).min(t);
+            let c0 = (c * chunk_len).min(k_rows);
+            let c1 = (c0 + chunk_len).min(k_rows);
+            run_task(cb, &queries[r0 * dim..r1 * dim], c0, c1, metric, &make)
+        })
+        .collect();
+    // Merge each block's chunks in codebook order (deterministic tie-break).
+    let mut out = Vec::with_capacity(t);
+    let mut it = parts.drain(..);
+    for _ in 0..qblocks {
+        let mut acc = match it.next() {
+            Some(first) => first,
+            None => break,
+        };
+        for _ in 1..chunks {
+            if let Some(later) = it.next() {
+                for (a, l) in acc.iter_mut().zip(later) {
+                    a.merge(l);
+                }
+            }
+        }
+        out.extend(acc.into_iter().map(Selection::into_sorted));
+    }
+    out
+}
+
+/// The `k` best codewords per query, best first (see [`crate::top_k`]).
+pub(crate) fn search(
+    cb: &PreparedCodebook,
+    queries: &[f32],
+    k: usize,
+    metric: Metric,
+) -> (Vec<u32>, Vec<f32>) {
+    let dim = cb.dim();
+    let ranked = if k == 1 {
+        search_with(cb, queries, metric, Best1::new)
+    } else {
+        search_with(cb, queries, metric, || BestK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        })
+    };
+    let mut indices = Vec::with_capacity(ranked.len() * k);
+    let mut scores = Vec::with_capacity(ranked.len() * k);
+    for (q, best) in queries.chunks_exact(dim).zip(ranked) {
+        let zz: f64 = q.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        for (s, j) in best {
+            indices.push(j);
+            scores.push(match metric {
+                Metric::SquaredL2 => (zz + f64::from(s)).max(0.0) as f32,
+                Metric::InnerProduct => -s,
+            });
+        }
+    }
+    (indices, scores)
+}
+
+/// Plain SGEMM of all queries against the whole codebook, split over rayon
+/// exactly as the fused kernel splits its work, writing the full `T × K`
+/// product. This is the ceiling the fused kernel is measured against; it is
+/// not part of any search.
+///
+/// `codebook` is row-major `[k_rows, dim]`, `queries` `[t, dim]`, `out`
+/// `[t, k_rows]`; lengths that do not fit are reported as an error.
+pub fn sgemm_ceiling(
+    codebook: &[f32],
+    dim: usize,
+    queries: &[f32],
+    out: &mut [f32],
+) -> crate::Result<()> {
+    let k_rows = crate::check_rows("codebook", codebook.len(), dim)?;
+    let t = crate::check_rows("queries", queries.len(), dim)?;
+    if out.len() != t * k_rows {
+        return Err(crate::QuantError::RaggedBuffer {
+            what: "output",
+            len: out.len(),
+            dim: k_rows,
+        });
+    }
+    let all = codebook;
+    out.par_chunks_mut(QUERY_BLOCK * k_rows)
+        .zip(queries.par_chunks(QUERY_BLOCK * dim))
+        .for_each(|(o, q)| {
+            let rows = q.len() / dim;
+            // SAFETY: `q` is rows×dim (row stride dim), `all` is read as the
+            // dim×k_rows matrix cᵀ, `o` is rows×k_rows (row stride k_rows).
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    dim,
+                    k_rows,
+                    1.0,
+                    q.as_ptr(),
+                    dim as isize,
+                    1,
+                    all.as_ptr(),
+                    1,
+                    dim as isize,
+                    0.0,
+                    o.as_mut_ptr(),
+                    k_rows as isize,
+                    1,
+                );
+            }
+        });
+    Ok(())
+}

