@@ -129,12 +129,20 @@ fn fetch_all(names: &[String], json: bool) -> Result<(), AssetError> {
         let mut fetched = true;
         let paths = fetch::fetch(a, &mut |e| match e {
             FetchEvent::AlreadyPresent(_) => fetched = false,
-            FetchEvent::Running { command, .. } => bar.set_message(format!("{}: {command}", a.name)),
-            FetchEvent::Extracting(_) => bar.set_message(format!("{}: verifying and extracting", a.name)),
+            FetchEvent::Running { command, .. } => {
+                bar.set_message(format!("{}: {command}", a.name))
+            }
+            FetchEvent::Extracting(_) => {
+                bar.set_message(format!("{}: verifying and extracting", a.name))
+            }
             FetchEvent::Stored { .. } => {}
         })?;
         bar.inc(1);
-        let verb = if fetched { "fetched" } else { "already present" };
+        let verb = if fetched {
+            "fetched"
+        } else {
+            "already present"
+        };
         if json {
             out.push(json!({
                 "name": a.name,
@@ -166,7 +174,10 @@ fn path(name: Option<String>, file: Option<String>, json: bool) -> Result<(), As
         }
     };
     if json {
-        println!("{}", json!({ "path": p.display().to_string(), "exists": p.exists() }));
+        println!(
+            "{}",
+            json!({ "path": p.display().to_string(), "exists": p.exists() })
+        );
     } else {
         println!("{}", p.display());
     }

@@ -25,13 +25,16 @@ fn sweep(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for &d in &[256usize, 768] {
         for &k in &[1_000usize, 32_000, 49_152, 100_000] {
-            let cb = PreparedCodebook::from_f32(data(k * d, 1), d).unwrap_or_else(|e| panic!("{e}"));
+            let cb =
+                PreparedCodebook::from_f32(data(k * d, 1), d).unwrap_or_else(|e| panic!("{e}"));
             for &t in &[256usize, 4096] {
                 let q = data(t * d, 2);
                 g.throughput(Throughput::Elements((2 * t * k * d) as u64));
-                g.bench_with_input(BenchmarkId::from_parameter(format!("T{t}/K{k}/d{d}")), &q, |b, q| {
-                    b.iter(|| black_box(nearest(&cb, q, d, Metric::SquaredL2)))
-                });
+                g.bench_with_input(
+                    BenchmarkId::from_parameter(format!("T{t}/K{k}/d{d}")),
+                    &q,
+                    |b, q| b.iter(|| black_box(nearest(&cb, q, d, Metric::SquaredL2))),
+                );
             }
         }
     }
@@ -44,9 +47,11 @@ fn sweep(c: &mut Criterion) {
         let cb = PreparedCodebook::from_f32(data(k * d, 3), d).unwrap_or_else(|e| panic!("{e}"));
         let q = data(d, 4);
         g.throughput(Throughput::Elements((2 * k * d) as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(format!("T1/K{k}/d{d}")), &q, |b, q| {
-            b.iter(|| black_box(top_k(&cb, q, d, 21, Metric::SquaredL2)))
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(format!("T1/K{k}/d{d}")),
+            &q,
+            |b, q| b.iter(|| black_box(top_k(&cb, q, d, 21, Metric::SquaredL2))),
+        );
     }
     g.finish();
 }

@@ -90,7 +90,10 @@ fn time<R>(repeats: usize, mut f: impl FnMut() -> R) -> ((f64, f64, f64), R) {
         times.push(s.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    ((times[times.len() / 2], times[0], times[times.len() - 1]), out)
+    (
+        (times[times.len() / 2], times[0], times[times.len() - 1]),
+        out,
+    )
 }
 
 fn report(a: &Args, name: &str, slug: &str, t: (f64, f64, f64), ids: &[i64]) -> Result<(), String> {
@@ -107,7 +110,11 @@ fn report(a: &Args, name: &str, slug: &str, t: (f64, f64, f64), ids: &[i64]) -> 
     Ok(())
 }
 
-fn burn_tensor_ops<B: Backend>(a: &Args, q: &[f32], c: &[f32]) -> Result<((f64, f64, f64), Vec<i64>), String> {
+fn burn_tensor_ops<B: Backend>(
+    a: &Args,
+    q: &[f32],
+    c: &[f32],
+) -> Result<((f64, f64, f64), Vec<i64>), String> {
     let dev = B::Device::default();
     let rows = Tensor::<B, 2>::from_data(TensorData::new(c.to_vec(), [a.k, a.d]), &dev);
     let cb = TensorCodebook::new(rows, Strategy::TensorOps).map_err(|e| e.to_string())?;
@@ -130,9 +137,14 @@ fn main() -> Result<(), String> {
 
     let prep = Instant::now();
     let cb = PreparedCodebook::from_f32(c.clone(), a.d).map_err(|e| e.to_string())?;
-    eprintln!("prepared codebook (norms) in {:.3} s", prep.elapsed().as_secs_f64());
+    eprintln!(
+        "prepared codebook (norms) in {:.3} s",
+        prep.elapsed().as_secs_f64()
+    );
 
-    let (t, hits) = time(a.repeats, || v2l_quant::nearest(&cb, &q, a.d, Metric::SquaredL2));
+    let (t, hits) = time(a.repeats, || {
+        v2l_quant::nearest(&cb, &q, a.d, Metric::SquaredL2)
+    });
     let hits = hits.map_err(|e| e.to_string())?;
     let ids: Vec<i64> = hits.indices.iter().map(|&i| i64::from(i)).collect();
     report(&a, "v2l fused", "v2l_fused", t, &ids)?;
@@ -156,7 +168,13 @@ fn main() -> Result<(), String> {
         })
         .collect();
     drop(out);
-    report(&a, "sgemm (matrixmultiply, ceiling)", "sgemm_ceiling", t, &ids)?;
+    report(
+        &a,
+        "sgemm (matrixmultiply, ceiling)",
+        "sgemm_ceiling",
+        t,
+        &ids,
+    )?;
 
     if !a.skip_burn {
         let (t, ids) = burn_tensor_ops::<NdArray>(&a, &q, &c)?;

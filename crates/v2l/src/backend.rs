@@ -100,15 +100,24 @@ mod tests {
     fn parses_device_names() {
         assert_eq!("cpu".parse::<DeviceKind>(), Ok(DeviceKind::Cpu));
         assert_eq!("CPU".parse::<DeviceKind>(), Ok(DeviceKind::Cpu));
-        assert!(matches!("tpu".parse::<DeviceKind>(), Err(DeviceError::Unknown(_))));
-        assert!(matches!("cuda:x".parse::<DeviceKind>(), Err(DeviceError::Unknown(_))));
+        assert!(matches!(
+            "tpu".parse::<DeviceKind>(),
+            Err(DeviceError::Unknown(_))
+        ));
+        assert!(matches!(
+            "cuda:x".parse::<DeviceKind>(),
+            Err(DeviceError::Unknown(_))
+        ));
         let cuda = "cuda:1".parse::<DeviceKind>();
         if cfg!(feature = "cuda") {
             assert_eq!(cuda, Ok(DeviceKind::Cuda(1)));
         } else {
             assert_eq!(
                 cuda,
-                Err(DeviceError::NotCompiled { device: "cuda:1".into(), feature: "cuda" })
+                Err(DeviceError::NotCompiled {
+                    device: "cuda:1".into(),
+                    feature: "cuda"
+                })
             );
         }
     }

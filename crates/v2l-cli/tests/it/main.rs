@@ -11,7 +11,12 @@ fn v2l() -> Command {
 fn assets_path_honours_v2l_home() {
     let home = tempfile::tempdir().unwrap();
     let out = v2l()
-        .args(["assets", "path", "fashion-mnist", "t10k-labels-idx1-ubyte.gz"])
+        .args([
+            "assets",
+            "path",
+            "fashion-mnist",
+            "t10k-labels-idx1-ubyte.gz",
+        ])
         .env("V2L_HOME", home.path())
         .output()
         .unwrap();
@@ -19,7 +24,10 @@ fn assets_path_honours_v2l_home() {
     let want = home
         .path()
         .join("assets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), want.display().to_string());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        want.display().to_string()
+    );
 }
 
 #[test]
@@ -40,18 +48,32 @@ fn assets_list_json_names_every_manifest_entry() {
         .collect();
     // The nine items of the project's ASSETS.md table (LPIPS split in two).
     for n in [
-        "llama2-vocab", "smollm2-135m", "fid-inception", "lpips-backbones", "lpips-linear",
-        "fashion-mnist", "mnist-digits", "clip-bpe", "photos",
+        "llama2-vocab",
+        "smollm2-135m",
+        "fid-inception",
+        "lpips-backbones",
+        "lpips-linear",
+        "fashion-mnist",
+        "mnist-digits",
+        "clip-bpe",
+        "photos",
     ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
     // An empty cache reports everything missing.
-    assert!(v["assets"].as_array().unwrap().iter().all(|a| a["state"] == "missing"));
+    assert!(v["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["state"] == "missing"));
 }
 
 #[test]
 fn unknown_asset_is_a_clear_error() {
-    let out = v2l().args(["assets", "fetch", "imagenet"]).output().unwrap();
+    let out = v2l()
+        .args(["assets", "fetch", "imagenet"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("unknown asset \"imagenet\""), "{err}");

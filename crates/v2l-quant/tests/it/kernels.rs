@@ -61,7 +61,15 @@ fn reference_matches_hand_computed_distances() {
     assert_eq!(r.indices, vec![2, 1, 0]);
     assert_eq!(r.scores, vec![2.0, 5.0, 8.0]);
     // Inner products 0, 14, 4 → order 1, 2, 0.
-    let r = top_k_with(Kernel::Reference, &cb, &[2.0, 2.0], 2, 3, Metric::InnerProduct).unwrap();
+    let r = top_k_with(
+        Kernel::Reference,
+        &cb,
+        &[2.0, 2.0],
+        2,
+        3,
+        Metric::InnerProduct,
+    )
+    .unwrap();
     assert_eq!(r.indices, vec![1, 2, 0]);
     assert_eq!(r.scores, vec![14.0, 4.0, 0.0]);
     assert_eq!(cb.sq_norms(), &[0.0, 25.0, 2.0]);
@@ -104,7 +112,10 @@ fn fused_nearest_matches_reference_across_shapes() {
             assert_eq!(f.indices.len(), t);
             assert_same_or_tie(&cb, &q, d, metric, &f.indices, &r.indices, 1);
             for (a, b) in f.scores.iter().zip(&r.scores) {
-                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{t}x{k}x{d} {metric:?}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                    "{t}x{k}x{d} {metric:?}: {a} vs {b}"
+                );
             }
         }
     }
@@ -164,7 +175,12 @@ fn ties_go_to_the_lowest_index() {
     let cb = PreparedCodebook::from_f32(rows, d).unwrap();
     let q = [1.0, 0.1, 0.0, 0.0, 0.0];
     for kernel in [Kernel::Reference, Kernel::Fused] {
-        assert_eq!(nearest_with(kernel, &cb, &q, d, Metric::SquaredL2).unwrap().indices, vec![1]);
+        assert_eq!(
+            nearest_with(kernel, &cb, &q, d, Metric::SquaredL2)
+                .unwrap()
+                .indices,
+            vec![1]
+        );
         let tk = top_k_with(kernel, &cb, &q, d, 3, Metric::SquaredL2).unwrap();
         assert_eq!(tk.indices, vec![1, 3, 4]);
     }
@@ -203,7 +219,10 @@ fn results_do_not_depend_on_the_thread_count() {
 fn f16_codebook_equals_its_widened_f32_copy() {
     let mut rng = StdRng::seed_from_u64(9);
     let (t, k, d) = (20, 2500, 40);
-    let h: Vec<f16> = randn(&mut rng, k * d).into_iter().map(f16::from_f32).collect();
+    let h: Vec<f16> = randn(&mut rng, k * d)
+        .into_iter()
+        .map(f16::from_f32)
+        .collect();
     let widened: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
     let cb16 = PreparedCodebook::new(Codebook::from_f16(h, d).unwrap()).unwrap();
     let cb32 = PreparedCodebook::from_f32(widened, d).unwrap();
@@ -231,37 +250,65 @@ fn bad_input_gives_typed_errors() {
     ));
     assert!(matches!(
         Codebook::from_f32(vec![1.0; 7], 2),
-        Err(QuantError::RaggedBuffer { what: "codebook", len: 7, dim: 2 })
+        Err(QuantError::RaggedBuffer {
+            what: "codebook",
+            len: 7,
+            dim: 2
+        })
     ));
     match PreparedCodebook::from_f32(vec![0.0, 1.0, f32::NAN, 2.0], 2) {
-        Err(QuantError::NonFinite { what: "codebook", row: 1, col: 0, value }) => {
+        Err(QuantError::NonFinite {
+            what: "codebook",
+            row: 1,
+            col: 0,
+            value,
+        }) => {
             assert!(value.is_nan())
         }
         other => panic!("expected NonFinite, got {other:?}"),
     }
     let cb = PreparedCodebook::from_f32(vec![0.0, 1.0, 1.0, 0.0], 2).unwrap();
     match nearest(&cb, &[0.0, 1.0, 0.0, f32::INFINITY], 2, Metric::SquaredL2) {
-        Err(QuantError::NonFinite { what: "queries", row: 1, col: 1, value }) => {
+        Err(QuantError::NonFinite {
+            what: "queries",
+            row: 1,
+            col: 1,
+            value,
+        }) => {
             assert!(value.is_infinite())
         }
         other => panic!("expected NonFinite, got {other:?}"),
     }
     assert_eq!(
         nearest(&cb, &[0.0, 1.0, 2.0], 3, Metric::SquaredL2).unwrap_err(),
-        QuantError::DimensionMismatch { queries: 3, codebook: 2 }
+        QuantError::DimensionMismatch {
+            queries: 3,
+            codebook: 2
+        }
     );
     assert_eq!(
         nearest(&cb, &[0.0, 1.0, 2.0], 2, Metric::SquaredL2).unwrap_err(),
-        QuantError::RaggedBuffer { what: "queries", len: 3, dim: 2 }
+        QuantError::RaggedBuffer {
+            what: "queries",
+            len: 3,
+            dim: 2
+        }
     );
     for k in [0, 3, MAX_TOP_K + 1] {
         assert_eq!(
             top_k(&cb, &[0.0, 1.0], 2, k, Metric::SquaredL2).unwrap_err(),
-            QuantError::InvalidK { k, rows: 2, limit: MAX_TOP_K }
+            QuantError::InvalidK {
+                k,
+                rows: 2,
+                limit: MAX_TOP_K
+            }
         );
     }
     // Empty input is not an error: no queries, no results.
     let empty = nearest(&cb, &[], 2, Metric::SquaredL2).unwrap();
     assert!(empty.indices.is_empty() && empty.scores.is_empty());
-    assert!(top_k(&cb, &[], 2, 2, Metric::SquaredL2).unwrap().indices.is_empty());
+    assert!(top_k(&cb, &[], 2, 2, Metric::SquaredL2)
+        .unwrap()
+        .indices
+        .is_empty());
 }

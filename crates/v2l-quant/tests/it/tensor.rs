@@ -37,12 +37,19 @@ fn search_matches_reference<B: Backend>() {
         let top = ids(top);
         let dist = dist.into_data().convert::<f32>().into_vec::<f32>().unwrap();
         for qi in 0..t {
-            let exact = exact_scores(&reference, &q[qi * d..(qi + 1) * d], Metric::SquaredL2).unwrap();
+            let exact =
+                exact_scores(&reference, &q[qi * d..(qi + 1) * d], Metric::SquaredL2).unwrap();
             let best = f64::from(want.scores[qi * 5]);
-            assert!((exact[near[qi] as usize] - best).abs() < 1e-5, "{strategy:?} nearest of {qi}");
+            assert!(
+                (exact[near[qi] as usize] - best).abs() < 1e-5,
+                "{strategy:?} nearest of {qi}"
+            );
             for r in 0..5 {
                 let w = f64::from(want.scores[qi * 5 + r]);
-                assert!((exact[top[qi * 5 + r] as usize] - w).abs() < 1e-5, "{strategy:?} top {qi}/{r}");
+                assert!(
+                    (exact[top[qi * 5 + r] as usize] - w).abs() < 1e-5,
+                    "{strategy:?} top {qi}/{r}"
+                );
                 assert!((f64::from(dist[qi * 5 + r]) - w).abs() < 1e-4 * w.max(1.0));
             }
         }
@@ -97,10 +104,20 @@ fn straight_through_gradients_follow_the_closed_form() {
     let loss = (st.output * w).sum() + (st.codes * u).sum();
     let grads = loss.backward();
     // dz = w exactly (identity through the straight-through estimator).
-    let gz = z.grad(&grads).unwrap().into_data().into_vec::<f32>().unwrap();
+    let gz = z
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .into_vec::<f32>()
+        .unwrap();
     assert_eq!(gz, w_v);
     // d rows: row 0 unused → 0; row 1 gets u[0] + u[1]; row 2 gets u[2].
-    let gr = rows.grad(&grads).unwrap().into_data().into_vec::<f32>().unwrap();
+    let gr = rows
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .into_vec::<f32>()
+        .unwrap();
     assert_eq!(gr, vec![0.0, 0.0, 2.5, 0.0, -3.0, 0.25]);
 }
 
@@ -113,17 +130,37 @@ fn qloss_of_the_official_form_has_the_expected_gradients() {
     let z = tensor::<B>(vec![0.8, 0.1, 0.2, 0.6], [2, 2], &dev).require_grad();
     let cb = TensorCodebook::new(rows.clone(), Strategy::HostKernel).unwrap();
     let st = cb.quantize(z.clone()).unwrap();
-    let commit = (st.codes.clone().detach() - z.clone()).powi_scalar(2).mean();
+    let commit = (st.codes.clone().detach() - z.clone())
+        .powi_scalar(2)
+        .mean();
     let codebook = (st.codes - z.clone().detach()).powi_scalar(2).mean();
     let loss = commit + codebook.mul_scalar(0.33);
     let grads = loss.backward();
     // n = 4 values. dz = 2(z − c)/n; d c[idx] = 0.33·2(c − z)/n.
     let z_v = [0.8f32, 0.1, 0.2, 0.6];
     let c_v = [1.0f32, 0.0, 0.0, 1.0];
-    let want_z: Vec<f32> = z_v.iter().zip(&c_v).map(|(z, c)| 2.0 * (z - c) / 4.0).collect();
-    let want_c: Vec<f32> = z_v.iter().zip(&c_v).map(|(z, c)| 0.33 * 2.0 * (c - z) / 4.0).collect();
-    let gz = z.grad(&grads).unwrap().into_data().into_vec::<f32>().unwrap();
-    let gc = rows.grad(&grads).unwrap().into_data().into_vec::<f32>().unwrap();
+    let want_z: Vec<f32> = z_v
+        .iter()
+        .zip(&c_v)
+        .map(|(z, c)| 2.0 * (z - c) / 4.0)
+        .collect();
+    let want_c: Vec<f32> = z_v
+        .iter()
+        .zip(&c_v)
+        .map(|(z, c)| 0.33 * 2.0 * (c - z) / 4.0)
+        .collect();
+    let gz = z
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .into_vec::<f32>()
+        .unwrap();
+    let gc = rows
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .into_vec::<f32>()
+        .unwrap();
     for (a, b) in gz.iter().zip(&want_z).chain(gc.iter().zip(&want_c)) {
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
@@ -137,24 +174,46 @@ fn tensor_bad_input_gives_typed_errors() {
     for strategy in [Strategy::HostKernel, Strategy::TensorOps] {
         let cb = TensorCodebook::new(rows.clone(), strategy).unwrap();
         assert_eq!(
-            cb.nearest(tensor::<B>(vec![0.0; 3], [1, 3], &dev)).unwrap_err(),
-            QuantError::DimensionMismatch { queries: 3, codebook: 2 }
+            cb.nearest(tensor::<B>(vec![0.0; 3], [1, 3], &dev))
+                .unwrap_err(),
+            QuantError::DimensionMismatch {
+                queries: 3,
+                codebook: 2
+            }
         );
         assert!(matches!(
             cb.nearest(tensor::<B>(vec![0.0, f32::NAN], [1, 2], &dev)),
-            Err(QuantError::NonFinite { what: "queries", row: 0, col: 1, .. })
+            Err(QuantError::NonFinite {
+                what: "queries",
+                row: 0,
+                col: 1,
+                ..
+            })
         ));
-        assert!(matches!(cb.top_k(tensor::<B>(vec![0.0; 2], [1, 2], &dev), 3), Err(QuantError::InvalidK { .. })));
+        assert!(matches!(
+            cb.top_k(tensor::<B>(vec![0.0; 2], [1, 2], &dev), 3),
+            Err(QuantError::InvalidK { .. })
+        ));
         let empty = cb.nearest(Tensor::<B, 2>::empty([0, 2], &dev)).unwrap();
         assert_eq!(empty.dims(), [0]);
     }
     assert!(matches!(
-        TensorCodebook::new(tensor::<B>(vec![0.0, f32::INFINITY], [1, 2], &dev), Strategy::TensorOps),
-        Err(QuantError::NonFinite { what: "codebook", .. })
+        TensorCodebook::new(
+            tensor::<B>(vec![0.0, f32::INFINITY], [1, 2], &dev),
+            Strategy::TensorOps
+        ),
+        Err(QuantError::NonFinite {
+            what: "codebook",
+            ..
+        })
     ));
     let bad: Tensor<B, 1, Int> = Tensor::from_data(TensorData::new(vec![0i64, 2], [2]), &dev);
     assert_eq!(
         straight_through(tensor::<B>(vec![0.0; 4], [2, 2], &dev), rows.clone(), bad).unwrap_err(),
-        QuantError::IndexOutOfRange { index: 2, position: 1, rows: 2 }
+        QuantError::IndexOutOfRange {
+            index: 2,
+            position: 1,
+            rows: 2
+        }
     );
 }

@@ -1,0 +1,22 @@
+//! Safe readers for the file formats the project shares across crates.
+//!
+//! - [`pickle`]: an allow-listed pickle VM that never executes pickle code (numpy arrays,
+//!   object arrays of `str`, torch tensor references, `argparse.Namespace`, TorchScript
+//!   objects);
+//! - [`npy`]: NumPy `.npy` files, versions 1–3, numeric, string and object arrays;
+//! - [`idx`]: IDX files (MNIST / Fashion-MNIST), plain or gzip-compressed;
+//! - [`torch_zip`]: tensors inside PyTorch zip archives (`torch.save` checkpoints and
+//!   TorchScript modules).
+//!
+//! All of them report failures as one [`ReadError`] enum and never panic on bad input.
+
+pub mod array;
+mod error;
+pub mod idx;
+pub mod npy;
+pub mod pickle;
+pub mod torch_zip;
+
+pub use array::{ArrayData, ByteOrder, Dtype, DtypeKind, NdArray};
+pub use error::{ReadError, Result};
+pub use pickle::{PickleValue, QualName, TorchDtype, TorchStorageRef, TorchTensorRef};
