@@ -271,8 +271,37 @@ def gen_torch_save():
         entry[name] = tensor_entry(t)
     expected["views.pth"] = entry
 
-    # Legacy (torch < 1.6) format, for the typed "unsupported legacy format" error.
-    torch.save({"x": torch.ones(2)}, path("legacy.pth"), _use_new_zipfile_serialization=False)
+
+
+def gen_torch_legacy():
+    # Legacy (non-zip, torch < 1.6) format: consecutive pickles, then the raw storages.
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4) - 2.5
+    obj = {
+        "base": base,
+        "transposed": base.t(),  # non-contiguous view of the same storage
+        "slice": base[1:, 1::2],  # storage offset + strides
+        "f16": torch.tensor([0.5, -1.5, 1024.0, 6.1035156e-05], dtype=torch.float16),
+        "f64": torch.tensor([[1e-300], [-2.5]], dtype=torch.float64),
+        "i64": torch.tensor([-(2**40), 5, 0], dtype=torch.int64),
+        "i32": torch.tensor([-7, 8], dtype=torch.int32),
+        "u8": torch.tensor([0, 200, 255], dtype=torch.uint8),
+        "bool": torch.tensor([True, False, True]),
+        "param": torch.nn.Parameter(torch.full((2, 2), 0.25)),
+        "nested": {"inner": {"w": torch.linspace(-1, 1, 5)}, "list": [torch.ones(2, 1)]},
+        "epoch": 3,
+    }
+    torch.save(obj, path("legacy.pth"), _use_new_zipfile_serialization=False)
+    loaded = torch.load(path("legacy.pth"), weights_only=True)
+    entry = {}
+    for name, t in [
+        ("base", loaded["base"]), ("transposed", loaded["transposed"]), ("slice", loaded["slice"]),
+        ("f16", loaded["f16"]), ("f64", loaded["f64"]), ("i64", loaded["i64"]),
+        ("i32", loaded["i32"]), ("u8", loaded["u8"]), ("bool", loaded["bool"]),
+        ("param", loaded["param"]), ("nested.inner.w", loaded["nested"]["inner"]["w"]),
+        ("nested.list.0", loaded["nested"]["list"][0]),
+    ]:
+        entry[name] = tensor_entry(t)
+    expected["legacy.pth"] = entry
 
 
 class TinyNet(torch.nn.Module):
@@ -325,6 +354,7 @@ def main():
     gen_pickles()
     gen_idx()
     gen_torch_save()
+    gen_torch_legacy()
     gen_torchscript()
     gen_golden()
     expected["_versions"] = {"numpy": np.__version__, "torch": torch.__version__, "python": sys.version.split()[0]}

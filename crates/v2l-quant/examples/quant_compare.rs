@@ -80,8 +80,11 @@ fn write_i64(path: &str, ids: &[i64]) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("{path}: {e}"))
 }
 
+/// Median, min and max seconds of the timed runs.
+type Timing = (f64, f64, f64);
+
 /// Runs `f` once untimed, then `repeats` timed; returns (median, min, max) and the last output.
-fn time<R>(repeats: usize, mut f: impl FnMut() -> R) -> ((f64, f64, f64), R) {
+fn time<R>(repeats: usize, mut f: impl FnMut() -> R) -> (Timing, R) {
     let mut out = f();
     let mut times = Vec::with_capacity(repeats);
     for _ in 0..repeats {
@@ -96,7 +99,7 @@ fn time<R>(repeats: usize, mut f: impl FnMut() -> R) -> ((f64, f64, f64), R) {
     )
 }
 
-fn report(a: &Args, name: &str, slug: &str, t: (f64, f64, f64), ids: &[i64]) -> Result<(), String> {
+fn report(a: &Args, name: &str, slug: &str, t: Timing, ids: &[i64]) -> Result<(), String> {
     let path = format!("{}/{slug}.i64", a.out_dir);
     write_i64(&path, ids)?;
     let gflops = 2.0 * (a.t * a.k * a.d) as f64 / t.0 / 1e9;
@@ -114,7 +117,7 @@ fn burn_tensor_ops<B: Backend>(
     a: &Args,
     q: &[f32],
     c: &[f32],
-) -> Result<((f64, f64, f64), Vec<i64>), String> {
+) -> Result<(Timing, Vec<i64>), String> {
     let dev = B::Device::default();
     let rows = Tensor::<B, 2>::from_data(TensorData::new(c.to_vec(), [a.k, a.d]), &dev);
     let cb = TensorCodebook::new(rows, Strategy::TensorOps).map_err(|e| e.to_string())?;

@@ -66,11 +66,11 @@ impl Codebook {
         let len = rows.len();
         if dim == 0 || len == 0 {
             return Err(QuantError::EmptyCodebook {
-                rows: if dim == 0 { 0 } else { len / dim },
+                rows: len.checked_div(dim).unwrap_or(0),
                 dim,
             });
         }
-        if len % dim != 0 {
+        if !len.is_multiple_of(dim) {
             return Err(QuantError::RaggedBuffer {
                 what: "codebook",
                 len,

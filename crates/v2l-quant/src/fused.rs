@@ -304,6 +304,14 @@ pub(crate) fn search(
     let mut indices = Vec::with_capacity(ranked.len() * k);
     let mut scores = Vec::with_capacity(ranked.len() * k);
     for (q, best) in queries.chunks_exact(dim).zip(ranked) {
+        if best.len() < k || best.iter().any(|(s, _)| !s.is_finite()) {
+            // Only when f32 scores overflowed (finite inputs beyond ~1e19):
+            // answer this query with the exact f64 kernel.
+            let (i, s) = crate::reference::search(cb, q, k, metric);
+            indices.extend(i);
+            scores.extend(s);
+            continue;
+        }
         let zz: f64 = q.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
         for (s, j) in best {
             indices.push(j);

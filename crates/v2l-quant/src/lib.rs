@@ -94,7 +94,7 @@ impl TopK {
 
 /// Number of rows in a flat buffer of `len` values of width `dim`.
 pub(crate) fn check_rows(what: &'static str, len: usize, dim: usize) -> Result<usize> {
-    if dim == 0 || len % dim != 0 {
+    if dim == 0 || !len.is_multiple_of(dim) {
         return Err(QuantError::RaggedBuffer { what, len, dim });
     }
     Ok(len / dim)
@@ -108,7 +108,7 @@ fn check_queries(cb: &PreparedCodebook, queries: &[f32], dim: usize) -> Result<u
             codebook: cb.dim(),
         });
     }
-    if queries.len() % dim != 0 {
+    if !queries.len().is_multiple_of(dim) {
         return Err(QuantError::RaggedBuffer {
             what: "queries",
             len: queries.len(),

@@ -125,10 +125,11 @@ pub enum ReadError {
         entry: String,
     },
 
-    /// The file uses PyTorch's legacy (pre-1.6, non-zip) serialization format.
+    /// The file uses the tar-based serialization format of the earliest PyTorch releases
+    /// (the later legacy non-zip format of torch < 1.6 is read).
     #[error(
-        "{file}: legacy (non-zip) PyTorch serialization format (torch < 1.6) is not supported; \
-         re-save it with a recent torch (`torch.save(torch.load(f), g)`)"
+        "{file}: tar-based PyTorch serialization format (earliest torch releases) is not \
+         supported; re-save it with a recent torch (`torch.save(torch.load(f), g)`)"
     )]
     LegacyTorchFormat {
         /// File being read.

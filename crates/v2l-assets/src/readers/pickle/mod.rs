@@ -20,8 +20,12 @@
 //!   `torch.Tensor` / `torch.nn.parameter.Parameter`), the storage classes
 //!   `torch.{Double,Float,Half,BFloat16,Long,Int,Short,Char,Byte,Bool}Storage` and
 //!   `torch.UntypedStorage` (only inside persistent ids
-//!   `('storage', <class>, key, location, numel)`), `torch.Size`, and bare references to
-//!   torch dtypes (`torch.float32`) → [`PickleValue::TorchTensor`] references (no data);
+//!   `('storage', <class>, key, location, numel)`, or the legacy (non-zip `torch.save`)
+//!   `('storage', <class>, root_key, location, root_numel, view_metadata)` whose
+//!   `view_metadata` is `None` or `(view_key, offset, numel)`: a tensor over such a view gets
+//!   the view's offset added to its storage offset, and a view pickled on its own reads as
+//!   its root storage), `torch.Size`, and bare references to torch dtypes (`torch.float32`)
+//!   → [`PickleValue::TorchTensor`] references (no data);
 //! - TorchScript helpers `torch.jit._pickle.restore_type_tag` and
 //!   `torch.jit._pickle.build_{int,double,bool,tensor}list`.
 //!
@@ -91,6 +95,13 @@ impl Unpickler {
 
     /// Decodes one pickle from `data` (trailing bytes after `STOP` are ignored, as Python does).
     pub fn load(&self, data: &[u8]) -> Result<PickleValue> {
+        self.load_prefix(data).map(|(value, _)| value)
+    }
+
+    /// Decodes the pickle at the start of `data` and returns it with the number of bytes it
+    /// took (up to and including `STOP`), for inputs holding several pickles back to back
+    /// (the legacy `torch.save` format).
+    pub fn load_prefix(&self, data: &[u8]) -> Result<(PickleValue, usize)> {
         vm::Vm::new(data, &self.name, &self.limits).run()
     }
 }

@@ -114,12 +114,13 @@ impl fmt::Display for TorchDtype {
 }
 
 /// A storage named by a persistent id `('storage', <StorageClass>, key, location, numel)`:
-/// the bytes live outside the pickle (in a PyTorch archive, entry `<prefix>/data/<key>`).
+/// the bytes live outside the pickle (in a PyTorch archive, entry `<prefix>/data/<key>`; in a
+/// legacy non-zip `torch.save` file, the storage section after the pickles).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TorchStorageRef {
     /// Element type of the storage.
     pub dtype: TorchDtype,
-    /// Storage key (the archive entry's file name).
+    /// Storage key (the archive entry's file name; in a legacy file, the root storage's key).
     pub key: String,
     /// Device it was saved from, e.g. `cpu` or `cuda:0` (informational).
     pub location: String,

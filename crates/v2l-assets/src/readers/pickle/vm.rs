@@ -82,7 +82,12 @@ enum Node {
         fortran: bool,
         data: Option<ArrayContent>,
     },
-    Storage(TorchStorageRef),
+    /// A storage from a persistent id; `view_offset` (elements) is non-zero only for a view
+    /// of a root storage named by a legacy (non-zip) `torch.save` persistent id.
+    Storage {
+        storage: TorchStorageRef,
+        view_offset: usize,
+    },
     Tensor(TorchTensorRef),
 }
 
@@ -103,7 +108,7 @@ impl Node {
             Node::Object { .. } => "object",
             Node::Dtype(_) => "numpy.dtype",
             Node::Array { .. } => "numpy.ndarray",
-            Node::Storage(_) => "torch storage",
+            Node::Storage { .. } => "torch storage",
             Node::Tensor(_) => "torch.Tensor",
         }
     }
@@ -413,7 +418,8 @@ impl<'a> Vm<'a> {
 
     // ----- main loop ----------------------------------------------------------------------
 
-    pub(super) fn run(mut self) -> Result<PickleValue> {
+    /// Runs to the `STOP` opcode; returns the value and the number of bytes consumed.
+    pub(super) fn run(mut self) -> Result<(PickleValue, usize)> {
         loop {
             self.op_pos = self.pos;
             if self.remaining() == 0 {
@@ -440,7 +446,8 @@ impl<'a> Vm<'a> {
                 }
                 b'.' => {
                     let id = self.pop()?;
-                    return self.finish(id);
+                    let value = self.finish(id)?;
+                    return Ok((value, self.pos));
                 }
                 b'(' => self.marks.push(self.stack.len()),
                 b'0' => {
@@ -1098,7 +1105,11 @@ impl<'a> Vm<'a> {
         if args.len() < 4 {
             return Err(self.malformed(format!("`{}` needs at least 4 arguments", g.name)));
         }
-        let Node::Storage(storage) = self.node(args[0])? else {
+        let Node::Storage {
+            storage,
+            view_offset,
+        } = self.node(args[0])?
+        else {
             return Err(self.malformed(format!(
                 "`{}`: first argument must be a storage (persistent id)",
                 g.name
@@ -1107,7 +1118,9 @@ impl<'a> Vm<'a> {
         let storage_offset = self
             .int_of(args[1])
             .and_then(|v| usize::try_from(v).ok())
-            .ok_or_else(|| self.malformed("tensor storage offset must be a non-negative int"))?;
+            .ok_or_else(|| self.malformed("tensor storage offset must be a non-negative int"))?
+            .checked_add(*view_offset)
+            .ok_or_else(|| self.malformed("tensor storage offset overflows"))?;
         let shape = self.usize_seq(args[2], "tensor size")?;
         let stride = self.usize_seq(args[3], "tensor stride")?;
         if shape.len() != stride.len() {
@@ -1125,36 +1138,74 @@ impl<'a> Vm<'a> {
         }))
     }
 
+    /// A text-like field of a persistent id: `str`, or Python 2 `str` (bytes) as UTF-8.
+    fn text_of(&self, id: Id) -> Option<String> {
+        match self.arena.get(id)? {
+            Node::Str(s) => Some(s.clone()),
+            Node::Bytes(b) => std::str::from_utf8(b).ok().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// A storage key: `str`, Python 2 `str` or `int`.
+    fn storage_key_of(&self, id: Id) -> Option<String> {
+        match self.arena.get(id)? {
+            Node::Int(i) => Some(i.to_string()),
+            _ => self.text_of(id),
+        }
+    }
+
+    /// Decodes `('storage', <StorageClass>, key, location, numel)` (zip format) or the legacy
+    /// `('storage', <StorageClass>, root_key, location, root_numel, view_metadata)` where
+    /// `view_metadata` is `None` or `(view_key, offset, numel)` (offset and numel in elements).
     fn persistent_load(&self, pid: Id) -> Result<Node> {
         let items = self.seq_of(pid);
         let parsed = (|| {
-            let [tag, class, key, location, numel] = items? else {
-                return None;
+            let (tag, class, key, location, numel, view) = match items? {
+                [tag, class, key, location, numel] => (tag, class, key, location, numel, None),
+                [tag, class, key, location, numel, view] => {
+                    (tag, class, key, location, numel, Some(*view))
+                }
+                _ => return None,
             };
-            if self.str_of(*tag)? != "storage" {
+            if self.text_of(*tag)? != "storage" {
                 return None;
             }
             let dtype = match self.global_of(*class)?.kind {
                 GlobalKind::TorchStorage(d) => d,
                 _ => return None,
             };
-            let key = match self.node(*key).ok()? {
-                Node::Str(s) => s.clone(),
-                Node::Int(i) => i.to_string(),
-                _ => return None,
-            };
-            let location = self.str_of(*location)?.to_string();
+            let key = self.storage_key_of(*key)?;
+            let location = self.text_of(*location)?;
             let numel = u64::try_from(self.int_of(*numel)?).ok()?;
-            Some(TorchStorageRef {
-                dtype,
-                key,
-                location,
-                numel,
+            let view_offset = match view.map(|v| (v, self.node(v))) {
+                None | Some((_, Ok(Node::None))) => 0,
+                Some((v, _)) => {
+                    let [_view_key, offset, size] = self.seq_of(v)? else {
+                        return None;
+                    };
+                    let offset = u64::try_from(self.int_of(*offset)?).ok()?;
+                    let size = u64::try_from(self.int_of(*size)?).ok()?;
+                    if offset.checked_add(size)? > numel {
+                        return None;
+                    }
+                    usize::try_from(offset).ok()?
+                }
+            };
+            Some(Node::Storage {
+                storage: TorchStorageRef {
+                    dtype,
+                    key,
+                    location,
+                    numel,
+                },
+                view_offset,
             })
         })();
-        parsed.map(Node::Storage).ok_or_else(|| {
+        parsed.ok_or_else(|| {
             self.unsupported(
-                "persistent id other than ('storage', <torch storage class>, key, location, numel)"
+                "persistent id other than ('storage', <torch storage class>, key, location, \
+                 numel[, view_metadata]) (or a storage view outside its root storage)"
                     .to_string(),
             )
         })
@@ -1413,7 +1464,7 @@ impl<'a> Vm<'a> {
                     "numpy array created by _reconstruct never received its state (BUILD)",
                 ))
             }
-            Node::Storage(s) => PickleValue::TorchStorage(s.clone()),
+            Node::Storage { storage, .. } => PickleValue::TorchStorage(storage.clone()),
             Node::Tensor(t) => PickleValue::TorchTensor(t.clone()),
         })
     }
