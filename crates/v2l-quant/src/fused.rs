@@ -161,12 +161,83 @@ impl Selection for BestK {
     }
 }
 
-/// How many codebook chunks to split the work into so both cores have work
-/// even when there are few query blocks (e.g. one image, or one global query).
-fn chunk_count(query_blocks: usize, codes: usize) -> usize {
+/// Task rows up to which scores are plain dot products instead of a GEMM.
+const GEMV_ROWS: usize = 2;
+
+/// `Σ a_i·b_i` with 16 independent accumulators (vectorised by the compiler).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0.0f32; L];
+    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..L {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `c = α · q · tileᵀ` for `rows` queries and `n` codewords of width `dim`.
+fn gemm_tile(
+    q: &[f32],
+    tile: &[f32],
+    c: &mut [f32],
+    rows: usize,
+    dim: usize,
+    n: usize,
+    alpha: f32,
+) {
+    // An invariant of the callers; checked because the GEMM below is unsafe.
+    assert!(q.len() >= rows * dim && tile.len() >= n * dim && c.len() >= rows * n);
+    // SAFETY: `q` holds rows×dim values (row stride dim), `tile` holds n×dim
+    // values read as the dim×n matrix cᵀ (row stride 1, column stride dim),
+    // and `c` holds rows×n values (row stride n). beta = 0, so `c` is only
+    // written. All strides and extents match the slices' lengths.
+    unsafe {
+        matrixmultiply::sgemm(
+            rows,
+            dim,
+            n,
+            alpha,
+            q.as_ptr(),
+            dim as isize,
+            1,
+            tile.as_ptr(),
+            1,
+            dim as isize,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// The work split for `t` queries against `codes` codewords: rows per query
+/// block and the number of codebook chunks, so every thread gets work even
+/// when there are few query blocks (one image, one global query) or a small
+/// codebook.
+fn split(t: usize, codes: usize) -> (usize, usize) {
     let threads = rayon::current_num_threads().max(1);
-    let want = (4 * threads).div_ceil(query_blocks.max(1));
-    want.clamp(1, codes.div_ceil(CODE_TILE).max(1))
+    let want = 4 * threads;
+    let qblocks = t.div_ceil(QUERY_BLOCK).max(1);
+    let chunks = want
+        .div_ceil(qblocks)
+        .clamp(1, codes.div_ceil(CODE_TILE).max(1));
+    if qblocks * chunks >= want {
+        return (QUERY_BLOCK, chunks);
+    }
+    // A small codebook cannot be split further: split the queries finer,
+    // down to 32 rows per block.
+    let qblock = t.div_ceil(want.div_ceil(chunks)).clamp(32, QUERY_BLOCK);
+    (qblock, chunks)
 }
 
 /// Runs one task: queries `q` (rows × dim) against codewords `c0..c1`.
@@ -203,27 +274,17 @@ fn run_task<S: Selection>(
             }
         };
         let c = &mut buf[..rows * n];
-        // SAFETY: `q` holds rows×dim values (row stride dim), `tile` holds n×dim
-        // values read as the dim×n matrix cᵀ (row stride 1, column stride dim),
-        // and `c` holds rows×n values (row stride n). beta = 0, so `c` is only
-        // written. All strides and extents match the slices' lengths.
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                dim,
-                n,
-                alpha,
-                q.as_ptr(),
-                dim as isize,
-                1,
-                tile.as_ptr(),
-                1,
-                dim as isize,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
+        if rows <= GEMV_ROWS {
+            // A GEMM would repack the whole tile for a row or two: plain dot
+            // products stream the codebook once instead.
+            for (r, out) in c.chunks_exact_mut(n).enumerate() {
+                let z = &q[r * dim..(r + 1) * dim];
+                for (o, code) in out.iter_mut().zip(tile.chunks_exact(dim)) {
+                    *o = alpha * dot(z, code);
+                }
+            }
+        } else {
+            gemm_tile(q, tile, c, rows, dim, n, alpha);
         }
         let tile_norms = &norms[t0..t0 + n];
         for (r, s) in sel.iter_mut().enumerate() {
@@ -249,8 +310,8 @@ fn search_with<S: Selection>(
     let dim = cb.dim();
     let t = queries.len() / dim;
     let k_rows = cb.len();
-    let qblocks = t.div_ceil(QUERY_BLOCK);
-    let chunks = chunk_count(qblocks, k_rows);
+    let (qblock, chunks) = split(t, k_rows);
+    let qblocks = t.div_ceil(qblock);
     let chunk_len = k_rows.div_ceil(chunks);
     let tasks: Vec<(usize, usize)> = (0..qblocks)
         .flat_map(|b| (0..chunks).map(move |c| (b, c)))
@@ -258,8 +319,8 @@ fn search_with<S: Selection>(
     let mut parts: Vec<Vec<S>> = tasks
         .par_iter()
         .map(|&(b, c)| {
-            let r0 = b * QUERY_BLOCK;
-            let r1 = (r0 + QUERY_BLOCK).min(t);
+            let r0 = b * qblock;
+            let r1 = (r0 + qblock).min(t);
             let c0 = (c * chunk_len).min(k_rows);
             let c1 = (c0 + chunk_len).min(k_rows);
             run_task(cb, &queries[r0 * dim..r1 * dim], c0, c1, metric, &make)
@@ -351,26 +412,7 @@ pub fn sgemm_ceiling(
         .zip(queries.par_chunks(QUERY_BLOCK * dim))
         .for_each(|(o, q)| {
             let rows = q.len() / dim;
-            // SAFETY: `q` is rows×dim (row stride dim), `all` is read as the
-            // dim×k_rows matrix cᵀ, `o` is rows×k_rows (row stride k_rows).
-            unsafe {
-                matrixmultiply::sgemm(
-                    rows,
-                    dim,
-                    k_rows,
-                    1.0,
-                    q.as_ptr(),
-                    dim as isize,
-                    1,
-                    all.as_ptr(),
-                    1,
-                    dim as isize,
-                    0.0,
-                    o.as_mut_ptr(),
-                    k_rows as isize,
-                    1,
-                );
-            }
+            gemm_tile(q, all, o, rows, dim, k_rows, 1.0);
         });
     Ok(())
 }

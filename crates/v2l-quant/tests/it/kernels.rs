@@ -99,6 +99,8 @@ fn fused_nearest_matches_reference_across_shapes() {
         (3, 1023, 33),
         (257, 1500, 13),
         (300, 2049, 9),
+        (256, 700, 20),
+        (70, 1000, 3),
         (1, 5000, 768),
         (40, 3000, 768),
     ] {
@@ -213,6 +215,18 @@ fn results_do_not_depend_on_the_thread_count() {
     let one = run(1);
     assert_eq!(run(2), one);
     assert_eq!(run(5), one);
+    // A small codebook: the queries are split finer instead.
+    let small = PreparedCodebook::from_f32(randn(&mut rng, 700 * d), d).unwrap();
+    let run_small = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| top_k(&small, &q, d, 3, Metric::SquaredL2).unwrap())
+    };
+    let one = run_small(1);
+    assert_eq!(run_small(2), one);
+    assert_eq!(run_small(7), one);
 }
 
 #[test]
