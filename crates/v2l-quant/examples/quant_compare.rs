@@ -1,5 +1,7 @@
 //! Times the Rust side of the quantizer comparison (`benches/compare/`):
-//! the fused kernel, plain SGEMM split the same way (the ceiling), and burn's
+//! the fused kernel (packed AVX2 microkernel where available, and the
+//! portable tiled kernel), plain SGEMM split like the portable kernel (the
+//! ceiling), and burn's
 //! tensor ops (`matmul` + `argmin`) on the NdArray and Flex CPU backends.
 //!
 //! ```text
@@ -15,7 +17,7 @@ use std::time::Instant;
 use burn::backend::{Flex, NdArray};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use v2l_quant::tensor::{Strategy, TensorCodebook};
-use v2l_quant::{fused, Metric, PreparedCodebook};
+use v2l_quant::{fused, Codebook, Layout, Metric, PreparedCodebook};
 
 struct Args {
     queries: String,
@@ -150,7 +152,30 @@ fn main() -> Result<(), String> {
     });
     let hits = hits.map_err(|e| e.to_string())?;
     let ids: Vec<i64> = hits.indices.iter().map(|&i| i64::from(i)).collect();
-    report(&a, "v2l fused", "v2l_fused", t, &ids)?;
+    let name = match cb.layout() {
+        Layout::PanelsF32 => "v2l fused (packed AVX2 microkernel)",
+        _ => "v2l fused",
+    };
+    report(&a, name, "v2l_fused", t, &ids)?;
+
+    if cb.layout() == Layout::PanelsF32 {
+        let portable = PreparedCodebook::new_row_major(
+            Codebook::from_f32(c.clone(), a.d).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let (t, hits) = time(a.repeats, || {
+            v2l_quant::nearest(&portable, &q, a.d, Metric::SquaredL2)
+        });
+        let hits = hits.map_err(|e| e.to_string())?;
+        let ids: Vec<i64> = hits.indices.iter().map(|&i| i64::from(i)).collect();
+        report(
+            &a,
+            "v2l fused (portable, matrixmultiply tiles)",
+            "v2l_fused_portable",
+            t,
+            &ids,
+        )?;
+    }
 
     let mut out = vec![0.0f32; a.t * a.k];
     let (t, r) = time(a.repeats, || fused::sgemm_ceiling(&c, a.d, &q, &mut out));

@@ -15,6 +15,8 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
+use crate::avx2::{self, MR};
+use crate::codebook::PANEL;
 use crate::{Metric, PreparedCodebook};
 
 /// Queries per block (rows of the GEMM's left operand).
@@ -249,11 +251,14 @@ fn run_task<S: Selection>(
     metric: Metric,
     make: &(impl Fn() -> S + Sync),
 ) -> Vec<S> {
+    if let Some(panels) = cb.panels() {
+        return run_task_packed(cb, panels, q, c0, c1, metric, make);
+    }
     let dim = cb.dim();
     let rows = q.len() / dim;
     let mut sel: Vec<S> = (0..rows).map(|_| make()).collect();
     let mut buf = vec![0.0f32; rows * CODE_TILE.min(c1 - c0)];
-    let mut widened = match cb.codebook().as_f32() {
+    let mut widened = match cb.as_f32() {
         Some(_) => Vec::new(),
         None => vec![0.0f32; CODE_TILE.min(c1 - c0) * dim],
     };
@@ -265,11 +270,11 @@ fn run_task<S: Selection>(
     let mut t0 = c0;
     while t0 < c1 {
         let n = CODE_TILE.min(c1 - t0);
-        let tile: &[f32] = match cb.codebook().as_f32() {
+        let tile: &[f32] = match cb.as_f32() {
             Some(all) => &all[t0 * dim..(t0 + n) * dim],
             None => {
                 let w = &mut widened[..n * dim];
-                cb.codebook().rows_f32_into(t0, w);
+                cb.rows_f32_into(t0, w);
                 w
             }
         };
@@ -301,6 +306,59 @@ fn run_task<S: Selection>(
     sel
 }
 
+/// Bytes of packed codebook panels kept hot in L2 while the query
+/// micro-panels stream past them.
+const L2_PANEL_BYTES: usize = 320 * 1024;
+
+/// [`run_task`] on a packed codebook: the AVX2 microkernel over (6 queries ×
+/// 16 codewords) blocks, a group of panels at a time.
+fn run_task_packed<S: Selection>(
+    cb: &PreparedCodebook,
+    panels: &[f32],
+    q: &[f32],
+    c0: usize,
+    c1: usize,
+    metric: Metric,
+    make: &(impl Fn() -> S + Sync),
+) -> Vec<S> {
+    let dim = cb.dim();
+    let rows = q.len() / dim;
+    let mut sel: Vec<S> = (0..rows).map(|_| make()).collect();
+    let packed_q = avx2::pack_queries(q, dim);
+    let micro_panels = rows.div_ceil(MR);
+    let (p0, p1) = (c0 / PANEL, c1.div_ceil(PANEL));
+    let group = (L2_PANEL_BYTES / (dim * PANEL * 4)).max(1);
+    let norms = cb.sq_norms();
+    let alpha = match metric {
+        Metric::SquaredL2 => -2.0f32,
+        Metric::InnerProduct => -1.0f32,
+    };
+    let mut out = [0.0f32; MR * PANEL];
+    let mut g0 = p0;
+    while g0 < p1 {
+        let g1 = (g0 + group).min(p1);
+        for m in 0..micro_panels {
+            let a = &packed_q[m * dim * MR..(m + 1) * dim * MR];
+            let live = MR.min(rows - m * MR);
+            for p in g0..g1 {
+                let first = p * PANEL;
+                let cols = PANEL.min(c1 - first);
+                let mut nrm = [0.0f32; PANEL];
+                if metric == Metric::SquaredL2 {
+                    nrm[..cols].copy_from_slice(&norms[first..first + cols]);
+                }
+                let b = &panels[p * dim * PANEL..(p + 1) * dim * PANEL];
+                avx2::micro(a, b, dim, alpha, &nrm, &mut out);
+                for (i, s) in sel[m * MR..m * MR + live].iter_mut().enumerate() {
+                    s.offer_tile(&out[i * PANEL..i * PANEL + cols], first as u32);
+                }
+            }
+        }
+        g0 = g1;
+    }
+    sel
+}
+
 fn search_with<S: Selection>(
     cb: &PreparedCodebook,
     queries: &[f32],
@@ -312,7 +370,8 @@ fn search_with<S: Selection>(
     let k_rows = cb.len();
     let (qblock, chunks) = split(t, k_rows);
     let qblocks = t.div_ceil(qblock);
-    let chunk_len = k_rows.div_ceil(chunks);
+    // Chunks start on panel boundaries (the packed kernel's unit).
+    let chunk_len = k_rows.div_ceil(chunks).next_multiple_of(PANEL);
     let tasks: Vec<(usize, usize)> = (0..qblocks)
         .flat_map(|b| (0..chunks).map(move |c| (b, c)))
         .collect();

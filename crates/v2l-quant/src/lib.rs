@@ -30,13 +30,14 @@
 //!
 //! Parallelism: rayon's global pool (`RAYON_NUM_THREADS`).
 
+mod avx2;
 mod codebook;
 mod error;
 pub mod fused;
 mod reference;
 pub mod tensor;
 
-pub use codebook::{Codebook, PreparedCodebook, Rows};
+pub use codebook::{packed_kernel_available, Codebook, Layout, PreparedCodebook, Rows};
 pub use error::{QuantError, Result};
 
 /// Largest `k` accepted by [`top_k`].

@@ -11,7 +11,7 @@ pub(crate) fn exact_scores(cb: &PreparedCodebook, query: &[f32], metric: Metric)
     let mut row = vec![0.0f32; dim];
     (0..cb.len())
         .map(|j| {
-            cb.codebook().rows_f32_into(j, &mut row);
+            cb.rows_f32_into(j, &mut row);
             match metric {
                 Metric::SquaredL2 => query
                     .iter()

@@ -8,7 +8,7 @@
 use half::f16;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use v2l_quant::{
-    exact_scores, nearest, nearest_with, top_k, top_k_with, Codebook, Kernel, Metric,
+    exact_scores, nearest, nearest_with, top_k, top_k_with, Codebook, Kernel, Layout, Metric,
     PreparedCodebook, QuantError, MAX_TOP_K,
 };
 
@@ -17,6 +17,20 @@ fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n)
         .map(|_| (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>())
         .collect()
+}
+
+/// The same codebook in every layout this CPU can search: packed panels for
+/// the AVX2 microkernel (when available) and row-major for the portable
+/// tiled kernel.
+fn layouts(values: Vec<f32>, d: usize) -> Vec<PreparedCodebook> {
+    let packed = PreparedCodebook::new(Codebook::from_f32(values.clone(), d).unwrap()).unwrap();
+    let row_major =
+        PreparedCodebook::new_row_major(Codebook::from_f32(values, d).unwrap()).unwrap();
+    assert_eq!(row_major.layout(), Layout::RowMajorF32);
+    if v2l_quant::packed_kernel_available() {
+        assert_eq!(packed.layout(), Layout::PanelsF32);
+    }
+    vec![packed, row_major]
 }
 
 fn normalise_rows(v: &mut [f32], d: usize) {
@@ -77,14 +91,15 @@ fn reference_matches_hand_computed_distances() {
 
 #[test]
 fn fused_matches_hand_computed_distances() {
-    let cb = PreparedCodebook::from_f32(vec![0.0, 0.0, 3.0, 4.0, 1.0, 1.0], 2).unwrap();
-    let r = top_k(&cb, &[2.0, 2.0, 3.0, 3.5], 2, 2, Metric::SquaredL2).unwrap();
-    // Second query (3, 3.5): distances 21.25, 0.25, 10.25.
-    assert_eq!(r.indices, vec![2, 1, 1, 2]);
-    assert_eq!(r.scores, vec![2.0, 5.0, 0.25, 10.25]);
-    let n = nearest(&cb, &[2.0, 2.0, 3.0, 3.5], 2, Metric::SquaredL2).unwrap();
-    assert_eq!(n.indices, vec![2, 1]);
-    assert_eq!(n.scores, vec![2.0, 0.25]);
+    for cb in layouts(vec![0.0, 0.0, 3.0, 4.0, 1.0, 1.0], 2) {
+        let r = top_k(&cb, &[2.0, 2.0, 3.0, 3.5], 2, 2, Metric::SquaredL2).unwrap();
+        // Second query (3, 3.5): distances 21.25, 0.25, 10.25.
+        assert_eq!(r.indices, vec![2, 1, 1, 2]);
+        assert_eq!(r.scores, vec![2.0, 5.0, 0.25, 10.25]);
+        let n = nearest(&cb, &[2.0, 2.0, 3.0, 3.5], 2, Metric::SquaredL2).unwrap();
+        assert_eq!(n.indices, vec![2, 1]);
+        assert_eq!(n.scores, vec![2.0, 0.25]);
+    }
 }
 
 /// Shapes chosen to hit the kernel's edges: d not a multiple of the SIMD
@@ -107,17 +122,18 @@ fn fused_nearest_matches_reference_across_shapes() {
         let cbv = randn(&mut rng, k * d);
         let mut q = randn(&mut rng, t * d);
         normalise_rows(&mut q, d);
-        let cb = PreparedCodebook::from_f32(cbv, d).unwrap();
-        for metric in [Metric::SquaredL2, Metric::InnerProduct] {
-            let f = nearest(&cb, &q, d, metric).unwrap();
-            let r = nearest_with(Kernel::Reference, &cb, &q, d, metric).unwrap();
-            assert_eq!(f.indices.len(), t);
-            assert_same_or_tie(&cb, &q, d, metric, &f.indices, &r.indices, 1);
-            for (a, b) in f.scores.iter().zip(&r.scores) {
-                assert!(
-                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                    "{t}x{k}x{d} {metric:?}: {a} vs {b}"
-                );
+        for cb in layouts(cbv.clone(), d) {
+            for metric in [Metric::SquaredL2, Metric::InnerProduct] {
+                let f = nearest(&cb, &q, d, metric).unwrap();
+                let r = nearest_with(Kernel::Reference, &cb, &q, d, metric).unwrap();
+                assert_eq!(f.indices.len(), t);
+                assert_same_or_tie(&cb, &q, d, metric, &f.indices, &r.indices, 1);
+                for (a, b) in f.scores.iter().zip(&r.scores) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{t}x{k}x{d} {metric:?}: {a} vs {b}"
+                    );
+                }
             }
         }
     }
@@ -133,19 +149,21 @@ fn fused_top_k_matches_reference() {
         (2, 4096, 768, 128),
         (3, 128, 5, 128),
     ] {
-        let cb = PreparedCodebook::from_f32(randn(&mut rng, k_rows * d), d).unwrap();
+        let values = randn(&mut rng, k_rows * d);
         let q = randn(&mut rng, t * d);
-        for metric in [Metric::SquaredL2, Metric::InnerProduct] {
-            let f = top_k(&cb, &q, d, k, metric).unwrap();
-            let r = top_k_with(Kernel::Reference, &cb, &q, d, k, metric).unwrap();
-            assert_eq!(f.indices.len(), t * k);
-            assert_same_or_tie(&cb, &q, d, metric, &f.indices, &r.indices, k);
-            // Scores are sorted best first.
-            for row in f.scores.chunks_exact(k) {
-                for w in row.windows(2) {
-                    match metric {
-                        Metric::SquaredL2 => assert!(w[0] <= w[1]),
-                        Metric::InnerProduct => assert!(w[0] >= w[1]),
+        for cb in layouts(values.clone(), d) {
+            for metric in [Metric::SquaredL2, Metric::InnerProduct] {
+                let f = top_k(&cb, &q, d, k, metric).unwrap();
+                let r = top_k_with(Kernel::Reference, &cb, &q, d, k, metric).unwrap();
+                assert_eq!(f.indices.len(), t * k);
+                assert_same_or_tie(&cb, &q, d, metric, &f.indices, &r.indices, k);
+                // Scores are sorted best first.
+                for row in f.scores.chunks_exact(k) {
+                    for w in row.windows(2) {
+                        match metric {
+                            Metric::SquaredL2 => assert!(w[0] <= w[1]),
+                            Metric::InnerProduct => assert!(w[0] >= w[1]),
+                        }
                     }
                 }
             }
@@ -158,11 +176,13 @@ fn large_codebook_matches_reference() {
     // K = 49,152 (SmolLM2's vocabulary) at a small width keeps the reference fast.
     let (t, k, d) = (6, 49_152, 24);
     let mut rng = StdRng::seed_from_u64(3);
-    let cb = PreparedCodebook::from_f32(randn(&mut rng, k * d), d).unwrap();
+    let values = randn(&mut rng, k * d);
     let q = randn(&mut rng, t * d);
-    let f = top_k(&cb, &q, d, 21, Metric::SquaredL2).unwrap();
-    let r = top_k_with(Kernel::Reference, &cb, &q, d, 21, Metric::SquaredL2).unwrap();
-    assert_same_or_tie(&cb, &q, d, Metric::SquaredL2, &f.indices, &r.indices, 21);
+    for cb in layouts(values.clone(), d) {
+        let f = top_k(&cb, &q, d, 21, Metric::SquaredL2).unwrap();
+        let r = top_k_with(Kernel::Reference, &cb, &q, d, 21, Metric::SquaredL2).unwrap();
+        assert_same_or_tie(&cb, &q, d, Metric::SquaredL2, &f.indices, &r.indices, 21);
+    }
 }
 
 #[test]
@@ -174,9 +194,11 @@ fn ties_go_to_the_lowest_index() {
     for r in [1, 3, 4] {
         rows[r * d..(r + 1) * d].copy_from_slice(&[1.0, 0.0, 0.0, 0.0, 0.0]);
     }
-    let cb = PreparedCodebook::from_f32(rows, d).unwrap();
     let q = [1.0, 0.1, 0.0, 0.0, 0.0];
-    for kernel in [Kernel::Reference, Kernel::Fused] {
+    for (cb, kernel) in layouts(rows, d)
+        .into_iter()
+        .flat_map(|cb| [Kernel::Reference, Kernel::Fused].map(|k| (cb.clone(), k)))
+    {
         assert_eq!(
             nearest_with(kernel, &cb, &q, d, Metric::SquaredL2)
                 .unwrap()
@@ -186,47 +208,50 @@ fn ties_go_to_the_lowest_index() {
         let tk = top_k_with(kernel, &cb, &q, d, 3, Metric::SquaredL2).unwrap();
         assert_eq!(tk.indices, vec![1, 3, 4]);
     }
-    let same = PreparedCodebook::from_f32(vec![0.5; 4096 * 3], 3).unwrap();
     let q = vec![0.1; 300 * 3];
-    let n = nearest(&same, &q, 3, Metric::SquaredL2).unwrap();
-    assert!(n.indices.iter().all(|&i| i == 0));
-    let tk = top_k(&same, &q[..3], 3, 4, Metric::SquaredL2).unwrap();
-    assert_eq!(tk.indices, vec![0, 1, 2, 3]);
+    for same in layouts(vec![0.5; 4096 * 3], 3) {
+        let n = nearest(&same, &q, 3, Metric::SquaredL2).unwrap();
+        assert!(n.indices.iter().all(|&i| i == 0));
+        let tk = top_k(&same, &q[..3], 3, 4, Metric::SquaredL2).unwrap();
+        assert_eq!(tk.indices, vec![0, 1, 2, 3]);
+    }
 }
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let mut rng = StdRng::seed_from_u64(5);
     let (t, k, d) = (300, 5000, 16);
-    let cb = PreparedCodebook::from_f32(randn(&mut rng, k * d), d).unwrap();
+    let values = randn(&mut rng, k * d);
     let q = randn(&mut rng, t * d);
-    let run = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                (
-                    nearest(&cb, &q, d, Metric::SquaredL2).unwrap(),
-                    top_k(&cb, &q, d, 21, Metric::SquaredL2).unwrap(),
-                )
-            })
-    };
-    let one = run(1);
-    assert_eq!(run(2), one);
-    assert_eq!(run(5), one);
-    // A small codebook: the queries are split finer instead.
-    let small = PreparedCodebook::from_f32(randn(&mut rng, 700 * d), d).unwrap();
-    let run_small = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| top_k(&small, &q, d, 3, Metric::SquaredL2).unwrap())
-    };
-    let one = run_small(1);
-    assert_eq!(run_small(2), one);
-    assert_eq!(run_small(7), one);
+    let small_values = randn(&mut rng, 700 * d);
+    for (cb, small) in layouts(values, d).into_iter().zip(layouts(small_values, d)) {
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    (
+                        nearest(&cb, &q, d, Metric::SquaredL2).unwrap(),
+                        top_k(&cb, &q, d, 21, Metric::SquaredL2).unwrap(),
+                    )
+                })
+        };
+        let one = run(1);
+        assert_eq!(run(2), one);
+        assert_eq!(run(5), one);
+        // A small codebook: the queries are split finer instead.
+        let run_small = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| top_k(&small, &q, d, 3, Metric::SquaredL2).unwrap())
+        };
+        let one = run_small(1);
+        assert_eq!(run_small(2), one);
+        assert_eq!(run_small(7), one);
+    }
 }
 
 #[test]
@@ -239,7 +264,8 @@ fn f16_codebook_equals_its_widened_f32_copy() {
         .collect();
     let widened: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
     let cb16 = PreparedCodebook::new(Codebook::from_f16(h, d).unwrap()).unwrap();
-    let cb32 = PreparedCodebook::from_f32(widened, d).unwrap();
+    // Same (portable, row-major) kernel on both sides.
+    let cb32 = PreparedCodebook::new_row_major(Codebook::from_f32(widened, d).unwrap()).unwrap();
     assert_eq!(cb16.sq_norms(), cb32.sq_norms());
     let q = randn(&mut rng, t * d);
     assert_eq!(
@@ -332,13 +358,14 @@ fn huge_finite_values_do_not_break_the_fused_kernel() {
     // ‖c‖² overflows f32 (1e20² = 1e40 > f32::MAX), so GEMM-form scores are
     // inf − inf = NaN; the exact f64 kernel must answer instead. Closed form:
     // the query (1, 0) is nearest to row 1 (1, 1) at squared distance 1.
-    let cb = PreparedCodebook::from_f32(vec![1e20, 1e20, 1.0, 1.0, -1e20, 0.0], 2).unwrap();
-    for kernel in [Kernel::Reference, Kernel::Fused] {
-        let n = nearest_with(kernel, &cb, &[1.0, 0.0], 2, Metric::SquaredL2).unwrap();
-        assert_eq!(n.indices, vec![1], "{kernel:?}");
-        assert_eq!(n.scores, vec![1.0], "{kernel:?}");
-        let t = top_k_with(kernel, &cb, &[1.0, 0.0], 2, 3, Metric::SquaredL2).unwrap();
-        // Exact distances: row 0 ≈ 2e40, row 2 ≈ 1e40.
-        assert_eq!(t.indices, vec![1, 2, 0], "{kernel:?}");
+    for cb in layouts(vec![1e20, 1e20, 1.0, 1.0, -1e20, 0.0], 2) {
+        for kernel in [Kernel::Reference, Kernel::Fused] {
+            let n = nearest_with(kernel, &cb, &[1.0, 0.0], 2, Metric::SquaredL2).unwrap();
+            assert_eq!(n.indices, vec![1], "{kernel:?}");
+            assert_eq!(n.scores, vec![1.0], "{kernel:?}");
+            let t = top_k_with(kernel, &cb, &[1.0, 0.0], 2, 3, Metric::SquaredL2).unwrap();
+            // Exact distances: row 0 ≈ 2e40, row 2 ≈ 1e40.
+            assert_eq!(t.indices, vec![1, 2, 0], "{kernel:?}");
+        }
     }
 }

@@ -1,0 +1,116 @@
+//! The AVX2 + FMA microkernel of the fused search (x86-64 only).
+//!
+//! One call scores a micro-panel of [`MR`] = 6 queries against one panel of
+//! 16 codewords over the full width `d`: 12 ymm accumulators (6 rows × 2 × 8
+//! lanes), one broadcast per query element and two loads per codeword
+//! element, then an epilogue `α·acc + ‖c‖²` straight from the registers. The
+//! codebook is packed once ([`crate::PreparedCodebook`], `[panel][d][16]`);
+//! queries are packed per task (`[micro-panel][d][6]`), so every load is
+//! sequential.
+
+use crate::codebook::PANEL;
+
+/// Queries per micro-panel.
+pub(crate) const MR: usize = 6;
+
+/// Packs row-major queries `[rows, dim]` into `[ceil(rows/MR)][dim][MR]`,
+/// zero-padding the last micro-panel.
+pub(crate) fn pack_queries(q: &[f32], dim: usize) -> Vec<f32> {
+    let rows = q.len() / dim;
+    let micro = rows.div_ceil(MR);
+    let mut out = vec![0.0f32; micro * dim * MR];
+    for (r, row) in q.chunks_exact(dim).enumerate() {
+        let (m, i) = (r / MR, r % MR);
+        let base = m * dim * MR + i;
+        for (k, &v) in row.iter().enumerate() {
+            out[base + k * MR] = v;
+        }
+    }
+    out
+}
+
+/// `out[i·16 + j] = α · (a_i · b_j) + norms[j]` for the 6 packed queries in
+/// `a` (`[dim][6]`) and the 16 packed codewords in `b` (`[dim][16]`).
+///
+/// Safe wrapper: checks the slice lengths, then runs the AVX2 kernel.
+/// Callers must only call it when [`crate::codebook::packed_kernel_available`]
+/// is true (the prepared codebook is packed only then).
+#[inline]
+pub(crate) fn micro(
+    a: &[f32],
+    b: &[f32],
+    dim: usize,
+    alpha: f32,
+    norms: &[f32; PANEL],
+    out: &mut [f32; MR * PANEL],
+) {
+    assert!(a.len() >= dim * MR && b.len() >= dim * PANEL);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the codebook is packed (and this function reached) only
+        // when the CPU reports AVX2 and FMA; the assert above bounds every
+        // read of `a` (dim·6 floats) and `b` (dim·16 floats); `out` and
+        // `norms` are fixed-size arrays.
+        unsafe { micro_avx2(a.as_ptr(), b.as_ptr(), dim, alpha, norms, out) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // Unreachable in practice (nothing is packed off x86-64); a plain
+        // loop keeps the function total.
+        for i in 0..MR {
+            for j in 0..PANEL {
+                let mut acc = 0.0f32;
+                for k in 0..dim {
+                    acc += a[k * MR + i] * b[k * PANEL + j];
+                }
+                out[i * PANEL + j] = alpha * acc + norms[j];
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro_avx2(
+    a: *const f32,
+    b: *const f32,
+    dim: usize,
+    alpha: f32,
+    norms: &[f32; PANEL],
+    out: &mut [f32; MR * PANEL],
+) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole body): the caller guarantees AVX2+FMA and that `a` and
+    // `b` point to at least dim·6 and dim·16 floats.
+    unsafe {
+        let mut c = [_mm256_setzero_ps(); 2 * MR];
+        let (mut pa, mut pb) = (a, b);
+        for _ in 0..dim {
+            let b0 = _mm256_loadu_ps(pb);
+            let b1 = _mm256_loadu_ps(pb.add(8));
+            macro_rules! row {
+                ($i:literal) => {
+                    let ai = _mm256_broadcast_ss(&*pa.add($i));
+                    c[2 * $i] = _mm256_fmadd_ps(ai, b0, c[2 * $i]);
+                    c[2 * $i + 1] = _mm256_fmadd_ps(ai, b1, c[2 * $i + 1]);
+                };
+            }
+            row!(0);
+            row!(1);
+            row!(2);
+            row!(3);
+            row!(4);
+            row!(5);
+            pa = pa.add(MR);
+            pb = pb.add(PANEL);
+        }
+        let al = _mm256_set1_ps(alpha);
+        let n0 = _mm256_loadu_ps(norms.as_ptr());
+        let n1 = _mm256_loadu_ps(norms.as_ptr().add(8));
+        let o = out.as_mut_ptr();
+        for i in 0..MR {
+            _mm256_storeu_ps(o.add(i * PANEL), _mm256_fmadd_ps(c[2 * i], al, n0));
+            _mm256_storeu_ps(o.add(i * PANEL + 8), _mm256_fmadd_ps(c[2 * i + 1], al, n1));
+        }
+    }
+}
