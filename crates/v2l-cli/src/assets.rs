@@ -48,6 +48,18 @@ fn state_name(s: FileState) -> &'static str {
     }
 }
 
+/// `1.4 MB`, `13.3 kB`, `512 B` (decimal units).
+fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
 pub fn run(cmd: AssetsCommand) -> Result<(), AssetError> {
     match cmd {
         AssetsCommand::List { verify, json } => list(verify, json),
@@ -89,10 +101,10 @@ fn list(verify: bool, json: bool) -> Result<(), AssetError> {
             }));
         } else {
             println!(
-                "{:<16} {:<9} {:>9.1} MB  {:<4} {:<45} {}",
+                "{:<16} {:<9} {:>9}  {:<4} {:<45} {}",
                 a.name,
                 state_name(worst),
-                a.size() as f64 / 1e6,
+                human_size(a.size()),
                 a.client.to_string(),
                 a.spec(),
                 a.description
