@@ -1,12 +1,12 @@
 //! The AVX2 + FMA microkernel of the fused search (x86-64 only).
 //!
-//! One call scores a micro-panel of [`MR`] = 6 queries against one panel of
-//! 16 codewords over the full width `d`: 12 ymm accumulators (6 rows × 2 × 8
-//! lanes), one broadcast per query element and two loads per codeword
-//! element, then an epilogue `α·acc + ‖c‖²` straight from the registers. The
-//! codebook is packed once ([`crate::PreparedCodebook`], `[panel][d][16]`);
-//! queries are packed per task (`[micro-panel][d][6]`), so every load is
-//! sequential.
+//! One call accumulates a micro-panel of [`MR`] = 6 queries against one
+//! panel of 16 codewords over a slice of `kc` elements of the width: 12 ymm
+//! accumulators (6 rows × 2 × 8 lanes), one broadcast per query element and
+//! two loads per codeword element. The codebook is packed once
+//! ([`crate::PreparedCodebook`], `[panel][d][16]`); queries are packed per
+//! task (`[micro-panel][d][6]`), so every load is sequential and a `kc`
+//! slice of either is contiguous.
 
 use crate::codebook::PANEL;
 
@@ -29,29 +29,23 @@ pub(crate) fn pack_queries(q: &[f32], dim: usize) -> Vec<f32> {
     out
 }
 
-/// `out[i·16 + j] = α · (a_i · b_j) + norms[j]` for the 6 packed queries in
-/// `a` (`[dim][6]`) and the 16 packed codewords in `b` (`[dim][16]`).
+/// Accumulates `acc[i·16 + j] (+)= a_i · b_j` over `kc` elements for the 6
+/// packed queries in `a` (`[kc][6]`) and the 16 packed codewords in `b`
+/// (`[kc][16]`); `init` starts from zero instead of `acc`.
 ///
 /// Safe wrapper: checks the slice lengths, then runs the AVX2 kernel.
 /// Callers must only call it when [`crate::codebook::packed_kernel_available`]
 /// is true (the prepared codebook is packed only then).
 #[inline]
-pub(crate) fn micro(
-    a: &[f32],
-    b: &[f32],
-    dim: usize,
-    alpha: f32,
-    norms: &[f32; PANEL],
-    out: &mut [f32; MR * PANEL],
-) {
-    assert!(a.len() >= dim * MR && b.len() >= dim * PANEL);
+pub(crate) fn micro(a: &[f32], b: &[f32], kc: usize, acc: &mut [f32; MR * PANEL], init: bool) {
+    assert!(a.len() >= kc * MR && b.len() >= kc * PANEL);
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the codebook is packed (and this function reached) only
         // when the CPU reports AVX2 and FMA; the assert above bounds every
-        // read of `a` (dim·6 floats) and `b` (dim·16 floats); `out` and
-        // `norms` are fixed-size arrays.
-        unsafe { micro_avx2(a.as_ptr(), b.as_ptr(), dim, alpha, norms, out) }
+        // read of `a` (kc·6 floats) and `b` (kc·16 floats); `acc` is a
+        // fixed-size array.
+        unsafe { micro_avx2(a.as_ptr(), b.as_ptr(), kc, acc, init) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -59,11 +53,11 @@ pub(crate) fn micro(
         // loop keeps the function total.
         for i in 0..MR {
             for j in 0..PANEL {
-                let mut acc = 0.0f32;
-                for k in 0..dim {
-                    acc += a[k * MR + i] * b[k * PANEL + j];
+                let mut sum = if init { 0.0 } else { acc[i * PANEL + j] };
+                for k in 0..kc {
+                    sum += a[k * MR + i] * b[k * PANEL + j];
                 }
-                out[i * PANEL + j] = alpha * acc + norms[j];
+                acc[i * PANEL + j] = sum;
             }
         }
     }
@@ -74,18 +68,23 @@ pub(crate) fn micro(
 unsafe fn micro_avx2(
     a: *const f32,
     b: *const f32,
-    dim: usize,
-    alpha: f32,
-    norms: &[f32; PANEL],
-    out: &mut [f32; MR * PANEL],
+    kc: usize,
+    acc: &mut [f32; MR * PANEL],
+    init: bool,
 ) {
     use std::arch::x86_64::*;
     // SAFETY (whole body): the caller guarantees AVX2+FMA and that `a` and
-    // `b` point to at least dim·6 and dim·16 floats.
+    // `b` point to at least kc·6 and kc·16 floats.
     unsafe {
+        let o = acc.as_mut_ptr();
         let mut c = [_mm256_setzero_ps(); 2 * MR];
+        if !init {
+            for (i, v) in c.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(o.add(i * 8));
+            }
+        }
         let (mut pa, mut pb) = (a, b);
-        for _ in 0..dim {
+        for _ in 0..kc {
             let b0 = _mm256_loadu_ps(pb);
             let b1 = _mm256_loadu_ps(pb.add(8));
             macro_rules! row {
@@ -104,13 +103,8 @@ unsafe fn micro_avx2(
             pa = pa.add(MR);
             pb = pb.add(PANEL);
         }
-        let al = _mm256_set1_ps(alpha);
-        let n0 = _mm256_loadu_ps(norms.as_ptr());
-        let n1 = _mm256_loadu_ps(norms.as_ptr().add(8));
-        let o = out.as_mut_ptr();
-        for i in 0..MR {
-            _mm256_storeu_ps(o.add(i * PANEL), _mm256_fmadd_ps(c[2 * i], al, n0));
-            _mm256_storeu_ps(o.add(i * PANEL + 8), _mm256_fmadd_ps(c[2 * i + 1], al, n1));
+        for (i, v) in c.iter().enumerate() {
+            _mm256_storeu_ps(o.add(i * 8), *v);
         }
     }
 }

@@ -306,12 +306,15 @@ fn run_task<S: Selection>(
     sel
 }
 
-/// Bytes of packed codebook panels kept hot in L2 while the query
-/// micro-panels stream past them.
-const L2_PANEL_BYTES: usize = 320 * 1024;
+/// Width slice per microkernel call: a 16-codeword panel slice of
+/// `KC × 16` floats (16 KiB) stays in L1 while the query micro-panels stream
+/// past it from L2.
+const KC: usize = 256;
+/// Panels whose partial sums are kept per pass over the width.
+const GROUP: usize = 4;
 
 /// [`run_task`] on a packed codebook: the AVX2 microkernel over (6 queries ×
-/// 16 codewords) blocks, a group of panels at a time.
+/// 16 codewords) blocks, blocked over the width so operands stay in cache.
 fn run_task_packed<S: Selection>(
     cb: &PreparedCodebook,
     panels: &[f32],
@@ -327,30 +330,46 @@ fn run_task_packed<S: Selection>(
     let packed_q = avx2::pack_queries(q, dim);
     let micro_panels = rows.div_ceil(MR);
     let (p0, p1) = (c0 / PANEL, c1.div_ceil(PANEL));
-    let group = (L2_PANEL_BYTES / (dim * PANEL * 4)).max(1);
     let norms = cb.sq_norms();
     let alpha = match metric {
         Metric::SquaredL2 => -2.0f32,
         Metric::InnerProduct => -1.0f32,
     };
-    let mut out = [0.0f32; MR * PANEL];
+    let mut acc = vec![[0.0f32; MR * PANEL]; micro_panels * GROUP];
     let mut g0 = p0;
     while g0 < p1 {
-        let g1 = (g0 + group).min(p1);
+        let g1 = (g0 + GROUP).min(p1);
+        let mut k0 = 0;
+        while k0 < dim {
+            let k1 = (k0 + KC).min(dim);
+            for (gi, p) in (g0..g1).enumerate() {
+                let b = &panels[(p * dim + k0) * PANEL..(p * dim + k1) * PANEL];
+                for m in 0..micro_panels {
+                    let a = &packed_q[(m * dim + k0) * MR..(m * dim + k1) * MR];
+                    avx2::micro(a, b, k1 - k0, &mut acc[m * GROUP + gi], k0 == 0);
+                }
+            }
+            k0 = k1;
+        }
+        // Epilogue: α·acc + ‖c‖², offered in codebook order per query.
         for m in 0..micro_panels {
-            let a = &packed_q[m * dim * MR..(m + 1) * dim * MR];
             let live = MR.min(rows - m * MR);
-            for p in g0..g1 {
+            for (gi, p) in (g0..g1).enumerate() {
                 let first = p * PANEL;
                 let cols = PANEL.min(c1 - first);
-                let mut nrm = [0.0f32; PANEL];
-                if metric == Metric::SquaredL2 {
-                    nrm[..cols].copy_from_slice(&norms[first..first + cols]);
+                let block = &mut acc[m * GROUP + gi];
+                for row in block.chunks_exact_mut(PANEL) {
+                    for (v, j) in row[..cols].iter_mut().zip(first..) {
+                        *v = alpha * *v
+                            + if metric == Metric::SquaredL2 {
+                                norms[j]
+                            } else {
+                                0.0
+                            };
+                    }
                 }
-                let b = &panels[p * dim * PANEL..(p + 1) * dim * PANEL];
-                avx2::micro(a, b, dim, alpha, &nrm, &mut out);
                 for (i, s) in sel[m * MR..m * MR + live].iter_mut().enumerate() {
-                    s.offer_tile(&out[i * PANEL..i * PANEL + cols], first as u32);
+                    s.offer_tile(&block[i * PANEL..i * PANEL + cols], first as u32);
                 }
             }
         }
