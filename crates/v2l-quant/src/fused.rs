@@ -27,17 +27,26 @@ pub const CODE_TILE: usize = 1024;
 /// A per-query selection of the best `(score, index)` pairs (lower score wins).
 trait Selection: Send + Sized {
     fn offer_tile(&mut self, scores: &[f32], base: u32);
+    /// One packed panel's scores (`scores.len() ≤ PANEL`), in codebook order.
+    #[inline]
+    fn offer_panel(&mut self, scores: &[f32], base: u32) {
+        self.offer_tile(scores, base);
+    }
     fn merge(&mut self, later: Self);
     /// Best first.
     fn into_sorted(self) -> Vec<(f32, u32)>;
 }
 
-/// k = 1: the running minimum.
+/// k = 1: the running minimum. Full packed panels update a lane-wise
+/// minimum (one compare-and-blend per lane, no scan); the lanes are folded
+/// into `(score, index)` by value, then index, before any merge.
 #[derive(Clone)]
 struct Best1 {
     score: f32,
     index: u32,
     seen: bool,
+    lane_score: [f32; PANEL],
+    lane_index: [u32; PANEL],
 }
 
 impl Best1 {
@@ -46,7 +55,25 @@ impl Best1 {
             score: f32::INFINITY,
             index: 0,
             seen: false,
+            lane_score: [f32::INFINITY; PANEL],
+            lane_index: [u32::MAX; PANEL],
         }
+    }
+
+    /// Folds the lane minima into `(score, index)`: lower score, then lower
+    /// index, wins.
+    fn settle(&mut self) {
+        for (&v, &i) in self.lane_score.iter().zip(&self.lane_index) {
+            if i != u32::MAX
+                && (!self.seen || v < self.score || (v == self.score && i < self.index))
+            {
+                self.score = v;
+                self.index = i;
+                self.seen = true;
+            }
+        }
+        self.lane_index = [u32::MAX; PANEL];
+        self.lane_score = [f32::INFINITY; PANEL];
     }
 }
 
@@ -85,13 +112,31 @@ impl Selection for Best1 {
         }
     }
 
-    fn merge(&mut self, later: Self) {
+    #[inline]
+    fn offer_panel(&mut self, scores: &[f32], base: u32) {
+        if let Ok(full) = <&[f32; PANEL]>::try_from(scores) {
+            for l in 0..PANEL {
+                // Strict: an equal later score keeps the lower index.
+                if full[l] < self.lane_score[l] {
+                    self.lane_score[l] = full[l];
+                    self.lane_index[l] = base + l as u32;
+                }
+            }
+        } else {
+            self.offer_tile(scores, base);
+        }
+    }
+
+    fn merge(&mut self, mut later: Self) {
+        self.settle();
+        later.settle();
         if later.seen && (!self.seen || later.score < self.score) {
             *self = later;
         }
     }
 
-    fn into_sorted(self) -> Vec<(f32, u32)> {
+    fn into_sorted(mut self) -> Vec<(f32, u32)> {
+        self.settle();
         if self.seen {
             vec![(self.score, self.index)]
         } else {
@@ -357,19 +402,17 @@ fn run_task_packed<S: Selection>(
             for (gi, p) in (g0..g1).enumerate() {
                 let first = p * PANEL;
                 let cols = PANEL.min(c1 - first);
-                let block = &mut acc[m * GROUP + gi];
-                for row in block.chunks_exact_mut(PANEL) {
-                    for (v, j) in row[..cols].iter_mut().zip(first..) {
-                        *v = alpha * *v
-                            + if metric == Metric::SquaredL2 {
-                                norms[j]
-                            } else {
-                                0.0
-                            };
-                    }
+                let mut nrm = [0.0f32; PANEL];
+                if metric == Metric::SquaredL2 {
+                    nrm[..cols].copy_from_slice(&norms[first..first + cols]);
                 }
+                let block = &mut acc[m * GROUP + gi];
                 for (i, s) in sel[m * MR..m * MR + live].iter_mut().enumerate() {
-                    s.offer_tile(&block[i * PANEL..i * PANEL + cols], first as u32);
+                    let row = &mut block[i * PANEL..(i + 1) * PANEL];
+                    for (v, &n) in row.iter_mut().zip(&nrm) {
+                        *v = alpha * *v + n;
+                    }
+                    s.offer_panel(&row[..cols], first as u32);
                 }
             }
         }
