@@ -115,11 +115,12 @@ impl Selection for Best1 {
     #[inline]
     fn offer_panel(&mut self, scores: &[f32], base: u32) {
         if let Ok(full) = <&[f32; PANEL]>::try_from(scores) {
-            for l in 0..PANEL {
+            let lanes = self.lane_score.iter_mut().zip(self.lane_index.iter_mut());
+            for ((best, idx), (&v, l)) in lanes.zip(full.iter().zip(0u32..)) {
                 // Strict: an equal later score keeps the lower index.
-                if full[l] < self.lane_score[l] {
-                    self.lane_score[l] = full[l];
-                    self.lane_index[l] = base + l as u32;
+                if v < *best {
+                    *best = v;
+                    *idx = base + l;
                 }
             }
         } else {
@@ -372,14 +373,41 @@ fn run_task_packed<S: Selection>(
     let dim = cb.dim();
     let rows = q.len() / dim;
     let mut sel: Vec<S> = (0..rows).map(|_| make()).collect();
-    let packed_q = avx2::pack_queries(q, dim);
-    let micro_panels = rows.div_ceil(MR);
-    let (p0, p1) = (c0 / PANEL, c1.div_ceil(PANEL));
     let norms = cb.sq_norms();
     let alpha = match metric {
         Metric::SquaredL2 => -2.0f32,
         Metric::InnerProduct => -1.0f32,
     };
+    if rows <= GEMV_ROWS {
+        // One or two queries: a 6-row microkernel would waste most of its
+        // work; stream each panel once per query instead (memory-bound).
+        for (z, s) in q.chunks_exact(dim).zip(sel.iter_mut()) {
+            for p in c0 / PANEL..c1.div_ceil(PANEL) {
+                let first = p * PANEL;
+                let cols = PANEL.min(c1 - first);
+                let mut acc = [0.0f32; PANEL];
+                let panel = &panels[p * dim * PANEL..(p + 1) * dim * PANEL];
+                for (&zk, bk) in z.iter().zip(panel.chunks_exact(PANEL)) {
+                    for (a, &b) in acc.iter_mut().zip(bk) {
+                        *a += zk * b;
+                    }
+                }
+                for (j, a) in acc.iter_mut().enumerate().take(cols) {
+                    *a = alpha * *a
+                        + if metric == Metric::SquaredL2 {
+                            norms[first + j]
+                        } else {
+                            0.0
+                        };
+                }
+                s.offer_panel(&acc[..cols], first as u32);
+            }
+        }
+        return sel;
+    }
+    let packed_q = avx2::pack_queries(q, dim);
+    let micro_panels = rows.div_ceil(MR);
+    let (p0, p1) = (c0 / PANEL, c1.div_ceil(PANEL));
     let mut acc = vec![[0.0f32; MR * PANEL]; micro_panels * GROUP];
     let mut g0 = p0;
     while g0 < p1 {
