@@ -1,13 +1,21 @@
-//! The fused CPU kernel: tiled GEMM inner products with a running selection.
+//! The fused CPU kernel: GEMM-style inner products with a running selection.
 //!
-//! Work is split into tasks of (query block × codebook chunk). Each task walks
-//! its chunk in tiles of [`CODE_TILE`] codewords: one single-threaded SGEMM
-//! (`matrixmultiply`) writes `α·z·cᵀ` for the tile into a task-local buffer of
-//! at most [`QUERY_BLOCK`] × [`CODE_TILE`] floats, the squared norms are added,
-//! and each query row keeps its best candidates. The `T × K` distance matrix
-//! is never materialised. Tasks run on rayon; the chunk results are merged in
-//! codebook order, so ties go to the lowest index whatever the thread count.
+//! Work is split into tasks of (query block × codebook chunk); tasks run on
+//! rayon and the chunk results are merged in codebook order, so ties go to
+//! the lowest index whatever the thread count. The `T × K` distance matrix is
+//! never materialised. Each task uses one of two inner kernels, chosen by the
+//! prepared codebook's layout:
 //!
+//! - **packed** ([`crate::Layout::PanelsF32`]): the queries are packed into
+//!   micro-panels of 6 and the AVX2+FMA microkernel scores 6 × 16 blocks,
+//!   blocked over the width (256 elements at a time) so a panel slice stays in L1; the
+//!   epilogue adds `‖c‖²` and k = 1 keeps a lane-wise running minimum.
+//! - **portable** (row-major f32 or f16): tiles of [`CODE_TILE`] codewords,
+//!   one single-threaded SGEMM (`matrixmultiply`) per tile into a task-local
+//!   buffer of at most [`QUERY_BLOCK`] × [`CODE_TILE`] floats, then the norms
+//!   are added and each query row keeps its best candidates.
+//!
+//! Tasks of one or two queries (the global branch) use dot products instead.
 //! For squared L2, `‖z − c‖² = ‖z‖² + (‖c‖² − 2 z·c)`: the bracket is ranked
 //! and `‖z‖²` (f64) is added to the winners only.
 
