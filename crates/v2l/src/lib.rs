@@ -17,12 +17,15 @@
 //!   (allow-listed pickle, `.npy`, IDX, `.pth`/TorchScript archives).
 //! - [`quant`]: nearest-codeword and top-k search (reference, fused CPU and
 //!   burn-generic kernels) and the straight-through quantisation op.
+//! - [`metrics`]: PSNR (RGB / Y), SSIM (as `piq`), the Fréchet distance
+//!   and codebook usage, matched against the reference tools.
 //! - [`backend`]: the burn backends this build supports and `--device` parsing.
 //!
 //! Cargo features: `cuda` and `wgpu` (off by default) add those backends;
 //! the default build is CPU-only.
 
 pub use v2l_assets as assets;
+pub use v2l_metrics as metrics;
 pub use v2l_quant as quant;
 
 pub mod backend;

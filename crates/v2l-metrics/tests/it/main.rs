@@ -1,0 +1,4 @@
+//! Integration tests of v2l-metrics (one binary).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod reference;
