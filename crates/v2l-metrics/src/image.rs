@@ -105,3 +105,21 @@ pub(crate) fn same_shape(a: &Image, b: &Image) -> Result<()> {
     }
     Ok(())
 }
+
+impl Image {
+    /// Decodes an image file (PNG or JPEG) into RGB values in [0, 1]
+    /// (8-bit and 16-bit sources; grey and alpha are converted to RGB).
+    ///
+    /// # Errors
+    /// [`MetricsError::Io`] when the file cannot be read or decoded.
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let img = ::image::open(path).map_err(|e| MetricsError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let rgb = img.to_rgb8();
+        let (w, h) = rgb.dimensions();
+        Self::from_hwc_u8(rgb.as_raw(), h as usize, w as usize, 3)
+    }
+}

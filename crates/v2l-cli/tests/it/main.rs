@@ -94,3 +94,90 @@ fn fetch_reports_a_missing_client() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("pip is not installed"), "{err}");
 }
+
+/// The chelsea pair of the metrics fixtures, as lossless PNGs; expected
+/// values from `crates/v2l-metrics/tests/fixtures/expected.json` (skimage,
+/// the Y formula and piq on the same pixels).
+fn chelsea_expected(key: &str) -> f64 {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../v2l-metrics/tests/fixtures");
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("expected.json")).unwrap())
+            .unwrap();
+    exp["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ref"] == "chelsea_ref.npy")
+        .unwrap()[key]
+        .as_f64()
+        .unwrap()
+}
+
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../v2l-metrics/tests/fixtures")
+}
+
+#[test]
+fn psnr_and_ssim_over_files_and_folders_match_the_reference_tools() {
+    let f = fixtures();
+    for (args, key) in [
+        (vec!["psnr"], "psnr_rgb"),
+        (vec!["psnr", "--y"], "psnr_y"),
+        (vec!["ssim"], "ssim_piq"),
+    ] {
+        for (a, b) in [
+            (f.join("ref/chelsea.png"), f.join("distorted/chelsea.png")),
+            (f.join("ref"), f.join("distorted")),
+        ] {
+            let out = v2l()
+                .args(&args)
+                .arg(&a)
+                .arg(&b)
+                .arg("--json")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let got = v["value"].as_f64().unwrap();
+            let want = chelsea_expected(key);
+            assert!((got - want).abs() < 1e-4, "{args:?}: {got} vs {want}");
+            assert_eq!(v["n"], 1);
+            assert_eq!(v["provenance"]["resolution"], serde_json::json!([64, 64]));
+        }
+    }
+}
+
+#[test]
+fn metric_inputs_that_do_not_pair_up_are_clear_errors() {
+    let f = fixtures();
+    let out = v2l()
+        .args(["psnr"])
+        .arg(f.join("ref"))
+        .arg(f.join("ref/chelsea.png"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("both be files or both be folders"));
+    let empty = tempfile::tempdir().unwrap();
+    let out = v2l()
+        .args(["ssim"])
+        .arg(f.join("ref"))
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no counterpart"));
+    let out = v2l()
+        .args(["ssim"])
+        .arg(f.join("expected.json"))
+        .arg(f.join("ref/chelsea.png"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read image"));
+}
