@@ -217,6 +217,25 @@ impl Selection for BestK {
     }
 }
 
+/// Scale of the inner product in a ranked score (lower wins): `‖c‖² − 2 z·c`
+/// for squared L2, `−z·c` for inner product.
+fn score_alpha(metric: Metric) -> f32 {
+    match metric {
+        Metric::SquaredL2 => -2.0,
+        Metric::InnerProduct => -1.0,
+    }
+}
+
+/// The term added to a packed panel's scaled products: `‖c‖²` of its
+/// `cols` live codewords for squared L2, zero otherwise (and for padding).
+fn panel_norms(metric: Metric, norms: &[f32], first: usize, cols: usize) -> [f32; PANEL] {
+    let mut nrm = [0.0f32; PANEL];
+    if metric == Metric::SquaredL2 {
+        nrm[..cols].copy_from_slice(&norms[first..first + cols]);
+    }
+    nrm
+}
+
 /// Task rows up to which scores are plain dot products instead of a GEMM.
 const GEMV_ROWS: usize = 2;
 
@@ -317,10 +336,7 @@ fn run_task<S: Selection>(
         None => vec![0.0f32; CODE_TILE.min(c1 - c0) * dim],
     };
     let norms = cb.sq_norms();
-    let alpha = match metric {
-        Metric::SquaredL2 => -2.0f32,
-        Metric::InnerProduct => -1.0f32,
-    };
+    let alpha = score_alpha(metric);
     let mut t0 = c0;
     while t0 < c1 {
         let n = CODE_TILE.min(c1 - t0);
@@ -382,10 +398,7 @@ fn run_task_packed<S: Selection>(
     let rows = q.len() / dim;
     let mut sel: Vec<S> = (0..rows).map(|_| make()).collect();
     let norms = cb.sq_norms();
-    let alpha = match metric {
-        Metric::SquaredL2 => -2.0f32,
-        Metric::InnerProduct => -1.0f32,
-    };
+    let alpha = score_alpha(metric);
     if rows <= GEMV_ROWS {
         // One or two queries: a 6-row microkernel would waste most of its
         // work; stream each panel once per query instead (memory-bound).
@@ -400,13 +413,9 @@ fn run_task_packed<S: Selection>(
                         *a += zk * b;
                     }
                 }
-                for (j, a) in acc.iter_mut().enumerate().take(cols) {
-                    *a = alpha * *a
-                        + if metric == Metric::SquaredL2 {
-                            norms[first + j]
-                        } else {
-                            0.0
-                        };
+                let nrm = panel_norms(metric, norms, first, cols);
+                for (a, &n) in acc.iter_mut().zip(&nrm) {
+                    *a = alpha * *a + n;
                 }
                 s.offer_panel(&acc[..cols], first as u32);
             }
@@ -438,10 +447,7 @@ fn run_task_packed<S: Selection>(
             for (gi, p) in (g0..g1).enumerate() {
                 let first = p * PANEL;
                 let cols = PANEL.min(c1 - first);
-                let mut nrm = [0.0f32; PANEL];
-                if metric == Metric::SquaredL2 {
-                    nrm[..cols].copy_from_slice(&norms[first..first + cols]);
-                }
+                let nrm = panel_norms(metric, norms, first, cols);
                 let block = &mut acc[m * GROUP + gi];
                 for (i, s) in sel[m * MR..m * MR + live].iter_mut().enumerate() {
                     let row = &mut block[i * PANEL..(i + 1) * PANEL];

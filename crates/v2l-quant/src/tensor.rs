@@ -41,6 +41,11 @@ pub fn is_host_backend<B: Backend>(device: &B::Device) -> bool {
 const TENSOR_CHUNK_ELEMS: usize = 1 << 24;
 
 /// A codebook `[K, d]` as a burn tensor, prepared once for repeated searches.
+///
+/// Memory: on the host path the rows live twice — as the burn tensor (kept
+/// for the differentiable gather of [`StraightThrough::codes`]) and as the
+/// prepared host copy the kernel searches. For inference-only use on a CPU,
+/// [`PreparedCodebook`] alone holds a single copy.
 #[derive(Debug, Clone)]
 pub struct TensorCodebook<B: Backend> {
     rows: Tensor<B, 2>,
