@@ -1,0 +1,616 @@
+//! The CLIP towers as burn modules.
+//!
+//! Both towers are built from canonical tensors (OpenAI naming and shapes, see
+//! [`crate::weights`]); PyTorch's `[out, in]` linear weights are transposed to
+//! burn's `[in, out]` once, at load.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{attention, embedding, linear};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::{Activation, TextConfig, TextPooling, VisionConfig};
+use crate::error::{ClipError, Result};
+use crate::weights::{Tower, WeightReader};
+
+/// Where a tower's parameters come from.
+pub(crate) trait ParamSource {
+    /// The canonical tensor `key` with canonical `shape`, flattened.
+    fn get(&mut self, tower: Tower, key: &str, shape: &[usize]) -> Result<Vec<f32>>;
+}
+
+impl ParamSource for WeightReader<'_> {
+    fn get(&mut self, tower: Tower, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.read(tower, key, shape)
+    }
+}
+
+/// Random parameters (for benchmarks and training from scratch): LayerNorm
+/// weights 1 and biases 0, everything else N(0, σ) with σ = 0.02 except the
+/// projections (width^-½), as CLIP's own initialisation roughly does.
+#[derive(Debug)]
+pub(crate) struct RandomParams {
+    rng: StdRng,
+}
+
+impl RandomParams {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+}
+
+impl ParamSource for RandomParams {
+    fn get(&mut self, _tower: Tower, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let n: usize = shape.iter().product();
+        let is_ln = key.contains("ln_");
+        if is_ln && key.ends_with("weight") {
+            return Ok(vec![1.0; n]);
+        }
+        if is_ln || key.ends_with("bias") {
+            return Ok(vec![0.0; n]);
+        }
+        let std = if key == "proj" || key == "text_projection" {
+            (shape.first().copied().unwrap_or(1) as f32).powf(-0.5)
+        } else {
+            0.02
+        };
+        // Box-Muller; quality is irrelevant, determinism matters.
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let u1: f32 = self.rng.random::<f32>().max(1e-12);
+            let u2: f32 = self.rng.random::<f32>();
+            let r = (-2.0 * u1.ln()).sqrt() * std;
+            out.push(r * (2.0 * std::f32::consts::PI * u2).cos());
+            if out.len() < n {
+                out.push(r * (2.0 * std::f32::consts::PI * u2).sin());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn tensor1<B: Backend>(data: Vec<f32>, n: usize, device: &B::Device) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(data, [n]), device)
+}
+
+fn tensor2<B: Backend>(data: Vec<f32>, r: usize, c: usize, device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(data, [r, c]), device)
+}
+
+/// Transpose a row-major `[rows, cols]` matrix on the host.
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
+/// A PyTorch `nn.Linear` (`weight` [out, in], `bias` [out]) as a burn
+/// [`Linear`] ([in, out]).
+fn load_linear<B: Backend>(
+    src: &mut dyn ParamSource,
+    tower: Tower,
+    name: &str,
+    d_in: usize,
+    d_out: usize,
+    device: &B::Device,
+) -> Result<Linear<B>> {
+    let w = src.get(tower, &format!("{name}.weight"), &[d_out, d_in])?;
+    let b = src.get(tower, &format!("{name}.bias"), &[d_out])?;
+    Ok(Linear {
+        weight: Param::from_tensor(tensor2(transpose(&w, d_out, d_in), d_in, d_out, device)),
+        bias: Some(Param::from_tensor(tensor1(b, d_out, device))),
+    })
+}
+
+fn load_layer_norm<B: Backend>(
+    src: &mut dyn ParamSource,
+    tower: Tower,
+    name: &str,
+    d: usize,
+    eps: f64,
+    device: &B::Device,
+) -> Result<LayerNorm<B>> {
+    let g = src.get(tower, &format!("{name}.weight"), &[d])?;
+    let b = src.get(tower, &format!("{name}.bias"), &[d])?;
+    let mut ln = LayerNormConfig::new(d).with_epsilon(eps).init(device);
+    ln.gamma = Param::from_tensor(tensor1(g, d, device));
+    ln.beta = Some(Param::from_tensor(tensor1(b, d, device)));
+    Ok(ln)
+}
+
+/// Multi-head self-attention with PyTorch's fused input projection
+/// (`in_proj_weight` = q, k, v stacked).
+#[derive(Module, Debug)]
+pub struct FusedAttention<B: Backend> {
+    /// q, k, v projection: [width, 3·width].
+    pub in_proj: Linear<B>,
+    /// Output projection.
+    pub out_proj: Linear<B>,
+    /// Number of heads.
+    pub heads: usize,
+}
+
+impl<B: Backend> FusedAttention<B> {
+    fn load(
+        src: &mut dyn ParamSource,
+        tower: Tower,
+        prefix: &str,
+        width: usize,
+        heads: usize,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let w = src.get(
+            tower,
+            &format!("{prefix}in_proj_weight"),
+            &[3 * width, width],
+        )?;
+        let b = src.get(tower, &format!("{prefix}in_proj_bias"), &[3 * width])?;
+        let in_proj = Linear {
+            weight: Param::from_tensor(tensor2(
+                transpose(&w, 3 * width, width),
+                width,
+                3 * width,
+                device,
+            )),
+            bias: Some(Param::from_tensor(tensor1(b, 3 * width, device))),
+        };
+        let out_proj = load_linear(
+            src,
+            tower,
+            &format!("{prefix}out_proj"),
+            width,
+            width,
+            device,
+        )?;
+        Ok(Self {
+            in_proj,
+            out_proj,
+            heads,
+        })
+    }
+
+    /// `x`: [batch, tokens, width] → same shape.
+    pub fn forward(&self, x: Tensor<B, 3>, causal: bool) -> Tensor<B, 3> {
+        let [n, t, w] = x.dims();
+        let h = self.heads;
+        let d = w / h;
+        let qkv = self.in_proj.forward(x);
+        let split = |i: usize| {
+            qkv.clone()
+                .slice([0..n, 0..t, i * w..(i + 1) * w])
+                .reshape([n, t, h, d])
+                .swap_dims(1, 2)
+        };
+        let (q, k, v) = (split(0), split(1), split(2));
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: causal,
+        };
+        let y = attention(q, k, v, None, None, options);
+        let y = y.swap_dims(1, 2).reshape([n, t, w]);
+        self.out_proj.forward(y)
+    }
+}
+
+/// One pre-LN transformer block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+#[derive(Module, Debug)]
+pub struct ResidualAttentionBlock<B: Backend> {
+    /// Pre-attention LayerNorm.
+    pub ln_1: LayerNorm<B>,
+    /// Self-attention.
+    pub attn: FusedAttention<B>,
+    /// Pre-MLP LayerNorm.
+    pub ln_2: LayerNorm<B>,
+    /// MLP up-projection (4× width).
+    pub c_fc: Linear<B>,
+    /// MLP down-projection.
+    pub c_proj: Linear<B>,
+    /// MLP activation.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl<B: Backend> ResidualAttentionBlock<B> {
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        src: &mut dyn ParamSource,
+        tower: Tower,
+        layer: usize,
+        width: usize,
+        hidden: usize,
+        heads: usize,
+        activation: Activation,
+        eps: f64,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let p = format!("transformer.resblocks.{layer}.");
+        Ok(Self {
+            ln_1: load_layer_norm(src, tower, &format!("{p}ln_1"), width, eps, device)?,
+            attn: FusedAttention::load(src, tower, &format!("{p}attn."), width, heads, device)?,
+            ln_2: load_layer_norm(src, tower, &format!("{p}ln_2"), width, eps, device)?,
+            c_fc: load_linear(src, tower, &format!("{p}mlp.c_fc"), width, hidden, device)?,
+            c_proj: load_linear(src, tower, &format!("{p}mlp.c_proj"), hidden, width, device)?,
+            activation,
+        })
+    }
+
+    /// `x`: [batch, tokens, width] → same shape.
+    pub fn forward(&self, x: Tensor<B, 3>, causal: bool) -> Tensor<B, 3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), causal);
+        let h = self.c_fc.forward(self.ln_2.forward(x.clone()));
+        let h = match self.activation {
+            Activation::QuickGelu => h.clone() * sigmoid(h * 1.702),
+            Activation::Gelu => gelu(h),
+        };
+        x + self.c_proj.forward(h)
+    }
+}
+
+/// What a tower returns besides its embedding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// Also return the per-layer hidden states (index 0 = the input of the
+    /// first block, index i = the output of block i), as HF's
+    /// `output_hidden_states`.
+    pub hidden_states: bool,
+    /// Vision only: also return `ln_post(patch tokens) @ proj` (the V2L
+    /// variant of CLIP returns these as its second output).
+    pub patch_tokens: bool,
+}
+
+/// The vision tower's outputs.
+#[derive(Debug, Clone)]
+pub struct VisionOutput<B: Backend> {
+    /// `ln_post(cls) @ proj`: [batch, output_dim]; not normalised.
+    pub embeds: Tensor<B, 2>,
+    /// `ln_post(cls)`: [batch, width] (HF's `pooler_output`).
+    pub pooled: Tensor<B, 2>,
+    /// `ln_post(patches) @ proj`: [batch, grid², output_dim], if asked.
+    pub patch_embeds: Option<Tensor<B, 3>>,
+    /// [batch, tokens, width] per layer (layers + 1 entries), if asked.
+    pub hidden_states: Vec<Tensor<B, 3>>,
+}
+
+/// OpenAI CLIP's `VisionTransformer`.
+#[derive(Module, Debug)]
+pub struct VisionTransformer<B: Backend> {
+    /// The patch convolution (no bias) as a matrix: [3·patch², width].
+    pub patch_embed: Param<Tensor<B, 2>>,
+    /// Class token: [width].
+    pub class_embedding: Param<Tensor<B, 1>>,
+    /// Positional embedding: [1 + grid², width].
+    pub positional_embedding: Param<Tensor<B, 2>>,
+    /// LayerNorm before the blocks.
+    pub ln_pre: LayerNorm<B>,
+    /// The residual blocks.
+    pub blocks: Vec<ResidualAttentionBlock<B>>,
+    /// LayerNorm after the blocks.
+    pub ln_post: LayerNorm<B>,
+    /// Output projection: [width, output_dim].
+    pub proj: Param<Tensor<B, 2>>,
+    /// Input side in pixels.
+    pub input_resolution: usize,
+    /// Patch side in pixels.
+    pub patch_size: usize,
+}
+
+impl<B: Backend> VisionTransformer<B> {
+    pub(crate) fn load(
+        src: &mut dyn ParamSource,
+        c: &VisionConfig,
+        device: &B::Device,
+    ) -> Result<Self> {
+        c.validate()?;
+        let t = Tower::Vision;
+        let (w, p) = (c.width, c.patch_size);
+        let conv = src.get(t, "conv1.weight", &[w, 3, p, p])?;
+        let tokens = c.num_tokens();
+        let blocks = (0..c.layers)
+            .map(|i| {
+                ResidualAttentionBlock::load(
+                    src,
+                    t,
+                    i,
+                    w,
+                    c.mlp_width(),
+                    c.heads,
+                    c.activation,
+                    c.layer_norm_eps,
+                    device,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            patch_embed: Param::from_tensor(tensor2(
+                transpose(&conv, w, 3 * p * p),
+                3 * p * p,
+                w,
+                device,
+            )),
+            class_embedding: Param::from_tensor(tensor1(
+                src.get(t, "class_embedding", &[w])?,
+                w,
+                device,
+            )),
+            positional_embedding: Param::from_tensor(tensor2(
+                src.get(t, "positional_embedding", &[tokens, w])?,
+                tokens,
+                w,
+                device,
+            )),
+            ln_pre: load_layer_norm(src, t, "ln_pre", w, c.layer_norm_eps, device)?,
+            blocks,
+            ln_post: load_layer_norm(src, t, "ln_post", w, c.layer_norm_eps, device)?,
+            proj: Param::from_tensor(tensor2(
+                src.get(t, "proj", &[w, c.output_dim])?,
+                w,
+                c.output_dim,
+                device,
+            )),
+            input_resolution: c.input_resolution,
+            patch_size: p,
+        })
+    }
+
+    /// Load from a weight file (every tensor's shape is checked).
+    pub fn from_weights(
+        reader: &mut WeightReader<'_>,
+        c: &VisionConfig,
+        device: &B::Device,
+    ) -> Result<Self> {
+        Self::load(reader, c, device)
+    }
+
+    /// Images `[batch, 3, R, R]` (CLIP-normalised, R = input resolution) →
+    /// outputs. Fails on any other shape.
+    pub fn forward(&self, images: Tensor<B, 4>, options: OutputOptions) -> Result<VisionOutput<B>> {
+        let [n, ch, hgt, wid] = images.dims();
+        let r = self.input_resolution;
+        if ch != 3 || hgt != r || wid != r || n == 0 {
+            return Err(ClipError::InvalidInput(format!(
+                "vision tower expects images [batch ≥ 1, 3, {r}, {r}], got [{n}, {ch}, {hgt}, {wid}]"
+            )));
+        }
+        let p = self.patch_size;
+        let g = r / p;
+        let [_, width] = self.positional_embedding.dims();
+        // Patchify: [n,3,g,p,g,p] → [n,g,g,3,p,p] → [n, g², 3p²], matching the
+        // conv weight's (c, kh, kw) flattening.
+        let patches = images
+            .reshape([n, 3, g, p, g, p])
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([n, g * g, 3 * p * p]);
+        let x = linear(patches, self.patch_embed.val(), None);
+        let cls = self
+            .class_embedding
+            .val()
+            .reshape([1, 1, width])
+            .expand([n, 1, width]);
+        let x = Tensor::cat(vec![cls, x], 1) + self.positional_embedding.val().unsqueeze::<3>();
+        let mut x = self.ln_pre.forward(x);
+        let mut hidden = Vec::new();
+        if options.hidden_states {
+            hidden.push(x.clone());
+        }
+        for block in &self.blocks {
+            x = block.forward(x, false);
+            if options.hidden_states {
+                hidden.push(x.clone());
+            }
+        }
+        let tokens = g * g + 1;
+        let pooled = self
+            .ln_post
+            .forward(x.clone().slice([0..n, 0..1, 0..width]))
+            .reshape([n, width]);
+        let embeds = pooled.clone().matmul(self.proj.val());
+        let patch_embeds = options.patch_tokens.then(|| {
+            let patches = self.ln_post.forward(x.slice([0..n, 1..tokens, 0..width]));
+            linear(patches, self.proj.val(), None)
+        });
+        Ok(VisionOutput {
+            embeds,
+            pooled,
+            patch_embeds,
+            hidden_states: hidden,
+        })
+    }
+}
+
+/// The text tower's outputs.
+#[derive(Debug, Clone)]
+pub struct TextOutput<B: Backend> {
+    /// `ln_final(x)[pool] @ text_projection`: [batch, output_dim]; not normalised.
+    pub embeds: Tensor<B, 2>,
+    /// `ln_final(x)`: [batch, tokens, width] (HF's `last_hidden_state`).
+    pub last_hidden: Tensor<B, 3>,
+    /// [batch, tokens, width] per layer (layers + 1 entries), if asked.
+    pub hidden_states: Vec<Tensor<B, 3>>,
+    /// The pooled position of each row.
+    pub pooled_positions: Vec<usize>,
+}
+
+/// OpenAI CLIP's text transformer (token + positional embedding, causal
+/// blocks, `ln_final`, pooling, `text_projection`).
+#[derive(Module, Debug)]
+pub struct TextTransformer<B: Backend> {
+    /// Token embedding: [vocab, width].
+    pub token_embedding: Param<Tensor<B, 2>>,
+    /// Positional embedding: [context, width].
+    pub positional_embedding: Param<Tensor<B, 2>>,
+    /// The residual blocks (causal).
+    pub blocks: Vec<ResidualAttentionBlock<B>>,
+    /// Final LayerNorm.
+    pub ln_final: LayerNorm<B>,
+    /// Output projection: [width, output_dim].
+    pub text_projection: Param<Tensor<B, 2>>,
+    /// Pooling rule.
+    #[module(skip)]
+    pub pooling: TextPooling,
+}
+
+impl<B: Backend> TextTransformer<B> {
+    pub(crate) fn load(
+        src: &mut dyn ParamSource,
+        c: &TextConfig,
+        device: &B::Device,
+    ) -> Result<Self> {
+        c.validate()?;
+        let t = Tower::Text;
+        let w = c.width;
+        let blocks = (0..c.layers)
+            .map(|i| {
+                ResidualAttentionBlock::load(
+                    src,
+                    t,
+                    i,
+                    w,
+                    c.mlp_width(),
+                    c.heads,
+                    c.activation,
+                    c.layer_norm_eps,
+                    device,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            token_embedding: Param::from_tensor(tensor2(
+                src.get(t, "token_embedding.weight", &[c.vocab_size, w])?,
+                c.vocab_size,
+                w,
+                device,
+            )),
+            positional_embedding: Param::from_tensor(tensor2(
+                src.get(t, "positional_embedding", &[c.context_length, w])?,
+                c.context_length,
+                w,
+                device,
+            )),
+            blocks,
+            ln_final: load_layer_norm(src, t, "ln_final", w, c.layer_norm_eps, device)?,
+            text_projection: Param::from_tensor(tensor2(
+                src.get(t, "text_projection", &[w, c.output_dim])?,
+                w,
+                c.output_dim,
+                device,
+            )),
+            pooling: c.pooling,
+        })
+    }
+
+    /// Load from a weight file (every tensor's shape is checked).
+    pub fn from_weights(
+        reader: &mut WeightReader<'_>,
+        c: &TextConfig,
+        device: &B::Device,
+    ) -> Result<Self> {
+        Self::load(reader, c, device)
+    }
+
+    /// Vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.token_embedding.dims()[0]
+    }
+
+    /// Context length (number of positions).
+    pub fn context_length(&self) -> usize {
+        self.positional_embedding.dims()[0]
+    }
+
+    /// The position pooled for one row under this tower's rule.
+    pub fn pool_position(&self, row: &[u32]) -> usize {
+        match self.pooling {
+            TextPooling::ArgmaxId => {
+                let mut best = 0;
+                for (i, &id) in row.iter().enumerate() {
+                    if id > row[best] {
+                        best = i;
+                    }
+                }
+                best
+            }
+            TextPooling::FirstEos(eos) => row.iter().position(|&id| id == eos).unwrap_or(0),
+        }
+    }
+
+    /// Token rows of equal length `1..=context_length` → outputs. Ids are
+    /// checked against the vocabulary.
+    pub fn forward(&self, rows: &[Vec<u32>], options: OutputOptions) -> Result<TextOutput<B>> {
+        let n = rows.len();
+        let t = rows.first().map_or(0, Vec::len);
+        let ctx = self.context_length();
+        let vocab = self.vocab_size();
+        if n == 0 || t == 0 {
+            return Err(ClipError::InvalidInput(
+                "text tower needs at least one non-empty row".into(),
+            ));
+        }
+        if t > ctx {
+            return Err(ClipError::InvalidInput(format!(
+                "token rows have {t} positions; the text tower's context is {ctx}"
+            )));
+        }
+        let mut flat = Vec::with_capacity(n * t);
+        for (r, row) in rows.iter().enumerate() {
+            if row.len() != t {
+                return Err(ClipError::InvalidInput(format!(
+                    "token row {r} has {} positions, row 0 has {t}; pad rows to one length",
+                    row.len()
+                )));
+            }
+            for &id in row {
+                if id as usize >= vocab {
+                    return Err(ClipError::TokenOutOfRange {
+                        id,
+                        row: r,
+                        vocab_size: vocab,
+                    });
+                }
+                flat.push(id as i64);
+            }
+        }
+        let positions: Vec<usize> = rows.iter().map(|r| self.pool_position(r)).collect();
+        let device = self.token_embedding.device();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [n, t]), &device);
+        let [_, width] = self.positional_embedding.dims();
+        let pos = self.positional_embedding.val().slice([0..t, 0..width]);
+        let mut x = embedding(self.token_embedding.val(), ids) + pos.unsqueeze::<3>();
+        let mut hidden = Vec::new();
+        if options.hidden_states {
+            hidden.push(x.clone());
+        }
+        for block in &self.blocks {
+            x = block.forward(x, true);
+            if options.hidden_states {
+                hidden.push(x.clone());
+            }
+        }
+        let last = self.ln_final.forward(x);
+        let index: Vec<i64> = positions
+            .iter()
+            .enumerate()
+            .map(|(r, &p)| (r * t + p) as i64)
+            .collect();
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [n]), &device);
+        let pooled = last.clone().reshape([n * t, width]).select(0, index);
+        let embeds = pooled.matmul(self.text_projection.val());
+        Ok(TextOutput {
+            embeds,
+            last_hidden: last,
+            hidden_states: hidden,
+            pooled_positions: positions,
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of v2l-clip (one binary).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod golden;
+mod towers;
