@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::tokenizer::TokenizerError;
+
 /// Everything that can go wrong loading or running CLIP.
 #[derive(Debug, thiserror::Error)]
 pub enum ClipError {
@@ -91,6 +93,9 @@ pub enum ClipError {
         /// The parser's message.
         message: String,
     },
+    /// Tokenisation failed.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
 }
 
 /// Result alias of this crate.

@@ -24,10 +24,13 @@ mod clip;
 pub mod config;
 mod error;
 pub mod model;
+mod text_clean;
+pub mod tokenizer;
 pub mod weights;
 
 pub use clip::{normalize, Clip, LoadOptions};
 pub use config::{Activation, ClipConfig, TextConfig, TextPooling, VisionConfig};
 pub use error::{ClipError, Result};
 pub use model::{OutputOptions, TextOutput, TextTransformer, VisionOutput, VisionTransformer};
+pub use tokenizer::{ClipTokenizer, Truncation};
 pub use weights::{Layout, TensorSource};

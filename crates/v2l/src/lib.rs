@@ -17,6 +17,9 @@
 //!   (allow-listed pickle, `.npy`, IDX, `.pth`/TorchScript archives).
 //! - [`quant`]: nearest-codeword and top-k search (reference, fused CPU and
 //!   burn-generic kernels) and the straight-through quantisation op.
+//! - [`clip`]: OpenAI CLIP's vision and text towers in burn, loaded from
+//!   OpenAI- or HF-layout weights (safetensors or `.pth`, f16 ok), the CLIP
+//!   BPE tokenizer and CLIP preprocessing.
 //! - [`metrics`]: PSNR (RGB / Y), SSIM (as `piq`), the Fréchet distance
 //!   and codebook usage, matched against the reference tools.
 //! - [`backend`]: the burn backends this build supports and `--device` parsing.
@@ -25,6 +28,7 @@
 //! the default build is CPU-only.
 
 pub use v2l_assets as assets;
+pub use v2l_clip as clip;
 pub use v2l_metrics as metrics;
 pub use v2l_quant as quant;
 
