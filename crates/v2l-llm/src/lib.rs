@@ -1,0 +1,8 @@
+//! The frozen-LLM runtime of v2l-rs (work in progress, issue [llm]).
+//!
+//! Available now:
+//! - [`gguf`]: a GGUF v2/v3 reader (metadata, tensor index, alignment) with
+//!   dequantisation of F32, F16, BF16, F64, integer types, Q4_0, Q4_1, Q5_0,
+//!   Q5_1, Q8_0 and Q2_K–Q6_K, bit-identical to gguf-py.
+
+pub mod gguf;

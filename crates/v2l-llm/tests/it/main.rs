@@ -1,0 +1,4 @@
+//! Integration tests of v2l-llm (one binary).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod gguf;
