@@ -3,13 +3,17 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
+use image::DynamicImage;
+use rayon::prelude::*;
 
 use crate::config::ClipConfig;
 use crate::error::{ClipError, Result};
 use crate::model::{
     OutputOptions, RandomParams, TextOutput, TextTransformer, VisionOutput, VisionTransformer,
 };
+use crate::preprocess::ClipPreprocess;
+use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::weights::{
     hf_config_path, open_source, read_hf_config, Layout, TensorSource, WeightReader,
 };
@@ -209,6 +213,104 @@ impl<B: Backend> Clip<B> {
     pub fn text_forward(&self, rows: &[Vec<u32>], options: OutputOptions) -> Result<TextOutput<B>> {
         self.text_tower()?.forward(rows, options)
     }
+}
+
+impl<B: Backend> Clip<B> {
+    /// OpenAI CLIP's preprocessing at this model's vision resolution
+    /// (bicubic short-side resize, centre crop, CLIP mean/std).
+    pub fn preprocess(&self) -> Result<ClipPreprocess> {
+        let tower = self.vision_tower()?;
+        Ok(ClipPreprocess::new(tower.input_resolution))
+    }
+
+    /// Preprocessed images as a `[n, 3, R, R]` tensor on this model's device.
+    pub fn images_to_tensor(&self, images: &[DynamicImage]) -> Result<Tensor<B, 4>> {
+        let tower = self.vision_tower()?;
+        let r = tower.input_resolution;
+        let data = self.preprocess()?.apply_batch(images)?;
+        let device = tower.class_embedding.device();
+        Ok(Tensor::from_data(
+            TensorData::new(data, [images.len(), 3, r, r]),
+            &device,
+        ))
+    }
+
+    /// Image embeddings (not normalised) of decoded images, preprocessed and
+    /// run in batches of `batch_size`: `[n, output_dim]`.
+    pub fn encode_images(
+        &self,
+        images: &[DynamicImage],
+        batch_size: usize,
+    ) -> Result<Tensor<B, 2>> {
+        check_batch(images.len(), batch_size)?;
+        let parts = images
+            .chunks(batch_size)
+            .map(|chunk| self.encode_image(self.images_to_tensor(chunk)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::cat(parts, 0))
+    }
+
+    /// Image embeddings (not normalised) of image files (PNG or JPEG), in
+    /// batches of `batch_size`: `[n, output_dim]`. Files are decoded and
+    /// preprocessed in parallel, one batch at a time, so memory stays bounded.
+    pub fn encode_image_files<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+        batch_size: usize,
+    ) -> Result<Tensor<B, 2>> {
+        check_batch(paths.len(), batch_size)?;
+        let tower = self.vision_tower()?;
+        let r = tower.input_resolution;
+        let pre = self.preprocess()?;
+        let device = tower.class_embedding.device();
+        let mut parts = Vec::new();
+        for chunk in paths.chunks(batch_size) {
+            let pixels = chunk
+                .par_iter()
+                .map(|p| pre.open(p))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let data: Vec<f32> = pixels.concat();
+            let t = Tensor::from_data(TensorData::new(data, [chunk.len(), 3, r, r]), &device);
+            parts.push(self.encode_image(t)?);
+        }
+        Ok(Tensor::cat(parts, 0))
+    }
+
+    /// Tokenise texts with `tokenizer` (at the text tower's context length,
+    /// with the given truncation policy) and embed them in batches of
+    /// `batch_size`: `[n, output_dim]`, not normalised.
+    pub fn encode_texts<S: AsRef<str> + Sync>(
+        &self,
+        tokenizer: &ClipTokenizer,
+        texts: &[S],
+        truncation: Truncation,
+        batch_size: usize,
+    ) -> Result<Tensor<B, 2>> {
+        check_batch(texts.len(), batch_size)?;
+        let context = self.text_tower()?.context_length();
+        let parts = texts
+            .chunks(batch_size)
+            .map(|chunk| {
+                let rows = tokenizer.tokenize_batch(chunk, context, truncation)?;
+                self.encode_text(&rows)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::cat(parts, 0))
+    }
+}
+
+fn check_batch(n: usize, batch_size: usize) -> Result<()> {
+    if n == 0 {
+        return Err(ClipError::InvalidInput(
+            "nothing to encode (empty input list)".into(),
+        ));
+    }
+    if batch_size == 0 {
+        return Err(ClipError::InvalidInput(
+            "batch_size must be at least 1".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `config.json` is read beside `model.safetensors`-style files only, not

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::preprocess::PreprocessError;
 use crate::tokenizer::TokenizerError;
 
 /// Everything that can go wrong loading or running CLIP.
@@ -96,6 +97,9 @@ pub enum ClipError {
     /// Tokenisation failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// Image preprocessing failed.
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
 }
 
 /// Result alias of this crate.

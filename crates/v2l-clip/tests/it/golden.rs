@@ -97,3 +97,38 @@ fn global_encoder_reproduces_reference_and_golden_ids() {
         Err(ClipError::MissingTower("text"))
     ));
 }
+
+/// The golden images are already at the tower's 32 px, so CLIP preprocessing
+/// is the identity resize/crop plus mean/std: encoding the PNG files equals
+/// encoding the golden `input_clip` tensor.
+#[test]
+fn image_files_go_through_clip_preprocessing() {
+    let (Some(ckpt), Some(expected), Some(a), Some(b)) = (
+        golden("checkpoint.pth"),
+        golden("expected.safetensors"),
+        golden("image_0.png"),
+        golden("image_1.png"),
+    ) else {
+        return;
+    };
+    let clip = Clip::<B>::load(&ckpt, &Default::default()).unwrap();
+    let t = Tensors::open(expected);
+    let want = host(clip.encode_image(t.tensor::<4>("input_clip")).unwrap());
+    let got = clip.encode_image_files(&[a.clone(), b.clone()], 1).unwrap();
+    assert_close("files", got, want.clone(), 1e-6);
+    let images: Vec<_> = [a, b].iter().map(|p| image::open(p).unwrap()).collect();
+    assert_close(
+        "decoded",
+        clip.encode_images(&images, 2).unwrap(),
+        want,
+        1e-6,
+    );
+    assert!(matches!(
+        clip.encode_images(&[], 2),
+        Err(ClipError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        clip.encode_image_files(&["/nonexistent.png"], 2),
+        Err(ClipError::Preprocess(_))
+    ));
+}

@@ -3,5 +3,6 @@
 
 mod common;
 mod golden;
+mod preprocess;
 mod tokenizer;
 mod towers;
