@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod assets;
+mod clip;
 mod metrics;
 
 /// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
@@ -37,6 +38,8 @@ enum Command {
         #[command(flatten)]
         pair: metrics::PairArgs,
     },
+    /// CLIP embeddings of images and texts and their cosine similarities.
+    Clip(clip::ClipArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             metrics::run(pair, metrics::Metric::Psnr(ch))
         }
         Command::Ssim { pair } => metrics::run(pair, metrics::Metric::Ssim),
+        Command::Clip(args) => clip::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

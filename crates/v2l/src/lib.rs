@@ -27,6 +27,7 @@
 //! Cargo features: `cuda` and `wgpu` (off by default) add those backends;
 //! the default build is CPU-only.
 
+pub use burn;
 pub use v2l_assets as assets;
 pub use v2l_clip as clip;
 pub use v2l_metrics as metrics;

@@ -181,3 +181,77 @@ fn metric_inputs_that_do_not_pair_up_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read image"));
 }
+
+fn clip_fixture(rel: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../v2l-clip/tests/fixtures")
+        .join(rel)
+}
+
+#[test]
+fn clip_embeds_images_and_texts_as_json() {
+    let image = clip_fixture("preprocess/inputs/rgba_60x50.png");
+    let out = v2l()
+        .args(["clip", "--json", "--clip"])
+        .arg(clip_fixture("model/tiny_hf"))
+        .arg("--image")
+        .arg(&image)
+        .arg("--image")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    let e0: Vec<f64> = images[0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(e0.len(), 64, "projection_dim of the tiny model");
+    assert_eq!(images[0]["embedding"], images[1]["embedding"]);
+    assert_eq!(v["config"]["vision"]["heads"], 2);
+}
+
+#[test]
+fn clip_reports_bad_input() {
+    // Texts through a tower whose vocabulary (1000) is smaller than CLIP's BPE ids.
+    let bpe = std::env::var("V2L_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dirs_home().join(".cache/v2l"))
+        .join("assets/clip-bpe/bpe_simple_vocab_16e6.txt.gz");
+    if bpe.is_file() {
+        let out = v2l()
+            .args(["clip", "--clip"])
+            .arg(clip_fixture("model/tiny_hf"))
+            .args(["--text", "a photo of a dog", "--bpe"])
+            .arg(&bpe)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("outside the vocabulary of 1000"), "{err}");
+    }
+    let out = v2l()
+        .args(["clip", "--clip", "/nonexistent/clip.pt", "--image", "x.png"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/clip.pt"));
+    let out = v2l()
+        .args(["clip", "--clip"])
+        .arg(clip_fixture("model/tiny_hf"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to embed"));
+}
+
+fn dirs_home() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+}

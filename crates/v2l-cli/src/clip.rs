@@ -1,0 +1,209 @@
+//! `v2l clip`: CLIP embeddings of images and texts, and their cosine
+//! similarities (zero-shot ranking of texts per image).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use v2l::backend::DeviceKind;
+use v2l::burn::tensor::backend::Backend;
+use v2l::clip::{Clip, ClipTokenizer, LoadOptions, Truncation};
+
+/// Arguments of `v2l clip`.
+#[derive(Debug, Args)]
+pub struct ClipArgs {
+    /// CLIP weights: OpenAI layout (`.pt`/`.pth`/`.safetensors`, also under a
+    /// prefix such as a V2L checkpoint's `global_encoder.`) or HF layout (a
+    /// folder with `model.safetensors` + `config.json`, or the file).
+    #[arg(long)]
+    pub clip: PathBuf,
+    /// CLIP BPE vocabulary (`bpe_simple_vocab_16e6.txt.gz`); default: the
+    /// cached `clip-bpe` asset (`v2l assets fetch clip-bpe`).
+    #[arg(long)]
+    pub bpe: Option<PathBuf>,
+    /// An image to embed (repeatable).
+    #[arg(long = "image")]
+    pub images: Vec<PathBuf>,
+    /// A text to embed (repeatable).
+    #[arg(long = "text")]
+    pub texts: Vec<String>,
+    /// Images or texts per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Override the vision tower's head count (default: width / 64, or config.json).
+    #[arg(long)]
+    pub vision_heads: Option<usize>,
+    /// Override the text tower's head count.
+    #[arg(long)]
+    pub text_heads: Option<usize>,
+    /// Truncate texts longer than the context (keeping EOT) instead of failing.
+    #[arg(long)]
+    pub truncate: bool,
+    /// cpu, cuda, cuda:N or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Machine-readable output on stdout (embeddings and similarities).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `v2l clip`.
+pub fn run(args: ClipArgs) -> Result<(), String> {
+    let kind: DeviceKind = args.device.parse().map_err(|e| format!("{e}"))?;
+    match kind {
+        DeviceKind::Cpu => run_on::<v2l::backend::Cpu>(&args, Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda(i) => {
+            run_on::<v2l::backend::Cuda>(&args, v2l::burn::backend::cuda::CudaDevice::new(i))
+        }
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => run_on::<v2l::backend::Wgpu>(&args, Default::default()),
+        #[allow(unreachable_patterns)]
+        other => Err(format!("device {other} is not compiled into this build")),
+    }
+}
+
+fn host_rows<B: Backend>(t: v2l::burn::tensor::Tensor<B, 2>) -> Result<Vec<Vec<f32>>, String> {
+    let [_, d] = t.dims();
+    let data = t
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| format!("reading embeddings: {e:?}"))?;
+    Ok(data.chunks(d.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> {
+    if args.images.is_empty() && args.texts.is_empty() {
+        return Err("nothing to embed: give at least one --image or --text".into());
+    }
+    let options = LoadOptions {
+        vision_heads: args.vision_heads,
+        text_heads: args.text_heads,
+        skip_text: args.texts.is_empty(),
+        skip_vision: args.images.is_empty(),
+        ..Default::default()
+    };
+    let clip = Clip::<B>::load_with(&args.clip, &options, &device).map_err(|e| e.to_string())?;
+
+    let mut image_rows = Vec::new();
+    if !args.images.is_empty() {
+        let bar = progress(args.images.len() as u64, "images");
+        let mut parts = Vec::new();
+        for chunk in args.images.chunks(args.batch_size.max(1)) {
+            let emb = clip
+                .encode_image_files(chunk, args.batch_size.max(1))
+                .map_err(|e| e.to_string())?;
+            parts.push(emb);
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        image_rows = host_rows(v2l::burn::tensor::Tensor::cat(parts, 0))?;
+    }
+    let mut text_rows = Vec::new();
+    if !args.texts.is_empty() {
+        let bpe = match &args.bpe {
+            Some(p) => p.clone(),
+            None => {
+                let asset = v2l::assets::fetch::lookup("clip-bpe").map_err(|e| e.to_string())?;
+                let file = asset
+                    .files
+                    .first()
+                    .ok_or("the clip-bpe asset lists no file")?;
+                let path = v2l::assets::fetch::file_path(asset, file).map_err(|e| e.to_string())?;
+                if !path.is_file() {
+                    return Err(format!(
+                        "CLIP BPE vocabulary not cached at {}: run `v2l assets fetch clip-bpe` or pass --bpe",
+                        path.display()
+                    ));
+                }
+                path
+            }
+        };
+        let tok = ClipTokenizer::from_bpe_file(&bpe).map_err(|e| e.to_string())?;
+        let truncation = if args.truncate {
+            Truncation::Truncate
+        } else {
+            Truncation::Error
+        };
+        let emb = clip
+            .encode_texts(&tok, &args.texts, truncation, args.batch_size.max(1))
+            .map_err(|e| e.to_string())?;
+        text_rows = host_rows(emb)?;
+    }
+
+    let unit = |v: &[f32]| -> Vec<f32> {
+        let n = v
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+            .sqrt()
+            .max(f32::MIN_POSITIVE);
+        v.iter().map(|x| x / n).collect()
+    };
+    let sims: Vec<Vec<f32>> = image_rows
+        .iter()
+        .map(|i| {
+            let i = unit(i);
+            text_rows
+                .iter()
+                .map(|t| unit(t).iter().zip(&i).map(|(a, b)| a * b).sum())
+                .collect()
+        })
+        .collect();
+
+    if args.json {
+        let out = json!({
+            "clip": args.clip.display().to_string(),
+            "config": clip.config(),
+            "images": args.images.iter().zip(&image_rows).map(|(p, e)| json!({
+                "path": p.display().to_string(), "embedding": e
+            })).collect::<Vec<_>>(),
+            "texts": args.texts.iter().zip(&text_rows).map(|(t, e)| json!({
+                "text": t, "embedding": e
+            })).collect::<Vec<_>>(),
+            "cosine_similarity": sims,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    if sims.is_empty() || text_rows.is_empty() {
+        for (p, e) in args.images.iter().zip(&image_rows) {
+            println!(
+                "{}: {}-d image embedding, norm {:.4}",
+                p.display(),
+                e.len(),
+                norm(e)
+            );
+        }
+        for (t, e) in args.texts.iter().zip(&text_rows) {
+            println!("{t:?}: {}-d text embedding, norm {:.4}", e.len(), norm(e));
+        }
+        return Ok(());
+    }
+    for (p, row) in args.images.iter().zip(&sims) {
+        println!("{}", p.display());
+        // CLIP's zero-shot probabilities: softmax(100 · cosine).
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f32> = row.iter().map(|s| (100.0 * (s - m)).exp()).collect();
+        let z: f32 = exp.iter().sum();
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        for j in order {
+            println!("  {:>7.4}  p={:.3}  {}", row[j], exp[j] / z, args.texts[j]);
+        }
+    }
+    Ok(())
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+fn progress(n: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(n);
+    if let Ok(style) = ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}")) {
+        bar.set_style(style);
+    }
+    bar
+}
