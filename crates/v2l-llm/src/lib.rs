@@ -4,5 +4,10 @@
 //! - [`gguf`]: a GGUF v2/v3 reader (metadata, tensor index, alignment) with
 //!   dequantisation of F32, F16, BF16, F64, integer types, Q4_0, Q4_1, Q5_0,
 //!   Q5_1, Q8_0 and Q2_K–Q6_K, bit-identical to gguf-py.
+//! - [`tokenizer`]: LLM tokenizers with explicit BOS/EOS policy — HF
+//!   `tokenizer.json`, the tokenizer embedded in GGUF metadata (GPT-2
+//!   byte-level BPE as SmolLM2, SentencePiece-BPE as LLaMA GGUFs), and the
+//!   LLaMA-2 vocabulary of the `llama-tokenizer-js` package.
 
 pub mod gguf;
+pub mod tokenizer;
