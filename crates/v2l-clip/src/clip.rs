@@ -203,10 +203,7 @@ impl<B: Backend> Clip<B> {
     /// (e.g. [`crate::tokenizer::ClipTokenizer::tokenize`] output):
     /// `[rows, output_dim]`.
     pub fn encode_text(&self, rows: &[Vec<u32>]) -> Result<Tensor<B, 2>> {
-        Ok(self
-            .text_tower()?
-            .forward(rows, OutputOptions::default())?
-            .embeds)
+        self.text_tower()?.embed(rows)
     }
 
     /// The text tower with extra outputs.

@@ -129,6 +129,15 @@ fn load_layer_norm<B: Backend>(
     Ok(ln)
 }
 
+/// A linear layer over `[batch, tokens, d]` as one `[batch·tokens, d]`
+/// matrix product (one large GEMM instead of a batched one; same values).
+fn linear_rows<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [n, t, d] = x.dims();
+    let y = layer.forward(x.reshape([n * t, d]));
+    let [_, out] = y.dims();
+    y.reshape([n, t, out])
+}
+
 /// Multi-head self-attention with PyTorch's fused input projection
 /// (`in_proj_weight` = q, k, v stacked).
 #[derive(Module, Debug)]
@@ -185,7 +194,7 @@ impl<B: Backend> FusedAttention<B> {
         let [n, t, w] = x.dims();
         let h = self.heads;
         let d = w / h;
-        let qkv = self.in_proj.forward(x);
+        let qkv = linear_rows(&self.in_proj, x);
         let split = |i: usize| {
             qkv.clone()
                 .slice([0..n, 0..t, i * w..(i + 1) * w])
@@ -200,7 +209,7 @@ impl<B: Backend> FusedAttention<B> {
         };
         let y = attention(q, k, v, None, None, options);
         let y = y.swap_dims(1, 2).reshape([n, t, w]);
-        self.out_proj.forward(y)
+        linear_rows(&self.out_proj, y)
     }
 }
 
@@ -249,12 +258,12 @@ impl<B: Backend> ResidualAttentionBlock<B> {
     /// `x`: [batch, tokens, width] → same shape.
     pub fn forward(&self, x: Tensor<B, 3>, causal: bool) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), causal);
-        let h = self.c_fc.forward(self.ln_2.forward(x.clone()));
+        let h = linear_rows(&self.c_fc, self.ln_2.forward(x.clone()));
         let h = match self.activation {
             Activation::QuickGelu => h.clone() * sigmoid(h * 1.702),
             Activation::Gelu => gelu(h),
         };
-        x + self.c_proj.forward(h)
+        x + linear_rows(&self.c_proj, h)
     }
 }
 
@@ -391,8 +400,10 @@ impl<B: Backend> VisionTransformer<B> {
         let patches = images
             .reshape([n, 3, g, p, g, p])
             .permute([0, 2, 4, 1, 3, 5])
-            .reshape([n, g * g, 3 * p * p]);
-        let x = linear(patches, self.patch_embed.val(), None);
+            .reshape([n * g * g, 3 * p * p]);
+        let x = patches
+            .matmul(self.patch_embed.val())
+            .reshape([n, g * g, width]);
         let cls = self
             .class_embedding
             .val()
@@ -543,6 +554,44 @@ impl<B: Backend> TextTransformer<B> {
             }
             TextPooling::FirstEos(eos) => row.iter().position(|&id| id == eos).unwrap_or(0),
         }
+    }
+
+    /// Text embeddings only (`[rows, output_dim]`, not normalised). Rows are
+    /// cut after the last pooled position of the batch before the forward
+    /// pass: attention is causal, so later positions cannot change the pooled
+    /// state, and `clip.tokenize`'s zero padding (usually most of the 77
+    /// positions) costs nothing.
+    pub fn embed(&self, rows: &[Vec<u32>]) -> Result<Tensor<B, 2>> {
+        let keep = rows
+            .iter()
+            .map(|r| self.pool_position(r) + 1)
+            .max()
+            .unwrap_or(0);
+        let full = rows.first().map_or(0, Vec::len);
+        if keep == 0
+            || keep >= full
+            || full > self.context_length()
+            || rows.iter().any(|r| r.len() != full)
+        {
+            // Nothing to cut (or malformed: let `forward` report it).
+            return Ok(self.forward(rows, OutputOptions::default())?.embeds);
+        }
+        let cut: Vec<Vec<u32>> = rows.iter().map(|r| r[..keep].to_vec()).collect();
+        // Ids past the cut are still checked, so the result does not depend on
+        // where a bad id sits.
+        for (row, r) in rows.iter().enumerate() {
+            if let Some(&id) = r[keep..]
+                .iter()
+                .find(|&&id| id as usize >= self.vocab_size())
+            {
+                return Err(ClipError::TokenOutOfRange {
+                    id,
+                    row,
+                    vocab_size: self.vocab_size(),
+                });
+            }
+        }
+        Ok(self.forward(&cut, OutputOptions::default())?.embeds)
     }
 
     /// Token rows of equal length `1..=context_length` → outputs. Ids are

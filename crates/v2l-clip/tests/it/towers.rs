@@ -76,6 +76,16 @@ fn hf_layout_matches_transformers_with_hidden_states() {
     }
 
     let rows = io.rows("input_ids");
+    // Rows whose EOS is early are cut before the forward pass (positions 6
+    // and 21 → 22 positions instead of 77); the embeddings are unchanged.
+    let (shape, want) = io.get("text_embeds");
+    let two = (vec![2, shape[1]], want[..2 * shape[1]].to_vec());
+    assert_close(
+        "text_embeds (cut rows)",
+        clip.encode_text(&rows[..2]).unwrap(),
+        two,
+        TOL,
+    );
     let out = clip.text_forward(&rows, opts).unwrap();
     assert_eq!(out.pooled_positions, vec![6, 21, 76]);
     assert_close(
