@@ -54,6 +54,8 @@ def clip_model_module():
 
 def main():
     cm = clip_model_module()
+    global ln_forward_f32
+    ln_forward_f32 = cm.LayerNorm.forward
     # OpenAI's LayerNorm subclass casts to float32 (for fp16 models); in a
     # float64 model that cast would lose precision, so use the plain forward.
     cm.LayerNorm.forward = torch.nn.LayerNorm.forward
@@ -102,6 +104,31 @@ def main():
         os.path.join(OUT, "golden_clip_reference.safetensors"),
     )
     print("wrote", os.path.join(OUT, "golden_clip_reference.safetensors"))
+
+    # The released OpenAI `.pt` files are TorchScript archives; trace the same
+    # tower (f32 weights) under `visual.` the way those files name it.
+    class Wrapper(torch.nn.Module):
+        def __init__(self, visual):
+            super().__init__()
+            self.visual = visual
+
+        def forward(self, images):
+            return self.visual(images)
+
+    cm.LayerNorm.forward = ln_forward_f32
+    vision = cm.VisionTransformer(
+        input_resolution=patch * grid,
+        patch_size=patch,
+        width=width,
+        layers=layers,
+        heads=width // 64,
+        output_dim=sd["proj"].shape[1],
+    )
+    vision.load_state_dict({k: v.float() for k, v in sd.items()})
+    traced = torch.jit.trace(Wrapper(vision).eval(), torch.zeros(1, 3, patch * grid, patch * grid))
+    path = os.path.join(OUT, "tiny_vision_torchscript.pt")
+    traced.save(path)
+    print("wrote", path)
 
 
 if __name__ == "__main__":

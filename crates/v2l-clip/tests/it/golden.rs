@@ -132,3 +132,27 @@ fn image_files_go_through_clip_preprocessing() {
         Err(ClipError::Preprocess(_))
     ));
 }
+
+/// OpenAI's released `.pt` files are TorchScript archives: the same tower,
+/// traced under `visual.` in f32, loads and computes the same embeddings.
+#[test]
+fn torchscript_archive_loads() {
+    let Some(expected) = golden("expected.safetensors") else {
+        return;
+    };
+    let clip = Clip::<B>::load(
+        fixture("golden/tiny_vision_torchscript.pt"),
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(clip.text().is_none());
+    let t = Tensors::open(expected);
+    let reference = Tensors::open(fixture("golden/golden_clip_reference.safetensors"));
+    let emb = clip.encode_image(t.tensor::<4>("input_clip")).unwrap();
+    assert_close(
+        "torchscript image_embeds",
+        emb,
+        reference.get("image_embeds"),
+        1e-5,
+    );
+}
