@@ -147,7 +147,7 @@ impl VisionConfig {
                 "vision: patch_size and input_resolution must be positive".into(),
             ));
         }
-        if self.input_resolution % self.patch_size != 0 {
+        if !self.input_resolution.is_multiple_of(self.patch_size) {
             return Err(ClipError::Config(format!(
                 "vision: input_resolution {} is not a multiple of patch_size {}",
                 self.input_resolution, self.patch_size
@@ -181,7 +181,7 @@ fn check_tower(tower: &str, width: usize, heads: usize, layers: usize, out: usiz
             "{tower}: width ({width}), heads ({heads}) and output_dim ({out}) must be positive"
         )));
     }
-    if width % heads != 0 {
+    if !width.is_multiple_of(heads) {
         return Err(ClipError::Config(format!(
             "{tower}: width {width} is not divisible by heads {heads}"
         )));

@@ -30,16 +30,6 @@ pub enum ClipError {
         /// The shape in the file.
         found: Vec<usize>,
     },
-    /// A tensor has a dtype we cannot convert to f32.
-    #[error("{file}: tensor {key:?} has unsupported dtype {dtype}")]
-    UnsupportedDtype {
-        /// The file.
-        file: String,
-        /// The key.
-        key: String,
-        /// The dtype as the file names it.
-        dtype: String,
-    },
     /// The weights match neither the OpenAI nor the HF layout.
     #[error("{file}: cannot recognise a CLIP layout: {reason}")]
     UnknownLayout {
@@ -67,17 +57,9 @@ pub enum ClipError {
     /// The tower asked for is not in the loaded model.
     #[error("the loaded CLIP model has no {0} tower")]
     MissingTower(&'static str),
-    /// Reading a `.pth` file failed.
+    /// Reading a weight file (safetensors, `.pth`) failed.
     #[error(transparent)]
     Read(#[from] v2l_assets::readers::ReadError),
-    /// Reading a safetensors file failed.
-    #[error("{file}: safetensors: {message}")]
-    Safetensors {
-        /// The file.
-        file: String,
-        /// The parser's message.
-        message: String,
-    },
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io {

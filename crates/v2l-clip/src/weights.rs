@@ -9,222 +9,17 @@
 //! fused `in_proj` is the concatenation of `q_proj`, `k_proj`, `v_proj` and the
 //! projections are stored transposed. Errors name the file's key.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-use safetensors::tensor::Dtype;
-use safetensors::SafeTensors;
-use v2l_assets::readers::torch_zip::TorchArchive;
 
 use crate::config::{
     Activation, ClipConfig, TextConfig, TextPooling, VisionConfig, LAYER_NORM_EPS,
 };
 use crate::error::{ClipError, Result};
 
-/// A file of named tensors, read as f32.
-pub trait TensorSource: Send + Sync {
-    /// Human-readable name (the path) used in errors.
-    fn describe(&self) -> &str;
-    /// All tensor names.
-    fn keys(&self) -> Vec<String>;
-    /// Shape of one tensor, if present.
-    fn shape(&self, key: &str) -> Option<Vec<usize>>;
-    /// Read one tensor as f32 (f16/bf16/f64 converted) in C order.
-    fn read_f32(&self, key: &str) -> Result<(Vec<usize>, Vec<f32>)>;
-}
-
-/// A safetensors file held in memory.
-pub struct SafetensorsSource {
-    name: String,
-    bytes: Vec<u8>,
-    index: HashMap<String, (Dtype, Vec<usize>)>,
-}
-
-impl std::fmt::Debug for SafetensorsSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SafetensorsSource")
-            .field("name", &self.name)
-            .field("tensors", &self.index.len())
-            .finish()
-    }
-}
-
-impl SafetensorsSource {
-    /// Read and index a `.safetensors` file.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ClipError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(path.display().to_string(), bytes)
-    }
-
-    /// Index safetensors bytes; `name` is used in errors.
-    pub fn from_bytes(name: String, bytes: Vec<u8>) -> Result<Self> {
-        let index = {
-            let st = SafeTensors::deserialize(&bytes).map_err(|e| ClipError::Safetensors {
-                file: name.clone(),
-                message: e.to_string(),
-            })?;
-            st.tensors()
-                .into_iter()
-                .map(|(k, v)| (k, (v.dtype(), v.shape().to_vec())))
-                .collect()
-        };
-        Ok(Self { name, bytes, index })
-    }
-}
-
-impl TensorSource for SafetensorsSource {
-    fn describe(&self) -> &str {
-        &self.name
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.index.keys().cloned().collect()
-    }
-
-    fn shape(&self, key: &str) -> Option<Vec<usize>> {
-        self.index.get(key).map(|(_, s)| s.clone())
-    }
-
-    fn read_f32(&self, key: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| ClipError::Safetensors {
-            file: self.name.clone(),
-            message: e.to_string(),
-        })?;
-        let view = st.tensor(key).map_err(|_| ClipError::MissingTensor {
-            file: self.name.clone(),
-            key: key.to_string(),
-            hint: String::new(),
-        })?;
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::F64 => data
-                .chunks_exact(8)
-                .map(|c| {
-                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                })
-                .collect(),
-            // Integer tensors (ids in fixtures) convert exactly up to 2^24.
-            Dtype::I64 => data
-                .chunks_exact(8)
-                .map(|c| {
-                    i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                })
-                .collect(),
-            Dtype::I32 => data
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
-                .collect(),
-            Dtype::U8 => data.iter().map(|&b| f32::from(b)).collect(),
-            other => {
-                return Err(ClipError::UnsupportedDtype {
-                    file: self.name.clone(),
-                    key: key.to_string(),
-                    dtype: format!("{other:?}"),
-                })
-            }
-        };
-        Ok((view.shape().to_vec(), values))
-    }
-}
-
-/// A PyTorch `.pth`/`.pt` file (zip or legacy), read without executing
-/// pickle code. Nested dicts appear with dotted names (`state_dict.x.y`).
-pub struct TorchSource {
-    name: String,
-    archive: TorchArchive,
-}
-
-impl std::fmt::Debug for TorchSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TorchSource")
-            .field("name", &self.name)
-            .field("tensors", &self.archive.len())
-            .finish()
-    }
-}
-
-impl TorchSource {
-    /// Open a `.pth` file.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let archive = TorchArchive::open(path)?;
-        Ok(Self {
-            name: path.display().to_string(),
-            archive,
-        })
-    }
-}
-
-impl TensorSource for TorchSource {
-    fn describe(&self) -> &str {
-        &self.name
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.archive
-            .tensor_names()
-            .into_iter()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn shape(&self, key: &str) -> Option<Vec<usize>> {
-        self.archive.tensor_info(key).map(|i| i.shape().to_vec())
-    }
-
-    fn read_f32(&self, key: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        Ok(self.archive.read_f32(key)?)
-    }
-}
-
-/// Open a weight file by extension: `.safetensors`, or anything else as a
-/// PyTorch file; a directory means its `model.safetensors` (HF layout).
-pub fn open_source(path: impl AsRef<Path>) -> Result<Box<dyn TensorSource>> {
-    let path = path.as_ref();
-    if path.is_dir() {
-        let file = path.join("model.safetensors");
-        if !file.is_file() {
-            return Err(ClipError::Io {
-                path: file,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "a CLIP folder must hold model.safetensors (and config.json)",
-                ),
-            });
-        }
-        return Ok(Box::new(SafetensorsSource::open(file)?));
-    }
-    if !path.exists() {
-        return Err(ClipError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
-    }
-    let is_st = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-    if is_st {
-        Ok(Box::new(SafetensorsSource::open(path)?))
-    } else {
-        Ok(Box::new(TorchSource::open(path)?))
-    }
-}
+pub use v2l_assets::readers::tensors::{
+    open_tensors as open_source, SafetensorsFile, ShardedSafetensors, TensorSource,
+};
 
 /// The HF `config.json` beside a weight file (same folder), if any.
 pub fn hf_config_path(path: &Path) -> Option<PathBuf> {
@@ -563,7 +358,7 @@ impl<'a> WeightReader<'a> {
             }
             Plan::Concat(keys) => {
                 let first = shape.first().copied().unwrap_or(0);
-                if first % keys.len() != 0 {
+                if !first.is_multiple_of(keys.len()) {
                     return Err(ClipError::Config(format!(
                         "{canonical}: leading dimension {first} does not split into {} parts",
                         keys.len()

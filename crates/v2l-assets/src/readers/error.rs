@@ -97,6 +97,15 @@ pub enum ReadError {
         msg: String,
     },
 
+    /// A safetensors file (or a sharded model's index) is malformed.
+    #[error("{file}: invalid safetensors: {msg}")]
+    Safetensors {
+        /// File being read.
+        file: String,
+        /// What was wrong.
+        msg: String,
+    },
+
     /// An IDX file is malformed (bad magic, type code or data length).
     #[error("{file}: invalid IDX file: {msg}")]
     Idx {

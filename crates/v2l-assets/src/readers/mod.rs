@@ -15,6 +15,7 @@ mod error;
 pub mod idx;
 pub mod npy;
 pub mod pickle;
+pub mod tensors;
 pub mod torch_zip;
 
 pub use array::{ArrayData, ByteOrder, Dtype, DtypeKind, NdArray};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
-use v2l_clip::weights::{SafetensorsSource, TensorSource};
+use v2l_clip::weights::{SafetensorsFile, TensorSource};
 
 /// The CPU backend the tests run on.
 pub type B = NdArray;
@@ -30,11 +30,11 @@ pub fn golden(rel: &str) -> Option<PathBuf> {
 }
 
 /// All f32 tensors of a safetensors file.
-pub struct Tensors(pub SafetensorsSource);
+pub struct Tensors(pub SafetensorsFile);
 
 impl Tensors {
     pub fn open(path: impl Into<PathBuf>) -> Self {
-        Self(SafetensorsSource::open(path.into()).unwrap())
+        Self(SafetensorsFile::open(path.into()).unwrap())
     }
 
     pub fn get(&self, key: &str) -> (Vec<usize>, Vec<f32>) {

@@ -222,9 +222,8 @@ fn bad_weights_and_inputs_are_typed_errors() {
 
     // A missing tensor: drop one key from an HF file.
     let dir = tempfile::tempdir().unwrap();
-    let src =
-        v2l_clip::weights::SafetensorsSource::open(fixture("model/tiny_hf/model.safetensors"))
-            .unwrap();
+    let src = v2l_clip::weights::SafetensorsFile::open(fixture("model/tiny_hf/model.safetensors"))
+        .unwrap();
     write_without(
         &src,
         "text_model.encoder.layers.1.self_attn.k_proj.bias",
@@ -251,7 +250,7 @@ fn bad_weights_and_inputs_are_typed_errors() {
     ));
     assert!(matches!(
         Clip::<B>::load(dir.path().join("absent.pth"), &device),
-        Err(ClipError::Io { .. })
+        Err(ClipError::Read(v2l_assets::readers::ReadError::Io { .. }))
     ));
 
     // Inputs.
@@ -283,7 +282,7 @@ fn bad_weights_and_inputs_are_typed_errors() {
 }
 
 fn write_filtered(
-    src: &v2l_clip::weights::SafetensorsSource,
+    src: &v2l_clip::weights::SafetensorsFile,
     keep: impl Fn(&str) -> bool,
     out: &std::path::Path,
 ) {
@@ -309,10 +308,10 @@ fn write_filtered(
     safetensors::serialize_to_file(views, None, out).unwrap();
 }
 
-fn write_without(src: &v2l_clip::weights::SafetensorsSource, drop: &str, out: &std::path::Path) {
+fn write_without(src: &v2l_clip::weights::SafetensorsFile, drop: &str, out: &std::path::Path) {
     write_filtered(src, |k| k != drop, out);
 }
 
-fn write_only(src: &v2l_clip::weights::SafetensorsSource, only: &str, out: &std::path::Path) {
+fn write_only(src: &v2l_clip::weights::SafetensorsFile, only: &str, out: &std::path::Path) {
     write_filtered(src, |k| k == only, out);
 }
