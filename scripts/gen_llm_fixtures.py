@@ -163,8 +163,9 @@ answer is: 2018-01-22 ..." (EOS 2 appears at step 30 and decoding goes on).
 
 ``--bench`` (only that): HF CPU prefill tokens/s (128-token prompt) and
 decode tokens/s (64 new tokens, one token per forward, DynamicCache), with
-``torch.set_num_threads(2)``, best of 3, for SDPA (transformers' default) and
-eager attention, and peak RSS; prints one JSON line.
+``torch.set_num_threads(2)``, best of 5 (SDPA, transformers' default, and
+eager attention interleaved), the load average, and peak RSS; prints one JSON
+line.
 """
 
 from __future__ import annotations
@@ -933,7 +934,7 @@ def rss_kib() -> tuple[int, int]:
     return cur, hwm
 
 
-def bench() -> None:
+def bench(reps: int = 5) -> None:
     from transformers import DynamicCache
 
     torch.set_num_threads(2)
@@ -946,6 +947,35 @@ def bench() -> None:
     ids = tok(text)["input_ids"][:128]
     assert len(ids) == 128
     x = torch.tensor([ids])
+    load0 = os.getloadavg()
+
+    def prefill() -> None:
+        model(x)
+
+    def decode() -> None:
+        out = model(x, past_key_values=DynamicCache(config=model.config), use_cache=True)
+        nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(64):
+            out = model(nxt, past_key_values=out.past_key_values, use_cache=True)
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    # SDPA (transformers' default) and eager attention, interleaved so that
+    # load from other processes hits both alike; best of `reps`
+    times: dict[str, dict[str, list]] = {a: {"prefill": [], "decode": []} for a in ("sdpa", "eager")}
+    with torch.inference_mode():
+        for attn in times:
+            model.config._attn_implementation = attn
+            prefill()  # warm-up
+        for _ in range(reps):
+            for attn, t in times.items():
+                model.config._attn_implementation = attn
+                t0, c0 = time.perf_counter(), time.process_time()
+                prefill()
+                t["prefill"].append((time.perf_counter() - t0, time.process_time() - c0))
+                t["decode"].append(decode())
+    cur, hwm = rss_kib()
     res = {
         "bench": "hf_transformers_cpu_smollm2_135m_f32",
         "torch": torch.__version__,
@@ -954,36 +984,20 @@ def bench() -> None:
         "prefill_tokens": 128,
         "decode_tokens": 64,
         "decode_context_start": 128,
-        "timing": "best of 3; decode = 64 single-token forwards with a DynamicCache after a 128-token prefill",
+        "timing": f"best wall time of {reps}, interleaved; decode = 64 single-token forwards with a "
+        "DynamicCache after a 128-token prefill; cpu_s = process CPU time of that run",
+        "loadavg_start": load0,
+        "loadavg_end": os.getloadavg(),
     }
-    # the default (SDPA) and eager attention: torch's CPU flash kernel is slow
-    # for a single query row, so eager decodes faster on CPU
-    for attn in ("sdpa", "eager"):
-        model.config._attn_implementation = attn
-        with torch.inference_mode():
-            model(x)  # warm-up
-            pre = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                model(x)
-                pre.append(time.perf_counter() - t0)
-            dec = []
-            for _ in range(3):
-                cache = DynamicCache(config=model.config)
-                out = model(x, past_key_values=cache, use_cache=True)
-                nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-                t0 = time.perf_counter()
-                for _ in range(64):
-                    out = model(nxt, past_key_values=out.past_key_values, use_cache=True)
-                    nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-                dec.append(time.perf_counter() - t0)
+    for attn, t in times.items():
+        pw, pc = min(t["prefill"])
+        dw, dc = min(t["decode"])
         res[attn] = {
-            "prefill_s": min(pre),
-            "prefill_tok_per_s": 128 / min(pre),
-            "decode_s": min(dec),
-            "decode_tok_per_s": 64 / min(dec),
+            "prefill_s": pw, "prefill_cpu_s": pc, "prefill_tok_per_s": 128 / pw,
+            "decode_s": dw, "decode_cpu_s": dc, "decode_tok_per_s": 64 / dw,
+            "prefill_all_s": [round(w, 4) for w, _ in t["prefill"]],
+            "decode_all_s": [round(w, 3) for w, _ in t["decode"]],
         }
-    cur, hwm = rss_kib()
     res.update(
         {
             "rss_after_load_mib": rss_loaded / 1024,

@@ -9,5 +9,14 @@
 //!   byte-level BPE as SmolLM2, SentencePiece-BPE as LLaMA GGUFs), and the
 //!   LLaMA-2 vocabulary of the `llama-tokenizer-js` package.
 
+pub mod config;
+mod error;
 pub mod gguf;
+pub mod model;
 pub mod tokenizer;
+pub mod weights;
+
+pub use config::LlamaConfig;
+pub use error::{LlmError, Result};
+pub use model::{KvCache, Llama, LlamaOutput};
+pub use weights::{Format, LlamaWeights};

@@ -1,0 +1,503 @@
+//! The LLaMA-family decoder in burn: RMSNorm, rotary position embeddings
+//! (HF's half-split layout; interleaved weights are permuted at load),
+//! grouped-query attention with a KV cache, SwiGLU MLP, tied or untied head.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{attention, embedding};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use crate::config::LlamaConfig;
+use crate::error::{LlmError, Result};
+use crate::weights::LlamaWeights;
+
+fn tensor1<B: Backend>(data: Vec<f32>, n: usize, device: &B::Device) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(data, [n]), device)
+}
+
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
+/// A bias-free PyTorch linear (`[out, in]`) as burn's `[in, out]`.
+fn load_linear<B: Backend>(
+    w: &LlamaWeights,
+    key: &str,
+    d_in: usize,
+    d_out: usize,
+    device: &B::Device,
+) -> Result<Linear<B>> {
+    let data = w.read(key, &[d_out, d_in])?;
+    Ok(Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(transpose(&data, d_out, d_in), [d_in, d_out]),
+            device,
+        )),
+        bias: None,
+    })
+}
+
+/// A linear layer over `[batch, tokens, d]` as one 2-D product.
+fn linear_rows<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [n, t, d] = x.dims();
+    let y = layer.forward(x.reshape([n * t, d]));
+    let [_, out] = y.dims();
+    y.reshape([n, t, out])
+}
+
+/// Root-mean-square LayerNorm (`x / sqrt(mean(x²) + ε) · w`).
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    /// Scale.
+    pub weight: Param<Tensor<B, 1>>,
+    /// Epsilon.
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    fn load(w: &LlamaWeights, key: &str, d: usize, eps: f64, device: &B::Device) -> Result<Self> {
+        Ok(Self {
+            weight: Param::from_tensor(tensor1(w.read(key, &[d])?, d, device)),
+            eps,
+        })
+    }
+
+    /// `x`: `[.., d]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let rms = x
+            .clone()
+            .powi_scalar(2)
+            .mean_dim(D - 1)
+            .add_scalar(self.eps)
+            .sqrt();
+        (x / rms) * self.weight.val().unsqueeze()
+    }
+}
+
+/// Self-attention with grouped key/value heads.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// Query projection.
+    pub q_proj: Linear<B>,
+    /// Key projection.
+    pub k_proj: Linear<B>,
+    /// Value projection.
+    pub v_proj: Linear<B>,
+    /// Output projection.
+    pub o_proj: Linear<B>,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Per-head width.
+    pub head_dim: usize,
+}
+
+/// Cached keys and values of one layer: `[batch, kv_heads, positions, head_dim]`.
+#[derive(Debug, Clone)]
+pub struct LayerCache<B: Backend> {
+    /// Keys (already rotated).
+    pub k: Tensor<B, 4>,
+    /// Values.
+    pub v: Tensor<B, 4>,
+}
+
+/// The KV cache of a whole model for one batch of sequences.
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    layers: Vec<Option<LayerCache<B>>>,
+    len: usize,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache for `layers` layers.
+    pub fn new(layers: usize) -> Self {
+        Self {
+            layers: vec![None; layers],
+            len: 0,
+        }
+    }
+
+    /// Positions already cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// cos and sin tables for positions `start..start + t`: `[t, head_dim]`
+/// each (the half-split layout repeats the frequencies).
+fn rope_tables<B: Backend>(
+    start: usize,
+    t: usize,
+    head_dim: usize,
+    theta: f64,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let half = head_dim / 2;
+    let mut cos = Vec::with_capacity(t * head_dim);
+    let mut sin = Vec::with_capacity(t * head_dim);
+    for p in start..start + t {
+        let mut row_c = Vec::with_capacity(half);
+        let mut row_s = Vec::with_capacity(half);
+        for i in 0..half {
+            // Frequencies in f32 as transformers computes them, angles in f64.
+            let inv = 1.0f32 / (theta.powf((2 * i) as f64 / head_dim as f64) as f32);
+            let angle = p as f64 * inv as f64;
+            row_c.push(angle.cos() as f32);
+            row_s.push(angle.sin() as f32);
+        }
+        cos.extend_from_slice(&row_c);
+        cos.extend_from_slice(&row_c);
+        sin.extend_from_slice(&row_s);
+        sin.extend_from_slice(&row_s);
+    }
+    (
+        Tensor::from_data(TensorData::new(cos, [t, head_dim]), device),
+        Tensor::from_data(TensorData::new(sin, [t, head_dim]), device),
+    )
+}
+
+/// `x·cos + rotate_half(x)·sin` for `x`: `[b, heads, t, d]`.
+fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>) -> Tensor<B, 4> {
+    let [b, h, t, d] = x.dims();
+    let half = d / 2;
+    let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..half]);
+    let x2 = x.clone().slice([0..b, 0..h, 0..t, half..d]);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone().unsqueeze::<4>() + rotated * sin.clone().unsqueeze::<4>()
+}
+
+impl<B: Backend> Attention<B> {
+    fn load(w: &LlamaWeights, layer: usize, c: &LlamaConfig, device: &B::Device) -> Result<Self> {
+        let p = format!("model.layers.{layer}.self_attn.");
+        let (h, kv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        Ok(Self {
+            q_proj: load_linear(
+                w,
+                &format!("{p}q_proj.weight"),
+                c.hidden_size,
+                h * d,
+                device,
+            )?,
+            k_proj: load_linear(
+                w,
+                &format!("{p}k_proj.weight"),
+                c.hidden_size,
+                kv * d,
+                device,
+            )?,
+            v_proj: load_linear(
+                w,
+                &format!("{p}v_proj.weight"),
+                c.hidden_size,
+                kv * d,
+                device,
+            )?,
+            o_proj: load_linear(
+                w,
+                &format!("{p}o_proj.weight"),
+                h * d,
+                c.hidden_size,
+                device,
+            )?,
+            heads: h,
+            kv_heads: kv,
+            head_dim: d,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &(Tensor<B, 2>, Tensor<B, 2>),
+        mask: Option<Tensor<B, 4, Bool>>,
+        cache: &mut Option<LayerCache<B>>,
+    ) -> Tensor<B, 3> {
+        let [b, t, _] = x.dims();
+        let (h, kv, d) = (self.heads, self.kv_heads, self.head_dim);
+        let split = |y: Tensor<B, 3>, n: usize| y.reshape([b, t, n, d]).swap_dims(1, 2);
+        let q = apply_rope(
+            split(linear_rows(&self.q_proj, x.clone()), h),
+            &rope.0,
+            &rope.1,
+        );
+        let k = apply_rope(
+            split(linear_rows(&self.k_proj, x.clone()), kv),
+            &rope.0,
+            &rope.1,
+        );
+        let v = split(linear_rows(&self.v_proj, x), kv);
+        let (k, v) = match cache.take() {
+            Some(c) => (Tensor::cat(vec![c.k, k], 2), Tensor::cat(vec![c.v, v], 2)),
+            None => (k, v),
+        };
+        *cache = Some(LayerCache {
+            k: k.clone(),
+            v: v.clone(),
+        });
+        let total = k.dims()[2];
+        let group = h / kv;
+        let expand = |y: Tensor<B, 4>| {
+            if group == 1 {
+                y
+            } else {
+                y.reshape([b, kv, 1, total, d])
+                    .expand([b, kv, group, total, d])
+                    .reshape([b, h, total, d])
+            }
+        };
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: false,
+        };
+        let y = attention(q, expand(k), expand(v), mask, None, options);
+        linear_rows(&self.o_proj, y.swap_dims(1, 2).reshape([b, t, h * d]))
+    }
+}
+
+/// SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// Gate projection.
+    pub gate_proj: Linear<B>,
+    /// Up projection.
+    pub up_proj: Linear<B>,
+    /// Down projection.
+    pub down_proj: Linear<B>,
+}
+
+/// One decoder layer (pre-norm attention and MLP with residuals).
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm<B>,
+    /// Attention.
+    pub self_attn: Attention<B>,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: RmsNorm<B>,
+    /// MLP.
+    pub mlp: Mlp<B>,
+}
+
+/// A LLaMA-family causal language model.
+#[derive(Module, Debug)]
+pub struct Llama<B: Backend> {
+    /// Token embedding `[vocab, hidden]`.
+    pub embed_tokens: Param<Tensor<B, 2>>,
+    /// Decoder layers.
+    pub layers: Vec<DecoderLayer<B>>,
+    /// Final norm.
+    pub norm: RmsNorm<B>,
+    /// Output head `[hidden, vocab]`; `None` when tied to the embedding.
+    pub lm_head: Option<Param<Tensor<B, 2>>>,
+    /// Configuration.
+    #[module(skip)]
+    pub config: LlamaConfig,
+}
+
+/// Output of a forward pass.
+#[derive(Debug, Clone)]
+pub struct LlamaOutput<B: Backend> {
+    /// Logits `[batch, tokens, vocab]`.
+    pub logits: Tensor<B, 3>,
+    /// Final hidden states (after the last norm) `[batch, tokens, hidden]`.
+    pub hidden: Tensor<B, 3>,
+}
+
+impl<B: Backend> Llama<B> {
+    /// Build the model from opened weights.
+    pub fn load(w: &LlamaWeights, device: &B::Device) -> Result<Self> {
+        let c = w.config().clone();
+        c.validate()?;
+        let (v, hd) = (c.vocab_size, c.hidden_size);
+        let embed = w.read("model.embed_tokens.weight", &[v, hd])?;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}.");
+            let im = c.intermediate_size;
+            layers.push(DecoderLayer {
+                input_layernorm: RmsNorm::load(
+                    w,
+                    &format!("{p}input_layernorm.weight"),
+                    hd,
+                    c.rms_norm_eps,
+                    device,
+                )?,
+                self_attn: Attention::load(w, i, &c, device)?,
+                post_attention_layernorm: RmsNorm::load(
+                    w,
+                    &format!("{p}post_attention_layernorm.weight"),
+                    hd,
+                    c.rms_norm_eps,
+                    device,
+                )?,
+                mlp: Mlp {
+                    gate_proj: load_linear(w, &format!("{p}mlp.gate_proj.weight"), hd, im, device)?,
+                    up_proj: load_linear(w, &format!("{p}mlp.up_proj.weight"), hd, im, device)?,
+                    down_proj: load_linear(w, &format!("{p}mlp.down_proj.weight"), im, hd, device)?,
+                },
+            });
+        }
+        let lm_head = if c.tie_word_embeddings && !w.contains("lm_head.weight") {
+            None
+        } else {
+            let head = w.read("lm_head.weight", &[v, hd])?;
+            Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(transpose(&head, v, hd), [hd, v]),
+                device,
+            )))
+        };
+        Ok(Self {
+            embed_tokens: Param::from_tensor(Tensor::from_data(
+                TensorData::new(embed, [v, hd]),
+                device,
+            )),
+            layers,
+            norm: RmsNorm::load(w, "model.norm.weight", hd, c.rms_norm_eps, device)?,
+            lm_head,
+            config: c,
+        })
+    }
+
+    /// Open and load a model (`.gguf`, HF folder, Meta folder).
+    pub fn open(path: impl AsRef<std::path::Path>, device: &B::Device) -> Result<Self> {
+        Self::load(&LlamaWeights::open(path)?, device)
+    }
+
+    /// A fresh KV cache for this model.
+    pub fn new_cache(&self) -> KvCache<B> {
+        KvCache::new(self.layers.len())
+    }
+
+    /// Token embeddings of id rows (all the same length), checked against
+    /// the vocabulary: `[batch, tokens, hidden]`.
+    pub fn embed(&self, rows: &[Vec<u32>]) -> Result<Tensor<B, 3>> {
+        let n = rows.len();
+        let t = rows.first().map_or(0, Vec::len);
+        if n == 0 || t == 0 {
+            return Err(LlmError::InvalidInput("no tokens".into()));
+        }
+        let vocab = self.config.vocab_size;
+        let mut flat = Vec::with_capacity(n * t);
+        for (r, row) in rows.iter().enumerate() {
+            if row.len() != t {
+                return Err(LlmError::InvalidInput(format!(
+                    "row {r} has {} tokens, row 0 has {t}",
+                    row.len()
+                )));
+            }
+            for &id in row {
+                if id as usize >= vocab {
+                    return Err(LlmError::TokenOutOfRange {
+                        id,
+                        row: r,
+                        vocab_size: vocab,
+                    });
+                }
+                flat.push(id as i64);
+            }
+        }
+        let device = self.embed_tokens.device();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [n, t]), &device);
+        Ok(embedding(self.embed_tokens.val(), ids))
+    }
+
+    /// Logits of final hidden states: `[batch, tokens, vocab]`.
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, t, d] = hidden.dims();
+        let flat = hidden.reshape([b * t, d]);
+        let out = match &self.lm_head {
+            Some(w) => flat.matmul(w.val()),
+            None => flat.matmul(self.embed_tokens.val().transpose()),
+        };
+        let [_, v] = out.dims();
+        out.reshape([b, t, v])
+    }
+
+    /// Run the decoder on input embeddings `[batch, tokens, hidden]` that
+    /// continue the sequences in `cache` (positions `cache.len()..`).
+    /// Returns the final hidden states (after the last norm).
+    pub fn forward_embeds(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>> {
+        let [_, t, d] = x.dims();
+        if d != self.config.hidden_size {
+            return Err(LlmError::InvalidInput(format!(
+                "embeddings have width {d}, the model {}",
+                self.config.hidden_size
+            )));
+        }
+        let start = cache.len;
+        let needed = start + t;
+        if needed > self.config.max_position_embeddings {
+            return Err(LlmError::ContextOverflow {
+                needed,
+                context: self.config.max_position_embeddings,
+            });
+        }
+        if cache.layers.len() != self.layers.len() {
+            return Err(LlmError::InvalidInput(
+                "KV cache belongs to another model".into(),
+            ));
+        }
+        let device = self.embed_tokens.device();
+        let rope = rope_tables::<B>(
+            start,
+            t,
+            self.config.head_dim,
+            self.config.rope_theta,
+            &device,
+        );
+        // Query i (absolute start + i) may see keys 0..=start + i.
+        let mask = (t > 1).then(|| {
+            let total = start + t;
+            let data: Vec<bool> = (0..t)
+                .flat_map(|i| (0..total).map(move |j| j > start + i))
+                .collect();
+            let [b, _, _] = x.dims();
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(data, [t, total]), &device)
+                .unsqueeze::<4>()
+                .expand([b, self.config.num_heads, t, total])
+        });
+        let mut x = x;
+        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let h = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                &rope,
+                mask.clone(),
+                slot,
+            );
+            let x1 = x + h;
+            let m = &layer.mlp;
+            let z = layer.post_attention_layernorm.forward(x1.clone());
+            let g = silu(linear_rows(&m.gate_proj, z.clone())) * linear_rows(&m.up_proj, z);
+            x = x1 + linear_rows(&m.down_proj, g);
+        }
+        cache.len = needed;
+        Ok(self.norm.forward(x))
+    }
+
+    /// Run the decoder on token rows continuing `cache`: logits and hidden
+    /// states for every new position.
+    pub fn forward(&self, rows: &[Vec<u32>], cache: &mut KvCache<B>) -> Result<LlamaOutput<B>> {
+        let x = self.embed(rows)?;
+        let hidden = self.forward_embeds(x, cache)?;
+        Ok(LlamaOutput {
+            logits: self.logits(hidden.clone()),
+            hidden,
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! Parity of the decoder with transformers' `LlamaForCausalLM` on a tiny
+//! random model saved in every supported layout (fixtures from
+//! `scripts/gen_llm_fixtures.py`, references computed in float64).
+
+use std::path::PathBuf;
+
+use burn::backend::NdArray;
+use burn::tensor::Tensor;
+use v2l_assets::readers::tensors::{SafetensorsFile, TensorSource};
+use v2l_llm::{Format, Llama, LlamaWeights, LlmError};
+
+type B = NdArray;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/llama")
+        .join(rel)
+}
+
+fn io() -> SafetensorsFile {
+    SafetensorsFile::open(fixture("io.safetensors")).unwrap()
+}
+
+fn rows(io: &SafetensorsFile, key: &str) -> Vec<Vec<u32>> {
+    let (shape, data) = io.read_f32(key).unwrap();
+    data.chunks(shape[1])
+        .map(|r| r.iter().map(|&v| v as u32).collect())
+        .collect()
+}
+
+fn host<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+/// max |a − b| / max |b|.
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let d = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() as f64)
+        .fold(0.0, f64::max);
+    let s = b.iter().map(|y| y.abs() as f64).fold(0.0, f64::max);
+    d / s.max(1e-30)
+}
+
+fn check_logits(path: &str, key: &str, format: Format) {
+    let w = LlamaWeights::open(fixture(path)).unwrap();
+    assert_eq!(w.format(), format);
+    let model = Llama::<B>::load(&w, &Default::default()).unwrap();
+    let io = io();
+    let ids = rows(&io, "input_ids");
+    let out = model.forward(&ids, &mut model.new_cache()).unwrap();
+    let e = rel_err(&host(out.logits), &io.read_f32(key).unwrap().1);
+    println!("{path}: {key} rel err {e:.3e}");
+    assert!(e < 1e-4, "{path}: {e}");
+}
+
+#[test]
+fn hf_safetensors_matches_transformers() {
+    check_logits("hf", "logits", Format::Hf);
+    let model = Llama::<B>::open(fixture("hf"), &Default::default()).unwrap();
+    let io = io();
+    let out = model
+        .forward(&rows(&io, "input_ids"), &mut model.new_cache())
+        .unwrap();
+    let e = rel_err(&host(out.hidden), &io.read_f32("hidden_last").unwrap().1);
+    assert!(e < 1e-4, "hidden {e}");
+}
+
+#[test]
+fn hf_sharded_and_tied_match() {
+    check_logits("hf_sharded", "logits", Format::Hf);
+    check_logits("hf_tied", "logits_tied", Format::Hf);
+    let tied = Llama::<B>::open(fixture("hf_tied"), &Default::default()).unwrap();
+    assert!(tied.lm_head.is_none());
+}
+
+#[test]
+fn meta_layout_one_and_two_shards_match() {
+    check_logits("meta_1", "logits", Format::Meta);
+    // Two model-parallel shards in bf16: merged along the right dimensions.
+    check_logits("meta_2", "logits_bf16", Format::Meta);
+}
+
+#[test]
+fn gguf_f32_matches() {
+    check_logits("gguf/model_f32.gguf", "logits", Format::Gguf);
+}
+
+#[test]
+fn kv_cache_equals_full_recomputation() {
+    let model = Llama::<B>::open(fixture("hf"), &Default::default()).unwrap();
+    let io = io();
+    let ids = rows(&io, "input_ids");
+    let full = host(model.forward(&ids, &mut model.new_cache()).unwrap().logits);
+    let vocab = model.config.vocab_size;
+    let mut cache = model.new_cache();
+    let first: Vec<Vec<u32>> = ids.iter().map(|r| r[..7].to_vec()).collect();
+    let mut got = vec![Vec::new(); ids.len()];
+    let out = host(model.forward(&first, &mut cache).unwrap().logits);
+    for (b, g) in got.iter_mut().enumerate() {
+        g.extend_from_slice(&out[b * 7 * vocab..(b + 1) * 7 * vocab]);
+    }
+    for pos in 7..12 {
+        let step: Vec<Vec<u32>> = ids.iter().map(|r| vec![r[pos]]).collect();
+        let out = host(model.forward(&step, &mut cache).unwrap().logits);
+        for (b, g) in got.iter_mut().enumerate() {
+            g.extend_from_slice(&out[b * vocab..(b + 1) * vocab]);
+        }
+    }
+    assert_eq!(cache.len(), 12);
+    let got: Vec<f32> = got.concat();
+    let e = rel_err(&got, &full);
+    assert!(e < 1e-5, "cached vs full {e}");
+}
+
+#[test]
+fn greedy_generation_matches_transformers_generate() {
+    let model = Llama::<B>::open(fixture("hf"), &Default::default()).unwrap();
+    let io = io();
+    let prompt = rows(&io, "gen_prompt");
+    let want = &rows(&io, "gen_greedy")[0];
+    let mut cache = model.new_cache();
+    let mut next = prompt;
+    let mut got = Vec::new();
+    for _ in 0..want.len() {
+        let logits = host(model.forward(&next, &mut cache).unwrap().logits);
+        let vocab = model.config.vocab_size;
+        let last = &logits[logits.len() - vocab..];
+        let id = (0..vocab)
+            .max_by(|&a, &b| last[a].total_cmp(&last[b]).then(b.cmp(&a)))
+            .unwrap() as u32;
+        got.push(id);
+        next = vec![vec![id]];
+    }
+    assert_eq!(&got, want);
+}
+
+#[test]
+fn bad_input_is_typed() {
+    let model = Llama::<B>::open(fixture("hf"), &Default::default()).unwrap();
+    let mut cache = model.new_cache();
+    assert!(matches!(
+        model.forward(&[vec![1, 256]], &mut cache),
+        Err(LlmError::TokenOutOfRange {
+            id: 256,
+            vocab_size: 256,
+            ..
+        })
+    ));
+    assert!(matches!(
+        model.forward(&[vec![1; 65]], &mut model.new_cache()),
+        Err(LlmError::ContextOverflow {
+            needed: 65,
+            context: 64
+        })
+    ));
+    let mut cache = model.new_cache();
+    model.forward(&[vec![1; 60]], &mut cache).unwrap();
+    assert!(matches!(
+        model.forward(&[vec![1; 5]], &mut cache),
+        Err(LlmError::ContextOverflow {
+            needed: 65,
+            context: 64
+        })
+    ));
+    assert!(matches!(
+        model.forward(&[vec![1, 2], vec![3]], &mut model.new_cache()),
+        Err(LlmError::InvalidInput(_))
+    ));
+    assert!(LlamaWeights::open(fixture("nonexistent")).is_err());
+
+    // A truncated GGUF is an error naming the problem, not a panic.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("gguf/model_f32.gguf")).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(Llama::<B>::open(&cut, &Default::default()).is_err());
+    // A missing tensor names the key.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(fixture("hf/config.json"), broken.join("config.json")).unwrap();
+    let src = SafetensorsFile::open(fixture("hf/model.safetensors")).unwrap();
+    let mut kept = Vec::new();
+    for k in src.keys() {
+        if k != "model.layers.1.mlp.up_proj.weight" {
+            let (s, d) = src.read_f32(&k).unwrap();
+            kept.push((
+                k,
+                s,
+                d.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+            ));
+        }
+    }
+    let views: Vec<_> = kept
+        .iter()
+        .map(|(k, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &broken.join("model.safetensors")).unwrap();
+    match Llama::<B>::open(&broken, &Default::default()) {
+        Err(LlmError::MissingTensor { key, .. }) => {
+            assert_eq!(key, "model.layers.1.mlp.up_proj.weight")
+        }
+        other => panic!("{other:?}"),
+    }
+}
