@@ -3,4 +3,5 @@
 
 mod gguf;
 mod model;
+mod smollm2;
 mod tokenizer;
