@@ -11,6 +11,7 @@
 
 pub mod config;
 mod error;
+pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod tokenizer;
@@ -18,5 +19,8 @@ pub mod weights;
 
 pub use config::LlamaConfig;
 pub use error::{LlmError, Result};
+pub use generate::{
+    Constraint, GenerateOptions, Generation, Sampling, StopReason, Trie, UnionMask,
+};
 pub use model::{KvCache, Llama, LlamaOutput};
 pub use weights::{Format, LlamaWeights};

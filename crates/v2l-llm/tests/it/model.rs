@@ -211,3 +211,160 @@ fn bad_input_is_typed() {
         other => panic!("{other:?}"),
     }
 }
+
+mod generation {
+    use super::*;
+    use v2l_llm::{Constraint, GenerateOptions, Sampling, StopReason, Trie, UnionMask};
+
+    fn model() -> Llama<B> {
+        Llama::<B>::open(fixture("hf"), &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn greedy_generate_matches_transformers_and_batches_exactly() {
+        let m = model();
+        let io = io();
+        let prompt = rows(&io, "gen_prompt")[0].clone();
+        let want = rows(&io, "gen_greedy")[0].clone();
+        let opts = GenerateOptions {
+            max_tokens: want.len(),
+            ..Default::default()
+        };
+        // A batch mixing that prompt twice with a different-length one.
+        let other = vec![1, 100, 101];
+        let out = m
+            .generate(&[prompt.clone(), other.clone(), prompt], &opts, None)
+            .unwrap();
+        assert_eq!(out[0].tokens, want);
+        assert_eq!(out[2].tokens, want);
+        assert_eq!(out[0].stop, StopReason::MaxTokens);
+        let alone = m.generate(&[other], &opts, None).unwrap();
+        assert_eq!(out[1].tokens, alone[0].tokens);
+
+        // A stop token ends the sequence after emitting it.
+        let stop = want[3];
+        let opts = GenerateOptions {
+            max_tokens: 20,
+            stop_tokens: vec![stop],
+            ..Default::default()
+        };
+        let out = m
+            .generate(&[rows(&io, "gen_prompt")[0].clone()], &opts, None)
+            .unwrap();
+        let first = want.iter().position(|&t| t == stop).unwrap();
+        assert_eq!(out[0].tokens, want[..=first]);
+        assert_eq!(out[0].stop, StopReason::StopToken(stop));
+    }
+
+    #[test]
+    fn seeded_sampling_is_reproducible() {
+        let m = model();
+        let opts = |seed| GenerateOptions {
+            max_tokens: 12,
+            sampling: Sampling::Sample {
+                temperature: 1.5,
+                top_k: Some(20),
+                top_p: Some(0.9),
+                seed,
+            },
+            ..Default::default()
+        };
+        let a = m.generate(&[vec![1, 50, 60]], &opts(3), None).unwrap();
+        let b = m.generate(&[vec![1, 50, 60]], &opts(3), None).unwrap();
+        let c = m.generate(&[vec![1, 50, 60]], &opts(4), None).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a[0].tokens, c[0].tokens);
+    }
+
+    #[test]
+    fn constrained_modes() {
+        let m = model();
+        let candidates = vec![
+            vec![10, 11, 12, 2],
+            vec![20, 21, 2],
+            vec![20, 30, 31, 32, 33, 2],
+        ];
+        // Trie: the output is always one of the candidates, whatever the prompt.
+        for prompt in [vec![1, 5], vec![1, 77, 78, 79], vec![1, 200]] {
+            let opts = GenerateOptions {
+                max_tokens: 16,
+                constraint: Constraint::Trie(Trie::from_candidates(&candidates)),
+                ..Default::default()
+            };
+            let g = &m.generate(&[prompt], &opts, None).unwrap()[0];
+            assert!(candidates.contains(&g.tokens), "{:?}", g.tokens);
+            assert_eq!(g.stop, StopReason::CandidateComplete);
+        }
+        // Union mask (faithful): exactly 16 steps, token j from the union of
+        // position j, and id 0 after the longest candidate (6 tokens).
+        let mask = UnionMask::from_candidates(&candidates, 16);
+        let opts = GenerateOptions {
+            max_tokens: 16,
+            constraint: Constraint::UnionMask(mask.clone()),
+            ..Default::default()
+        };
+        let mut mixed = false;
+        for prompt in [
+            vec![1, 5],
+            vec![1, 77, 78, 79],
+            vec![1, 200],
+            vec![1, 3, 4, 5, 6],
+        ] {
+            let g = &m.generate(&[prompt], &opts, None).unwrap()[0];
+            assert_eq!(g.tokens.len(), 16);
+            for (j, id) in g.tokens.iter().enumerate() {
+                let row = mask.allowed(j).unwrap();
+                if row.is_empty() {
+                    assert_eq!(*id, 0, "step {j}");
+                } else {
+                    assert!(row.contains(id), "step {j}: {id}");
+                }
+            }
+            mixed |= !candidates.iter().any(|c| g.tokens.starts_with(c));
+        }
+        println!("union mask produced a non-candidate sequence: {mixed}");
+    }
+
+    #[test]
+    fn generation_errors_are_typed() {
+        let m = model();
+        let opts = GenerateOptions {
+            max_tokens: 60,
+            ..Default::default()
+        };
+        assert!(matches!(
+            m.generate(&[vec![1; 10]], &opts, None),
+            Err(LlmError::ContextOverflow {
+                needed: 70,
+                context: 64
+            })
+        ));
+        let opts = GenerateOptions {
+            max_tokens: 4,
+            stop_strings: vec!["x".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            m.generate(&[vec![1]], &opts, None),
+            Err(LlmError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            m.generate(&[vec![]], &GenerateOptions::default(), None),
+            Err(LlmError::InvalidInput(_))
+        ));
+        let opts = GenerateOptions {
+            max_tokens: 4,
+            sampling: Sampling::Sample {
+                temperature: 0.0,
+                top_k: None,
+                top_p: None,
+                seed: 0,
+            },
+            ..Default::default()
+        };
+        assert!(matches!(
+            m.generate(&[vec![1]], &opts, None),
+            Err(LlmError::InvalidInput(_))
+        ));
+    }
+}
