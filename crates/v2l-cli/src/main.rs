@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod assets;
 mod clip;
+mod complete;
 mod metrics;
 
 /// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
@@ -40,6 +41,8 @@ enum Command {
     },
     /// CLIP embeddings of images and texts and their cosine similarities.
     Clip(clip::ClipArgs),
+    /// Continue a prompt with a frozen LLM (GGUF, HF or Meta weights).
+    Complete(complete::CompleteArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         }
         Command::Ssim { pair } => metrics::run(pair, metrics::Metric::Ssim),
         Command::Clip(args) => clip::run(args),
+        Command::Complete(args) => complete::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

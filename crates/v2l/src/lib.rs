@@ -20,6 +20,9 @@
 //! - [`clip`]: OpenAI CLIP's vision and text towers in burn, loaded from
 //!   OpenAI- or HF-layout weights (safetensors or `.pth`, f16 ok), the CLIP
 //!   BPE tokenizer and CLIP preprocessing.
+//! - [`llm`]: the frozen-LLM runtime: a LLaMA-family decoder in burn from
+//!   GGUF, HF safetensors or Meta checkpoints, LLM tokenizers, generation and
+//!   constrained decoding.
 //! - [`metrics`]: PSNR (RGB / Y), SSIM (as `piq`), the Fréchet distance
 //!   and codebook usage, matched against the reference tools.
 //! - [`backend`]: the burn backends this build supports and `--device` parsing.
@@ -30,6 +33,7 @@
 pub use burn;
 pub use v2l_assets as assets;
 pub use v2l_clip as clip;
+pub use v2l_llm as llm;
 pub use v2l_metrics as metrics;
 pub use v2l_quant as quant;
 

@@ -255,3 +255,48 @@ fn clip_reports_bad_input() {
 fn dirs_home() -> std::path::PathBuf {
     std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
 }
+
+/// `v2l complete` on SmolLM2-135M (skipped when the asset is not cached):
+/// greedy output equals transformers' continuation recorded in the v2l-llm
+/// fixtures (" Paris." for "The capital of France is").
+#[test]
+fn complete_with_smollm2_is_greedy_and_matches_reference() {
+    let gguf = std::env::var("V2L_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dirs_home().join(".cache/v2l"))
+        .join("assets/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !gguf.is_file() {
+        eprintln!("SKIP: SmolLM2 GGUF not cached");
+        return;
+    }
+    let out = v2l()
+        .args(["complete", "--json", "--max-tokens", "8", "--llm"])
+        .arg(&gguf)
+        .arg("The capital of France is")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["prompt_ids"],
+        serde_json::json!([504, 3575, 282, 4649, 314])
+    );
+    assert_eq!(
+        v["ids"],
+        serde_json::json!([7042, 30, 198, 198, 504, 2988, 314, 42])
+    );
+    assert!(v["text"].as_str().unwrap().starts_with(" Paris."));
+
+    let out = v2l()
+        .args(["complete", "--max-tokens", "9000", "--llm"])
+        .arg(&gguf)
+        .arg("hi")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exceeds the context"));
+}

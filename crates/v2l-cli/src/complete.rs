@@ -1,0 +1,194 @@
+//! `v2l complete`: continue a prompt with a frozen LLM (greedy by default).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::json;
+use v2l::backend::DeviceKind;
+use v2l::burn::tensor::backend::Backend;
+use v2l::llm::gguf::GgufFile;
+use v2l::llm::tokenizer::{AddSpecial, LlmTokenizer};
+use v2l::llm::{GenerateOptions, Llama, LlamaWeights, Sampling, StopReason};
+
+/// Arguments of `v2l complete`.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// The LLM: a `.gguf` file, an HF folder (`config.json` + safetensors) or
+    /// a Meta folder (`params.json` + `consolidated.*.pth`).
+    #[arg(long)]
+    pub llm: PathBuf,
+    /// Tokenizer: a `tokenizer.json`, or the `llama-tokenizer.js` file of the
+    /// LLaMA-2 vocabulary. Default: the GGUF's own, the HF folder's
+    /// `tokenizer.json`, or for a Meta folder the cached `llama2-vocab` asset.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Sample at this temperature instead of greedy decoding.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// With --temperature: keep the k most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// With --temperature: nucleus mass.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// With --temperature: RNG seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop when this string appears (repeatable).
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+    /// Keep going after the end-of-sequence token.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Prepend BOS even if the model does not by default (or `--no-bos` to never).
+    #[arg(long, conflicts_with = "no_bos")]
+    pub bos: bool,
+    /// Never prepend BOS.
+    #[arg(long)]
+    pub no_bos: bool,
+    /// cpu, cuda, cuda:N or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Machine-readable output (prompt ids, generated ids, text, stop reason).
+    #[arg(long)]
+    pub json: bool,
+    /// The prompt.
+    pub prompt: String,
+}
+
+/// Run `v2l complete`.
+pub fn run(args: CompleteArgs) -> Result<(), String> {
+    let kind: DeviceKind = args.device.parse().map_err(|e| format!("{e}"))?;
+    match kind {
+        DeviceKind::Cpu => run_on::<v2l::backend::Cpu>(&args, Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda(i) => {
+            run_on::<v2l::backend::Cuda>(&args, v2l::burn::backend::cuda::CudaDevice::new(i))
+        }
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => run_on::<v2l::backend::Wgpu>(&args, Default::default()),
+        #[allow(unreachable_patterns)]
+        other => Err(format!("device {other} is not compiled into this build")),
+    }
+}
+
+fn load_tokenizer(args: &CompleteArgs) -> Result<LlmTokenizer, String> {
+    let from_path = |p: &Path| {
+        let is_js = p.extension().is_some_and(|e| e == "js");
+        if is_js {
+            LlmTokenizer::from_llama_tokenizer_js(p)
+        } else {
+            LlmTokenizer::from_file(p)
+        }
+        .map_err(|e| e.to_string())
+    };
+    if let Some(p) = &args.tokenizer {
+        return from_path(p);
+    }
+    let llm = &args.llm;
+    if llm
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
+        let g = GgufFile::open(llm).map_err(|e| e.to_string())?;
+        return LlmTokenizer::from_gguf(&g).map_err(|e| e.to_string());
+    }
+    let json = llm.join("tokenizer.json");
+    if json.is_file() {
+        return from_path(&json);
+    }
+    if llm.join("params.json").is_file() {
+        let asset = v2l::assets::fetch::lookup("llama2-vocab").map_err(|e| e.to_string())?;
+        let file = asset
+            .files
+            .first()
+            .ok_or("the llama2-vocab asset lists no file")?;
+        let path = v2l::assets::fetch::file_path(asset, file).map_err(|e| e.to_string())?;
+        if path.is_file() {
+            return from_path(&path);
+        }
+        return Err(format!(
+            "no tokenizer for the Meta folder {}: pass --tokenizer, or run `v2l assets fetch llama2-vocab` for LLaMA-2's",
+            llm.display()
+        ));
+    }
+    Err(format!(
+        "no tokenizer found for {}: pass --tokenizer",
+        llm.display()
+    ))
+}
+
+fn run_on<B: Backend>(args: &CompleteArgs, device: B::Device) -> Result<(), String> {
+    let tok = load_tokenizer(args)?;
+    let weights = LlamaWeights::open(&args.llm).map_err(|e| e.to_string())?;
+    let model = Llama::<B>::load(&weights, &device).map_err(|e| e.to_string())?;
+    let mode = if args.bos {
+        AddSpecial::Bos
+    } else if args.no_bos {
+        AddSpecial::Neither
+    } else {
+        AddSpecial::ModelDefault
+    };
+    let mut ids = tok.encode(&args.prompt, mode).map_err(|e| e.to_string())?;
+    if mode == AddSpecial::ModelDefault {
+        // Never let the default add an EOS after the prompt.
+        if let (Some(eos), true) = (tok.eos_id(), tok.adds_eos()) {
+            if ids.last() == Some(&eos) {
+                ids.pop();
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Err("the prompt encodes to no tokens".into());
+    }
+    let sampling = match args.temperature {
+        Some(t) => Sampling::Sample {
+            temperature: t,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            seed: args.seed,
+        },
+        None => Sampling::Greedy,
+    };
+    let stop_tokens = match (args.ignore_eos, tok.eos_id()) {
+        (false, Some(e)) => vec![e],
+        _ => Vec::new(),
+    };
+    let options = GenerateOptions {
+        max_tokens: args.max_tokens,
+        sampling,
+        stop_tokens,
+        stop_strings: args.stop.clone(),
+        constraint: Default::default(),
+    };
+    let out = model
+        .generate(std::slice::from_ref(&ids), &options, Some(&tok))
+        .map_err(|e| e.to_string())?;
+    let g = out.into_iter().next().ok_or("no output")?;
+    // Without a stop string the text is the decoded ids minus a trailing EOS.
+    let text = match (&g.stop, &g.text) {
+        (StopReason::StopToken(_), _) => tok
+            .decode(&g.tokens[..g.tokens.len().saturating_sub(1)], false)
+            .map_err(|e| e.to_string())?,
+        (_, Some(t)) => t.clone(),
+        (_, None) => String::new(),
+    };
+    if args.json {
+        let stop = match &g.stop {
+            StopReason::MaxTokens => json!("max_tokens"),
+            StopReason::StopToken(t) => json!({"stop_token": t}),
+            StopReason::StopString(s) => json!({"stop_string": s}),
+            StopReason::CandidateComplete => json!("candidate_complete"),
+        };
+        println!(
+            "{}",
+            json!({"llm": args.llm.display().to_string(), "prompt_ids": ids, "ids": g.tokens, "text": text, "stop": stop})
+        );
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
