@@ -423,7 +423,11 @@ impl<B: Backend> Llama<B> {
         let flat = hidden.reshape([b * t, d]);
         let out = match &self.lm_head {
             Some(w) => flat.matmul(w.val()),
-            None => flat.matmul(self.embed_tokens.val().transpose()),
+            // Tied head: `embed · hᵀ` then a transpose of the small result,
+            // so the [vocab, hidden] embedding is never copied into a
+            // transposed layout (a per-step copy of the whole matrix on CPU
+            // backends).
+            None => self.embed_tokens.val().matmul(flat.transpose()).transpose(),
         };
         let [_, v] = out.dims();
         out.reshape([b, t, v])
