@@ -476,6 +476,7 @@ impl<B: Backend> Llama<B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

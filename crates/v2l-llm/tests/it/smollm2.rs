@@ -145,7 +145,7 @@ fn smollm2_logits_and_greedy_match_transformers() {
     let (_, prompt) = st.read_f32("input_ids").unwrap();
     let prompt: Vec<u32> = prompt.iter().map(|&x| x as u32).collect();
     let logits = model
-        .forward(&[prompt.clone()], &mut model.new_cache())
+        .forward(std::slice::from_ref(&prompt), &mut model.new_cache())
         .unwrap()
         .logits
         .into_data()
