@@ -63,7 +63,8 @@ pub struct CompleteArgs {
 pub fn run(args: CompleteArgs) -> Result<(), String> {
     let kind: DeviceKind = args.device.parse().map_err(|e| format!("{e}"))?;
     match kind {
-        DeviceKind::Cpu => run_on::<v2l::backend::Cpu>(&args, Default::default()),
+        // Flex: 3× faster single-token decoding than NdArray here.
+        DeviceKind::Cpu => run_on::<v2l::backend::CpuFlex>(&args, Default::default()),
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda(i) => {
             run_on::<v2l::backend::Cuda>(&args, v2l::burn::backend::cuda::CudaDevice::new(i))

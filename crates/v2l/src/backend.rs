@@ -8,6 +8,11 @@ use std::str::FromStr;
 pub type Cpu = burn::backend::NdArray;
 /// The CPU backend with autodiff, for training.
 pub type CpuAutodiff = burn::backend::Autodiff<Cpu>;
+
+/// burn's pure-Rust Flex CPU backend. Faster than [`Cpu`] (NdArray) for LLM
+/// generation here (SmolLM2 decode 12–13 vs 4.5 tokens/s, docs/benchmarks.md);
+/// `v2l complete` uses it for `--device cpu`.
+pub type CpuFlex = burn::backend::Flex;
 /// NVIDIA GPUs through CUDA (feature `cuda`; the driver is loaded at run time).
 #[cfg(feature = "cuda")]
 pub type Cuda = burn::backend::Cuda;

@@ -88,6 +88,39 @@ fn gguf_f32_matches() {
     check_logits("gguf/model_f32.gguf", "logits", Format::Gguf);
 }
 
+/// The same parity on burn's Flex CPU backend (the one `v2l complete` uses).
+#[test]
+fn flex_backend_matches_too() {
+    use burn::backend::Flex;
+    let io = io();
+    let ids = rows(&io, "input_ids");
+    for (path, key) in [
+        ("hf", "logits"),
+        ("meta_2", "logits_bf16"),
+        ("gguf/model_f32.gguf", "logits"),
+    ] {
+        let model = Llama::<Flex>::open(fixture(path), &Default::default()).unwrap();
+        let logits = model
+            .forward(&ids, &mut model.new_cache())
+            .unwrap()
+            .logits
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let e = rel_err(&logits, &io.read_f32(key).unwrap().1);
+        assert!(e < 1e-4, "flex {path}: {e}");
+    }
+    let model = Llama::<Flex>::open(fixture("hf"), &Default::default()).unwrap();
+    let opts = v2l_llm::GenerateOptions {
+        max_tokens: 20,
+        ..Default::default()
+    };
+    let out = model
+        .generate(&rows(&io, "gen_prompt"), &opts, None)
+        .unwrap();
+    assert_eq!(out[0].tokens, rows(&io, "gen_greedy")[0]);
+}
+
 #[test]
 fn kv_cache_equals_full_recomputation() {
     let model = Llama::<B>::open(fixture("hf"), &Default::default()).unwrap();
