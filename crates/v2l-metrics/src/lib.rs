@@ -11,11 +11,14 @@
 //! - [`frechet`]: the Fréchet distance between Gaussians (FID's formula) in
 //!   f64, with the trace term from symmetric eigendecompositions.
 //! - [`usage`]: codebook usage and perplexity of token ids.
+//! - [`clip_score`]: CLIP score as torchmetrics' `CLIPScore` (mean of
+//!   `100 · cos`, clamped at 0) and CLIP-R (this project's definition).
 //!
 //! Still to come (open issue): the FID Inception network and feature
-//! statistics, LPIPS, CLIP score and CLIP-R. Inception Score cannot be
+//! statistics and LPIPS. Inception Score cannot be
 //! computed from the available FID weights (no class logits).
 
+pub mod clip_score;
 mod error;
 pub mod frechet;
 mod image;

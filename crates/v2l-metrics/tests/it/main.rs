@@ -1,4 +1,5 @@
 //! Integration tests of v2l-metrics (one binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod clip_score;
 mod reference;
