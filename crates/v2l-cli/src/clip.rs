@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use v2l::backend::DeviceKind;
 use v2l::burn::tensor::backend::Backend;
 use v2l::clip::{Clip, ClipTokenizer, LoadOptions, Truncation};
 
@@ -50,17 +49,13 @@ pub struct ClipArgs {
 
 /// Run `v2l clip`.
 pub fn run(args: ClipArgs) -> Result<(), String> {
-    let kind: DeviceKind = args.device.parse().map_err(|e| format!("{e}"))?;
-    match kind {
-        DeviceKind::Cpu => run_on::<v2l::backend::Cpu>(&args, Default::default()),
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda(i) => {
-            run_on::<v2l::backend::Cuda>(&args, v2l::burn::backend::cuda::CudaDevice::new(i))
-        }
-        #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu => run_on::<v2l::backend::Wgpu>(&args, Default::default()),
-        #[allow(unreachable_patterns)]
-        other => Err(format!("device {other} is not compiled into this build")),
+    let device = args.device.clone();
+    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
+}
+
+impl crate::device::OnDevice for ClipArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        run_on::<B>(&self, device)
     }
 }
 

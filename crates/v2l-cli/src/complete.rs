@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::json;
-use v2l::backend::DeviceKind;
 use v2l::burn::tensor::backend::Backend;
 use v2l::llm::gguf::GgufFile;
 use v2l::llm::tokenizer::{AddSpecial, LlmTokenizer};
@@ -61,18 +60,13 @@ pub struct CompleteArgs {
 
 /// Run `v2l complete`.
 pub fn run(args: CompleteArgs) -> Result<(), String> {
-    let kind: DeviceKind = args.device.parse().map_err(|e| format!("{e}"))?;
-    match kind {
-        // Flex: 3× faster single-token decoding than NdArray here.
-        DeviceKind::Cpu => run_on::<v2l::backend::CpuFlex>(&args, Default::default()),
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda(i) => {
-            run_on::<v2l::backend::Cuda>(&args, v2l::burn::backend::cuda::CudaDevice::new(i))
-        }
-        #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu => run_on::<v2l::backend::Wgpu>(&args, Default::default()),
-        #[allow(unreachable_patterns)]
-        other => Err(format!("device {other} is not compiled into this build")),
+    let device = args.device.clone();
+    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
+}
+
+impl crate::device::OnDevice for CompleteArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        run_on::<B>(&self, device)
     }
 }
 

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod assets;
 mod clip;
 mod complete;
+mod device;
 mod metrics;
 
 /// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
