@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::{Activation, TextConfig, TextPooling, VisionConfig};
 use crate::error::{ClipError, Result};
-use crate::weights::{Tower, WeightReader};
+use crate::weights::{transpose, Tower, WeightReader};
 
 /// Where a tower's parameters come from.
 pub(crate) trait ParamSource {
@@ -82,17 +82,6 @@ fn tensor1<B: Backend>(data: Vec<f32>, n: usize, device: &B::Device) -> Tensor<B
 
 fn tensor2<B: Backend>(data: Vec<f32>, r: usize, c: usize, device: &B::Device) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(data, [r, c]), device)
-}
-
-/// Transpose a row-major `[rows, cols]` matrix on the host.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
 }
 
 /// A PyTorch `nn.Linear` (`weight` [out, in], `bias` [out]) as a burn
@@ -267,6 +256,28 @@ impl<B: Backend> ResidualAttentionBlock<B> {
     }
 }
 
+/// The `layers` residual blocks of one tower.
+#[allow(clippy::too_many_arguments)]
+fn load_blocks<B: Backend>(
+    src: &mut dyn ParamSource,
+    tower: Tower,
+    layers: usize,
+    width: usize,
+    mlp_width: usize,
+    heads: usize,
+    activation: Activation,
+    eps: f64,
+    device: &B::Device,
+) -> Result<Vec<ResidualAttentionBlock<B>>> {
+    (0..layers)
+        .map(|i| {
+            ResidualAttentionBlock::load(
+                src, tower, i, width, mlp_width, heads, activation, eps, device,
+            )
+        })
+        .collect()
+}
+
 /// What a tower returns besides its embedding.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutputOptions {
@@ -326,21 +337,17 @@ impl<B: Backend> VisionTransformer<B> {
         let (w, p) = (c.width, c.patch_size);
         let conv = src.get(t, "conv1.weight", &[w, 3, p, p])?;
         let tokens = c.num_tokens();
-        let blocks = (0..c.layers)
-            .map(|i| {
-                ResidualAttentionBlock::load(
-                    src,
-                    t,
-                    i,
-                    w,
-                    c.mlp_width(),
-                    c.heads,
-                    c.activation,
-                    c.layer_norm_eps,
-                    device,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = load_blocks(
+            src,
+            t,
+            c.layers,
+            w,
+            c.mlp_width(),
+            c.heads,
+            c.activation,
+            c.layer_norm_eps,
+            device,
+        )?;
         Ok(Self {
             patch_embed: Param::from_tensor(tensor2(
                 transpose(&conv, w, 3 * p * p),
@@ -481,21 +488,17 @@ impl<B: Backend> TextTransformer<B> {
         c.validate()?;
         let t = Tower::Text;
         let w = c.width;
-        let blocks = (0..c.layers)
-            .map(|i| {
-                ResidualAttentionBlock::load(
-                    src,
-                    t,
-                    i,
-                    w,
-                    c.mlp_width(),
-                    c.heads,
-                    c.activation,
-                    c.layer_norm_eps,
-                    device,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = load_blocks(
+            src,
+            t,
+            c.layers,
+            w,
+            c.mlp_width(),
+            c.heads,
+            c.activation,
+            c.layer_norm_eps,
+            device,
+        )?;
         Ok(Self {
             token_embedding: Param::from_tensor(tensor2(
                 src.get(t, "token_embedding.weight", &[c.vocab_size, w])?,

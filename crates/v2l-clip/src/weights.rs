@@ -21,6 +21,17 @@ pub use v2l_assets::readers::tensors::{
     open_tensors as open_source, SafetensorsFile, ShardedSafetensors, TensorSource,
 };
 
+/// Transpose a row-major `[rows, cols]` matrix on the host.
+pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
 /// The HF `config.json` beside a weight file (same folder), if any.
 pub fn hf_config_path(path: &Path) -> Option<PathBuf> {
     let dir = if path.is_dir() { path } else { path.parent()? };
@@ -348,13 +359,7 @@ impl<'a> WeightReader<'a> {
                     _ => return Err(ClipError::Config(format!("{canonical} is not 2-D"))),
                 };
                 let data = self.read_checked(&k, &[cols, rows])?;
-                let mut out = vec![0.0f32; data.len()];
-                for c in 0..cols {
-                    for r in 0..rows {
-                        out[r * cols + c] = data[c * rows + r];
-                    }
-                }
-                Ok(out)
+                Ok(transpose(&data, cols, rows))
             }
             Plan::Concat(keys) => {
                 let first = shape.first().copied().unwrap_or(0);

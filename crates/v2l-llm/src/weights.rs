@@ -167,28 +167,15 @@ impl LlamaWeights {
                 .iter()
                 .map(|p| TorchArchive::open(p).map(|a| Box::new(a) as Box<dyn TensorSource>))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let mut w = Self {
+            let vocab = merged_shape(&sources, "tok_embeddings.weight")?[0];
+            let inter = merged_shape(&sources, "layers.0.feed_forward.w1.weight")?[0];
+            let config = LlamaConfig::from_meta(&read_json(&params)?, vocab, inter)?;
+            return Ok(Self {
                 format: Format::Meta,
                 name: path.display().to_string(),
                 sources,
-                config: LlamaConfig {
-                    vocab_size: 0,
-                    hidden_size: 0,
-                    intermediate_size: 0,
-                    num_layers: 0,
-                    num_heads: 1,
-                    num_kv_heads: 1,
-                    head_dim: 2,
-                    rms_norm_eps: 0.0,
-                    rope_theta: 0.0,
-                    max_position_embeddings: 0,
-                    tie_word_embeddings: false,
-                },
-            };
-            let vocab = w.raw_shape("tok_embeddings.weight")?[0];
-            let inter = w.raw_shape("layers.0.feed_forward.w1.weight")?[0];
-            w.config = LlamaConfig::from_meta(&read_json(&params)?, vocab, inter)?;
-            return Ok(w);
+                config,
+            });
         }
         let config_path = path.join("config.json");
         let config = LlamaConfig::from_hf(&read_json(&config_path)?)?;
@@ -215,29 +202,6 @@ impl LlamaWeights {
     /// The on-disk convention.
     pub fn format(&self) -> Format {
         self.format
-    }
-
-    /// Shape of a canonical tensor as assembled (merged shards), without
-    /// reading data.
-    fn raw_shape(&self, meta_key: &str) -> Result<Vec<usize>> {
-        let parts: Vec<Vec<usize>> = self
-            .sources
-            .iter()
-            .map(|s| {
-                s.shape(meta_key).ok_or_else(|| LlmError::MissingTensor {
-                    file: s.describe().to_string(),
-                    key: meta_key.to_string(),
-                })
-            })
-            .collect::<Result<_>>()?;
-        let dim = meta_split_dim(meta_key);
-        let mut shape = parts.first().cloned().unwrap_or_default();
-        if let (Some(d), true) = (dim, parts.len() > 1) {
-            if let Some(total) = shape.get_mut(d) {
-                *total = parts.iter().map(|p| p.get(d).copied().unwrap_or(0)).sum();
-            }
-        }
-        Ok(shape)
     }
 
     /// The file key(s) behind a canonical (HF) name.
@@ -273,10 +237,10 @@ impl LlamaWeights {
     }
 
     /// Read a canonical tensor (HF name, HF layout) checking its shape.
-    /// `rope_heads` = Some(n) for q/k projections of n heads stored in the
-    /// interleaved layout (Meta, GGUF), which are permuted to HF's.
+    /// q/k projections stored in the interleaved RoPE layout (Meta, GGUF) are
+    /// permuted to HF's.
     pub fn read(&self, canonical: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (data, key, file) = match self.locate(canonical)? {
+        let data = match self.locate(canonical)? {
             Source::One(s, k) => {
                 let found = s.shape(&k).ok_or_else(|| LlmError::MissingTensor {
                     file: s.describe().to_string(),
@@ -290,7 +254,7 @@ impl LlamaWeights {
                         found,
                     });
                 }
-                (s.read_f32(&k)?.1, k, s.describe().to_string())
+                s.read_f32(&k)?.1
             }
             Source::Shards(parts, dim) => {
                 let mut pieces = Vec::new();
@@ -309,19 +273,17 @@ impl LlamaWeights {
                 if let Some(x) = found.get_mut(dim) {
                     *x = total;
                 }
-                let key = parts.first().map(|(_, k)| k.clone()).unwrap_or_default();
                 if found != shape {
                     return Err(LlmError::ShapeMismatch {
                         file: self.name.clone(),
-                        key,
+                        key: parts.first().map(|(_, k)| k.clone()).unwrap_or_default(),
                         expected: shape.to_vec(),
                         found,
                     });
                 }
-                (concat(&pieces, dim, shape), key, self.name.clone())
+                concat(&pieces, dim, shape)
             }
         };
-        let _ = (key, file);
         let needs_permute = matches!(self.format, Format::Meta | Format::Gguf)
             && (canonical.ends_with("self_attn.q_proj.weight")
                 || canonical.ends_with("self_attn.k_proj.weight"));
@@ -337,6 +299,27 @@ impl LlamaWeights {
         }
         Ok(data)
     }
+}
+
+/// Shape of a Meta tensor with its model-parallel shards merged, without
+/// reading data.
+fn merged_shape(sources: &[Box<dyn TensorSource>], meta_key: &str) -> Result<Vec<usize>> {
+    let parts: Vec<Vec<usize>> = sources
+        .iter()
+        .map(|s| {
+            s.shape(meta_key).ok_or_else(|| LlmError::MissingTensor {
+                file: s.describe().to_string(),
+                key: meta_key.to_string(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut shape = parts.first().cloned().unwrap_or_default();
+    if let (Some(d), true) = (meta_split_dim(meta_key), parts.len() > 1) {
+        if let Some(total) = shape.get_mut(d) {
+            *total = parts.iter().map(|p| p.get(d).copied().unwrap_or(0)).sum();
+        }
+    }
+    Ok(shape)
 }
 
 /// Concatenate row-major pieces along `dim` (0 or 1 of a 2-D tensor).
