@@ -1,0 +1,607 @@
+//! The V2L tokenizer as one burn module: encoder, `quant_conv`, the local
+//! quantiser over the projected LLM-vocabulary codebook, the global
+//! quantiser over CLIP image embeddings, `post_quant_conv` and the decoder.
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use v2l_assets::readers::tensors::TensorSource;
+use v2l_clip::{ClipConfig, VisionConfig, VisionTransformer};
+use v2l_quant::tensor::{Strategy, TensorCodebook};
+
+use crate::blocks::{Conv, LinearT};
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::net::{Decoder, Encoder};
+use crate::params::{frozen, Init, Named, ParamSource, RandomSource, StateDictSource};
+
+/// Namespaces of the state dict that belong to the tokenizer proper (a key
+/// under one of them that the architecture does not use is "unexpected").
+pub const MODEL_NAMESPACES: &[&str] = &[
+    "encoder.",
+    "decoder.",
+    "quant_conv.",
+    "post_quant_conv.",
+    "tok_embeddings.",
+    "tok_embeddings_global.",
+    "codebook_projection.",
+];
+
+/// Namespaces of an official checkpoint that inference skips.
+pub const SKIPPED_NAMESPACES: &[&str] = &["discriminator.", "perceptual_loss."];
+
+/// Prefix of the CLIP vision tower inside an official checkpoint.
+pub const CLIP_PREFIX: &str = "global_encoder.";
+
+/// The V2L tokenizer (reference `VQModel_LLaMA`), generic over the backend
+/// and trainable under an autodiff backend: the encoder, decoder, both 1×1
+/// convs and the projector train; both codebooks and the CLIP tower are
+/// frozen.
+#[derive(Module, Debug)]
+pub struct V2lModel<B: Backend> {
+    /// The convolutional encoder.
+    pub encoder: Encoder<B>,
+    /// The decoder with cross-attention to the global codes.
+    pub decoder: Decoder<B>,
+    /// 1×1 conv, latent channels → `embed_dim`.
+    pub quant_conv: Conv<B>,
+    /// 1×1 conv, `embed_dim` → latent channels.
+    pub post_quant_conv: Conv<B>,
+    /// The local codebook `[n_local, embed_dim]` (`tok_embeddings.weight`;
+    /// row i = LLM token id i), frozen.
+    pub local_codebook: Param<Tensor<B, 2>>,
+    /// The trainable projector applied to the whole local codebook
+    /// (`codebook_projection`), if the model uses one.
+    pub projector: Option<LinearT<B>>,
+    /// The global codebook `[n_global, embed_dim]`
+    /// (`tok_embeddings_global.weight`), frozen, never projected.
+    pub global_codebook: Param<Tensor<B, 2>>,
+    /// The frozen CLIP vision tower of the global branch, if present.
+    pub clip: Option<VisionTransformer<B>>,
+    #[module(skip)]
+    config: ModelConfig,
+    /// State-dict name of every parameter (for saving).
+    #[module(skip)]
+    names: Vec<(ParamId, String)>,
+}
+
+/// What the encoder side computes for a batch (shapes for `B` images of
+/// `H × W` with a `h × w` latent grid, `D = embed_dim`).
+#[derive(Debug, Clone)]
+pub struct LocalEncoding<B: Backend> {
+    /// `[B, z, h, w]` the encoder's output.
+    pub encoder_out: Tensor<B, 4>,
+    /// `[B, D, h, w]` after `quant_conv` (before normalisation).
+    pub quant_conv_out: Tensor<B, 4>,
+    /// `[B, D, h, w]` the straight-through quantised features (the decoder's
+    /// input; its value is the chosen codebook rows).
+    pub quantized: Tensor<B, 4>,
+    /// `[B, h·w]` local ids (LLM token ids), row-major over `(h, w)`.
+    pub local_ids: Tensor<B, 2, Int>,
+    /// `[1]` the reference's `qloss`:
+    /// `mean((sg(z_q) − z)²) + β · mean((z_q − sg(z))²)`.
+    pub qloss: Tensor<B, 1>,
+    /// `(h, w)`.
+    pub grid: (usize, usize),
+}
+
+/// The global branch's result for a batch.
+#[derive(Debug, Clone)]
+pub struct GlobalEncoding<B: Backend> {
+    /// `[B, k]` global ids, nearest first.
+    pub global_ids: Tensor<B, 2, Int>,
+    /// `[B, k, D]` the raw global rows (the decoder's cross-attention context).
+    pub context: Tensor<B, 3>,
+}
+
+/// A full forward pass (training or evaluation).
+#[derive(Debug, Clone)]
+pub struct ForwardOutput<B: Backend> {
+    /// Local branch.
+    pub local: LocalEncoding<B>,
+    /// Global branch.
+    pub global: GlobalEncoding<B>,
+    /// `[B, 3, H, W]` the decoder's output (no clamp).
+    pub decoded: Tensor<B, 4>,
+}
+
+impl<B: Backend> V2lModel<B> {
+    /// Build from a state dict in the reference's naming (`encoder.*`,
+    /// `decoder.*`, `quant_conv.*`, `post_quant_conv.*`,
+    /// `tok_embeddings.weight`, `codebook_projection.*`,
+    /// `tok_embeddings_global.weight`) under `prefix`. The CLIP tower is
+    /// added with [`with_clip`](Self::with_clip) (see
+    /// [`crate::import::load_clip`]).
+    ///
+    /// # Errors
+    /// [`ModelError::Weights`] listing every missing, unexpected or
+    /// mis-shaped tensor; an invalid configuration; a read error.
+    pub fn from_source(
+        source: &dyn TensorSource,
+        prefix: &str,
+        config: &ModelConfig,
+        device: &B::Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let mut src = StateDictSource::new(source, prefix);
+        let model = Self::build(&mut src, None, config, device);
+        src.finish(MODEL_NAMESPACES)?;
+        Ok(model)
+    }
+
+    /// Attach the CLIP vision tower of the global branch.
+    ///
+    /// # Errors
+    /// Its output width differs from `embed_dim`.
+    pub fn with_clip(mut self, clip: VisionTransformer<B>, clip_config: VisionConfig) -> Result<Self> {
+        let mut c = self.config.clone();
+        c.clip_vision = Some(clip_config);
+        c.validate()?;
+        self.config = c;
+        self.clip = Some(clip);
+        Ok(self)
+    }
+
+    /// Every parameter of the tokenizer (not the CLIP tower) with its
+    /// state-dict name: `(name, shape, values)`, in build order.
+    ///
+    /// # Errors
+    /// A backend returns non-f32-convertible data.
+    pub fn named_tensors(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        struct Collect<B: Backend> {
+            found: std::collections::HashMap<ParamId, (Vec<usize>, burn::tensor::TensorData)>,
+            _b: std::marker::PhantomData<B>,
+        }
+        impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                let t = param.val();
+                self.found.insert(param.id, (t.dims().to_vec(), t.into_data()));
+            }
+        }
+        let mut c = Collect::<B> {
+            found: Default::default(),
+            _b: std::marker::PhantomData,
+        };
+        // Only the tokenizer's own parts (the CLIP tower has no names here).
+        self.encoder.visit(&mut c);
+        self.decoder.visit(&mut c);
+        self.quant_conv.visit(&mut c);
+        self.post_quant_conv.visit(&mut c);
+        self.local_codebook.visit(&mut c);
+        self.projector.visit(&mut c);
+        self.global_codebook.visit(&mut c);
+        let mut out = Vec::with_capacity(self.names.len());
+        for (id, name) in &self.names {
+            let (shape, data) = c.found.remove(id).ok_or_else(|| {
+                ModelError::Backend(format!("parameter {name} not found in the module"))
+            })?;
+            let values = data
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(|e| ModelError::Backend(format!("{e:?}")))?;
+            out.push((name.clone(), shape, values));
+        }
+        Ok(out)
+    }
+
+    /// A model with seeded random weights (PyTorch's default initialisers;
+    /// the projector as the reference, N(0, 1/D)), and a random CLIP tower
+    /// when `config.clip_vision` is set. For benchmarks and training from
+    /// scratch.
+    ///
+    /// # Errors
+    /// An invalid configuration.
+    pub fn random(config: &ModelConfig, seed: u64, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        let mut src = RandomSource::new(seed);
+        let clip = match &config.clip_vision {
+            Some(vc) => {
+                let cc = ClipConfig {
+                    vision: Some(vc.clone()),
+                    text: None,
+                };
+                v2l_clip::Clip::<B>::random(cc, seed ^ 0x5eed, device)?
+                    .into_towers()
+                    .0
+            }
+            None => None,
+        };
+        Ok(Self::build(&mut src, clip, config, device))
+    }
+
+    fn build(
+        src: &mut dyn ParamSource,
+        clip: Option<VisionTransformer<B>>,
+        config: &ModelConfig,
+        device: &B::Device,
+    ) -> Self {
+        let mut named = Named::new(src);
+        let src: &mut dyn ParamSource = &mut named;
+        let d = config.embed_dim;
+        let z = config.ddconfig.z_channels;
+        let encoder = Encoder::load(src, config, device);
+        let decoder = Decoder::load(src, config, device);
+        let quant_conv = Conv::load(
+            src,
+            "quant_conv",
+            [d, config.encoder_out_channels(), 1],
+            1,
+            0,
+            device,
+        );
+        let post_quant_conv = Conv::load(src, "post_quant_conv", [z, d, 1], 1, 0, device);
+        let local_codebook = frozen(
+            src,
+            "tok_embeddings.weight",
+            [config.n_local, d],
+            Init::Normal(1.0 / (d as f64).sqrt()),
+            device,
+        );
+        let projector = config.use_projector.then(|| {
+            let bound = 1.0 / (d as f64).sqrt();
+            LinearT {
+                weight: crate::params::param(
+                    src,
+                    "codebook_projection.weight",
+                    [d, d],
+                    Init::Normal(bound),
+                    device,
+                ),
+                bias: Some(crate::params::param(
+                    src,
+                    "codebook_projection.bias",
+                    [d],
+                    Init::Uniform(bound),
+                    device,
+                )),
+            }
+        });
+        let global_codebook = frozen(
+            src,
+            "tok_embeddings_global.weight",
+            [config.n_global, d],
+            Init::Normal(1.0 / (d as f64).sqrt()),
+            device,
+        );
+        Self {
+            encoder,
+            decoder,
+            quant_conv,
+            post_quant_conv,
+            local_codebook,
+            projector,
+            global_codebook,
+            clip,
+            config: config.clone(),
+            names: named.names,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Global tokens per image used when the caller does not say.
+    pub fn set_default_k(&mut self, k: usize) -> Result<()> {
+        let mut c = self.config.clone();
+        c.k = k;
+        c.validate()?;
+        self.config = c;
+        Ok(())
+    }
+
+    /// The searched local codebook `[n_local, D]`: `projector(E)` (or `E`
+    /// without a projector). Differentiable with respect to the projector.
+    pub fn projected_codebook(&self) -> Tensor<B, 2> {
+        let e = self.local_codebook.val();
+        match &self.projector {
+            Some(p) => p.forward(e),
+            None => e,
+        }
+    }
+
+    /// The local codebook prepared for repeated searches (project once, then
+    /// search many batches).
+    ///
+    /// # Errors
+    /// A NaN or infinity in the projected rows.
+    pub fn prepare_local(&self) -> Result<TensorCodebook<B>> {
+        Ok(TensorCodebook::new(
+            self.projected_codebook(),
+            Strategy::Auto,
+        )?)
+    }
+
+    /// The global codebook prepared for repeated searches.
+    ///
+    /// # Errors
+    /// A NaN or infinity in the rows.
+    pub fn prepare_global(&self) -> Result<TensorCodebook<B>> {
+        Ok(TensorCodebook::new(
+            self.global_codebook.val().detach(),
+            Strategy::Auto,
+        )?)
+    }
+
+    fn check_images(&self, images: &Tensor<B, 4>) -> Result<(usize, usize)> {
+        let [b, c, h, w] = images.dims();
+        let want = self.config.ddconfig.in_channels;
+        if c != want {
+            return Err(ModelError::InvalidInput(format!(
+                "images have {c} channels, the encoder takes {want} ([batch, {want}, H, W])"
+            )));
+        }
+        if b == 0 {
+            return Err(ModelError::InvalidInput("empty batch".into()));
+        }
+        self.config.grid_for(h, w)
+    }
+
+    /// Encoder, `quant_conv`, normalisation and nearest-row search against
+    /// `local` (from [`prepare_local`](Self::prepare_local), or `None` to
+    /// project the codebook in this call, as training does).
+    ///
+    /// `images`: `[B, 3, H, W]` in `[-1, 1]` with `H`, `W` divisible by
+    /// `2^(levels−1)`.
+    ///
+    /// # Errors
+    /// Wrong channel count, indivisible size, empty batch, non-finite values.
+    pub fn encode_local(
+        &self,
+        images: Tensor<B, 4>,
+        local: Option<&TensorCodebook<B>>,
+    ) -> Result<LocalEncoding<B>> {
+        let (gh, gw) = self.check_images(&images)?;
+        let [b, _, _, _] = images.dims();
+        let d = self.config.embed_dim;
+        let encoder_out = self.encoder.forward(images);
+        let quant_conv_out = self.quant_conv.forward(encoder_out.clone());
+        let z = if self.config.normalize_features {
+            // Per-position L2 norm over channels, no epsilon (reference).
+            let norm = quant_conv_out.clone().square().sum_dim(1).sqrt();
+            quant_conv_out.clone() / norm
+        } else {
+            quant_conv_out.clone()
+        };
+        let flat = z.permute([0, 2, 3, 1]).reshape([b * gh * gw, d]);
+        let owned;
+        let codebook = match local {
+            Some(c) => c,
+            None => {
+                owned = TensorCodebook::new(self.projected_codebook(), Strategy::Auto)?;
+                &owned
+            }
+        };
+        let st = codebook.quantize(flat.clone())?;
+        let beta = self.config.codebook_loss_weight;
+        let commit = (st.codes.clone().detach() - flat.clone()).square().mean();
+        let codebook_side = (st.codes - flat.detach()).square().mean().mul_scalar(beta);
+        let qloss = commit + codebook_side;
+        let quantized = st
+            .output
+            .reshape([b, gh, gw, d])
+            .permute([0, 3, 1, 2]);
+        Ok(LocalEncoding {
+            encoder_out,
+            quant_conv_out,
+            quantized,
+            local_ids: st.indices.reshape([b, gh * gw]),
+            qloss,
+            grid: (gh, gw),
+        })
+    }
+
+    /// The CLIP image embedding `[B, D]` (not normalised, detached) of
+    /// CLIP-preprocessed images `[B, 3, R, R]`.
+    ///
+    /// # Errors
+    /// No CLIP tower; wrong image shape.
+    pub fn clip_embedding(&self, clip_images: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
+        let clip = self.clip.as_ref().ok_or(ModelError::Missing("CLIP vision tower"))?;
+        let out = clip.forward(clip_images, v2l_clip::OutputOptions::default())?;
+        Ok(out.embeds.detach())
+    }
+
+    /// The global quantiser: L2-normalise `embedding` `[B, D]`, take the `k`
+    /// rows of the (un-normalised) global codebook nearest in squared L2,
+    /// nearest first, and gather them as the context.
+    ///
+    /// # Errors
+    /// Width mismatch, `k` out of range, non-finite values.
+    pub fn encode_global(
+        &self,
+        embedding: Tensor<B, 2>,
+        k: usize,
+        global: Option<&TensorCodebook<B>>,
+    ) -> Result<GlobalEncoding<B>> {
+        let [b, d] = embedding.dims();
+        if d != self.config.embed_dim {
+            return Err(ModelError::InvalidInput(format!(
+                "global embedding width {d} differs from embed_dim {}",
+                self.config.embed_dim
+            )));
+        }
+        if k == 0 || k > self.config.n_global || k > v2l_quant::MAX_TOP_K {
+            return Err(ModelError::InvalidInput(format!(
+                "k = {k} global tokens is not in 1..={}",
+                self.config.n_global.min(v2l_quant::MAX_TOP_K)
+            )));
+        }
+        let e = v2l_clip::normalize(embedding.detach());
+        let owned;
+        let codebook = match global {
+            Some(c) => c,
+            None => {
+                owned = self.prepare_global()?;
+                &owned
+            }
+        };
+        let (ids, _) = codebook.top_k(e, k)?;
+        let context = self.global_context(ids.clone(), b, k);
+        Ok(GlobalEncoding {
+            global_ids: ids,
+            context,
+        })
+    }
+
+    fn global_context(&self, ids: Tensor<B, 2, Int>, b: usize, k: usize) -> Tensor<B, 3> {
+        self.global_codebook
+            .val()
+            .detach()
+            .select(0, ids.reshape([b * k]))
+            .reshape([b, k, self.config.embed_dim])
+    }
+
+    /// `post_quant_conv` and the decoder: `quantized` `[B, D, h, w]` with the
+    /// context `[B, k, D]` → `[B, 3, H, W]` (no clamp).
+    ///
+    /// # Errors
+    /// Shape mismatches between the two inputs or with `embed_dim`.
+    pub fn decode(&self, quantized: Tensor<B, 4>, context: Tensor<B, 3>) -> Result<Tensor<B, 4>> {
+        let [b, d, _, _] = quantized.dims();
+        let [bc, _, dc] = context.dims();
+        let want = self.config.embed_dim;
+        if d != want || dc != want || b != bc {
+            return Err(ModelError::InvalidInput(format!(
+                "decode takes codes [B, {want}, h, w] and context [B, k, {want}]; got {:?} and {:?}",
+                quantized.dims(),
+                context.dims()
+            )));
+        }
+        Ok(self
+            .decoder
+            .forward(self.post_quant_conv.forward(quantized), context))
+    }
+
+    /// Decode from ids: local ids `[B, h·w]` gather rows of the projected
+    /// codebook (`local`, or projected in this call), global ids `[B, k]`
+    /// rows of the global codebook.
+    ///
+    /// # Errors
+    /// [`ModelError::IdOutOfRange`] naming the first bad id; a grid that
+    /// does not match the id count.
+    pub fn decode_ids(
+        &self,
+        local_ids: Tensor<B, 2, Int>,
+        grid: (usize, usize),
+        global_ids: Tensor<B, 2, Int>,
+        local: Option<&TensorCodebook<B>>,
+    ) -> Result<Tensor<B, 4>> {
+        let [b, n] = local_ids.dims();
+        let [bg, k] = global_ids.dims();
+        let (gh, gw) = grid;
+        if n != gh * gw || b != bg || b == 0 || k == 0 {
+            return Err(ModelError::InvalidInput(format!(
+                "local ids {:?} do not fit the grid {gh}×{gw} and global ids {:?}",
+                [b, n],
+                [bg, k]
+            )));
+        }
+        check_range("local", &local_ids, self.config.n_local)?;
+        check_range("global", &global_ids, self.config.n_global)?;
+        let rows = match local {
+            Some(c) => c.rows().clone(),
+            None => self.projected_codebook(),
+        };
+        let d = self.config.embed_dim;
+        let codes = rows
+            .select(0, local_ids.reshape([b * n]))
+            .reshape([b, gh, gw, d])
+            .permute([0, 3, 1, 2]);
+        let context = self.global_context(global_ids, b, k);
+        self.decode(codes, context)
+    }
+
+    /// The whole forward pass of the reference (`stage 1`): local
+    /// encoding with the codebook projected in this call, global ids from
+    /// the CLIP tower on `clip_images`, decoding.
+    ///
+    /// # Errors
+    /// As the parts.
+    pub fn forward(
+        &self,
+        images: Tensor<B, 4>,
+        clip_images: Tensor<B, 4>,
+        k: usize,
+    ) -> Result<ForwardOutput<B>> {
+        let embedding = self.clip_embedding(clip_images)?;
+        self.forward_with_embedding(images, embedding, k)
+    }
+
+    /// [`forward`](Self::forward) with a precomputed global embedding `[B, D]`.
+    ///
+    /// # Errors
+    /// As the parts.
+    pub fn forward_with_embedding(
+        &self,
+        images: Tensor<B, 4>,
+        embedding: Tensor<B, 2>,
+        k: usize,
+    ) -> Result<ForwardOutput<B>> {
+        let local = self.encode_local(images, None)?;
+        let global = self.encode_global(embedding, k, None)?;
+        let decoded = self.decode(local.quantized.clone(), global.context.clone())?;
+        Ok(ForwardOutput {
+            local,
+            global,
+            decoded,
+        })
+    }
+}
+
+/// Checks every id of `ids` lies in `0..size`.
+fn check_range<B: Backend>(which: &'static str, ids: &Tensor<B, 2, Int>, size: usize) -> Result<()> {
+    let [_, n] = ids.dims();
+    let values = ids
+        .to_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .map_err(|e| ModelError::Backend(format!("{e:?}")))?;
+    if let Some((p, &id)) = values
+        .iter()
+        .enumerate()
+        .find(|(_, &i)| i < 0 || i as u64 >= size as u64)
+    {
+        return Err(ModelError::IdOutOfRange {
+            which,
+            id,
+            image: p / n.max(1),
+            position: p % n.max(1),
+            size,
+        });
+    }
+    Ok(())
+}
+
+/// Ids `[B, n]` as a burn tensor.
+pub fn ids_tensor<B: Backend>(ids: &[Vec<u32>], device: &B::Device) -> Result<Tensor<B, 2, Int>> {
+    let b = ids.len();
+    let n = ids.first().map_or(0, Vec::len);
+    if let Some((i, row)) = ids.iter().enumerate().find(|(_, r)| r.len() != n) {
+        return Err(ModelError::InvalidInput(format!(
+            "image {i} has {} ids, image 0 has {n}",
+            row.len()
+        )));
+    }
+    let flat: Vec<i64> = ids.iter().flatten().map(|&v| i64::from(v)).collect();
+    Ok(Tensor::from_data(TensorData::new(flat, [b, n]), device))
+}
+
+/// A `[B, n]` id tensor as rows of `u32`.
+pub fn ids_to_rows<B: Backend>(ids: Tensor<B, 2, Int>) -> Result<Vec<Vec<u32>>> {
+    let [b, n] = ids.dims();
+    let values = ids
+        .into_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .map_err(|e| ModelError::Backend(format!("{e:?}")))?;
+    let mut rows = Vec::with_capacity(b);
+    for r in 0..b {
+        let row = values[r * n..(r + 1) * n]
+            .iter()
+            .map(|&v| u32::try_from(v).map_err(|_| ModelError::Backend(format!("id {v}"))))
+            .collect::<Result<Vec<u32>>>()?;
+        rows.push(row);
+    }
+    Ok(rows)
+}

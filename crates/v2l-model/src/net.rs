@@ -1,0 +1,238 @@
+//! The convolutional encoder and the decoder with its mid-block
+//! cross-attention (reference §3.2 and §3.5), for any `ddconfig`.
+
+use burn::module::Module;
+use burn::tensor::{backend::Backend, Tensor};
+
+use crate::blocks::{
+    swish, AttnBlock, Conv, CrossAttention, Downsample, GroupNorm, ResnetBlock, Upsample,
+};
+use crate::config::ModelConfig;
+use crate::params::ParamSource;
+
+/// One encoder level: ResnetBlocks (each followed by attention where the
+/// `resolution` counter says) and a downsample except at the last level.
+#[derive(Module, Debug)]
+pub struct EncoderLevel<B: Backend> {
+    /// `down.{i}.block.{j}`.
+    pub block: Vec<ResnetBlock<B>>,
+    /// `down.{i}.attn.{j}` (empty when the level has no attention).
+    pub attn: Vec<AttnBlock<B>>,
+    /// `down.{i}.downsample`.
+    pub downsample: Option<Downsample<B>>,
+}
+
+/// The encoder: `conv_in`, levels, middle (Res, Attn, Res), GroupNorm,
+/// swish, `conv_out`.
+#[derive(Module, Debug)]
+pub struct Encoder<B: Backend> {
+    /// 3×3 stem.
+    pub conv_in: Conv<B>,
+    /// Levels, top resolution first.
+    pub down: Vec<EncoderLevel<B>>,
+    /// `mid.block_1`.
+    pub mid_block_1: ResnetBlock<B>,
+    /// `mid.attn_1`.
+    pub mid_attn_1: AttnBlock<B>,
+    /// `mid.block_2`.
+    pub mid_block_2: ResnetBlock<B>,
+    /// Output norm.
+    pub norm_out: GroupNorm<B>,
+    /// 3×3 to the latent channels.
+    pub conv_out: Conv<B>,
+}
+
+impl<B: Backend> Encoder<B> {
+    pub(crate) fn load(
+        src: &mut dyn ParamSource,
+        config: &ModelConfig,
+        device: &B::Device,
+    ) -> Self {
+        let dd = &config.ddconfig;
+        let levels = dd.levels();
+        let conv_in = Conv::load(src, "encoder.conv_in", [dd.ch, dd.in_channels, 3], 1, 1, device);
+        let mut down = Vec::with_capacity(levels);
+        let mut c_in = dd.ch;
+        for i in 0..levels {
+            let c_out = dd.level_channels(i);
+            let with_attn = dd.encoder_level_attention(i);
+            let mut block = Vec::new();
+            let mut attn = Vec::new();
+            for j in 0..dd.num_res_blocks {
+                let key = format!("encoder.down.{i}.block.{j}");
+                block.push(ResnetBlock::load(src, &key, c_in, c_out, device));
+                c_in = c_out;
+                if with_attn {
+                    let key = format!("encoder.down.{i}.attn.{j}");
+                    attn.push(AttnBlock::load(src, &key, c_out, device));
+                }
+            }
+            let downsample = (i + 1 != levels).then(|| {
+                Downsample::load(src, &format!("encoder.down.{i}.downsample"), c_out, device)
+            });
+            down.push(EncoderLevel {
+                block,
+                attn,
+                downsample,
+            });
+        }
+        let c = dd.mid_channels();
+        Self {
+            conv_in,
+            down,
+            mid_block_1: ResnetBlock::load(src, "encoder.mid.block_1", c, c, device),
+            mid_attn_1: AttnBlock::load(src, "encoder.mid.attn_1", c, device),
+            mid_block_2: ResnetBlock::load(src, "encoder.mid.block_2", c, c, device),
+            norm_out: GroupNorm::load(src, "encoder.norm_out", c, device),
+            conv_out: Conv::load(
+                src,
+                "encoder.conv_out",
+                [config.encoder_out_channels(), c, 3],
+                1,
+                1,
+                device,
+            ),
+        }
+    }
+
+    /// `[B, in_channels, H, W]` → `[B, z, H/2^n, W/2^n]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut h = self.conv_in.forward(x);
+        for level in &self.down {
+            for (j, block) in level.block.iter().enumerate() {
+                h = block.forward(h);
+                if let Some(a) = level.attn.get(j) {
+                    h = a.forward(h);
+                }
+            }
+            if let Some(d) = &level.downsample {
+                h = d.forward(h);
+            }
+        }
+        h = self.mid_block_1.forward(h);
+        h = self.mid_attn_1.forward(h);
+        h = self.mid_block_2.forward(h);
+        self.conv_out.forward(swish(self.norm_out.forward(h)))
+    }
+}
+
+/// One decoder level: `num_res_blocks + 1` ResnetBlocks (with attention
+/// where the counter says) and an upsample except at level 0.
+#[derive(Module, Debug)]
+pub struct DecoderLevel<B: Backend> {
+    /// `up.{i}.block.{j}`.
+    pub block: Vec<ResnetBlock<B>>,
+    /// `up.{i}.attn.{j}`.
+    pub attn: Vec<AttnBlock<B>>,
+    /// `up.{i}.upsample`.
+    pub upsample: Option<Upsample<B>>,
+}
+
+/// The decoder: `conv_in`, middle (Res, Attn, CrossAttention, Res), levels
+/// from the lowest resolution up, GroupNorm, swish, `conv_out`.
+#[derive(Module, Debug)]
+pub struct Decoder<B: Backend> {
+    /// 3×3 from the latent channels.
+    pub conv_in: Conv<B>,
+    /// `mid.block_1`.
+    pub mid_block_1: ResnetBlock<B>,
+    /// `mid.attn_1`.
+    pub mid_attn_1: AttnBlock<B>,
+    /// `mid.cross_attn_1`.
+    pub mid_cross_attn_1: CrossAttention<B>,
+    /// `mid.block_2`.
+    pub mid_block_2: ResnetBlock<B>,
+    /// Levels indexed as in the state dict (`up.0` is the full resolution;
+    /// run from the last to the first).
+    pub up: Vec<DecoderLevel<B>>,
+    /// Output norm.
+    pub norm_out: GroupNorm<B>,
+    /// 3×3 to image channels.
+    pub conv_out: Conv<B>,
+}
+
+impl<B: Backend> Decoder<B> {
+    pub(crate) fn load(
+        src: &mut dyn ParamSource,
+        config: &ModelConfig,
+        device: &B::Device,
+    ) -> Self {
+        let dd = &config.ddconfig;
+        let levels = dd.levels();
+        let c_mid = dd.mid_channels();
+        let conv_in = Conv::load(src, "decoder.conv_in", [c_mid, dd.z_channels, 3], 1, 1, device);
+        let mid_block_1 = ResnetBlock::load(src, "decoder.mid.block_1", c_mid, c_mid, device);
+        let mid_attn_1 = AttnBlock::load(src, "decoder.mid.attn_1", c_mid, device);
+        let mid_cross_attn_1 = CrossAttention::load(
+            src,
+            "decoder.mid.cross_attn_1",
+            c_mid,
+            config.embed_dim,
+            config.cross_attn_heads,
+            config.cross_attn_dim_head(),
+            device,
+        );
+        let mid_block_2 = ResnetBlock::load(src, "decoder.mid.block_2", c_mid, c_mid, device);
+        // Built from the last level down, as the reference runs them, then
+        // stored by level index.
+        let mut up: Vec<Option<DecoderLevel<B>>> = (0..levels).map(|_| None).collect();
+        let mut c_in = c_mid;
+        for i in (0..levels).rev() {
+            let c_out = dd.level_channels(i);
+            let with_attn = dd.decoder_level_attention(i);
+            let mut block = Vec::new();
+            let mut attn = Vec::new();
+            for j in 0..=dd.num_res_blocks {
+                let key = format!("decoder.up.{i}.block.{j}");
+                block.push(ResnetBlock::load(src, &key, c_in, c_out, device));
+                c_in = c_out;
+                if with_attn {
+                    let key = format!("decoder.up.{i}.attn.{j}");
+                    attn.push(AttnBlock::load(src, &key, c_out, device));
+                }
+            }
+            let upsample = (i != 0).then(|| {
+                Upsample::load(src, &format!("decoder.up.{i}.upsample"), c_out, device)
+            });
+            up[i] = Some(DecoderLevel {
+                block,
+                attn,
+                upsample,
+            });
+        }
+        let up = up.into_iter().flatten().collect();
+        let c0 = dd.level_channels(0);
+        Self {
+            conv_in,
+            mid_block_1,
+            mid_attn_1,
+            mid_cross_attn_1,
+            mid_block_2,
+            up,
+            norm_out: GroupNorm::load(src, "decoder.norm_out", c0, device),
+            conv_out: Conv::load(src, "decoder.conv_out", [dd.out_ch, c0, 3], 1, 1, device),
+        }
+    }
+
+    /// `z` `[B, z_channels, h, w]` and the global context `[B, k, embed_dim]`
+    /// → image `[B, out_ch, h·2^n, w·2^n]` (no output activation).
+    pub fn forward(&self, z: Tensor<B, 4>, context: Tensor<B, 3>) -> Tensor<B, 4> {
+        let mut h = self.conv_in.forward(z);
+        h = self.mid_block_1.forward(h);
+        h = self.mid_attn_1.forward(h);
+        h = self.mid_cross_attn_1.forward(h, context);
+        h = self.mid_block_2.forward(h);
+        for level in self.up.iter().rev() {
+            for (j, block) in level.block.iter().enumerate() {
+                h = block.forward(h);
+                if let Some(a) = level.attn.get(j) {
+                    h = a.forward(h);
+                }
+            }
+            if let Some(u) = &level.upsample {
+                h = u.forward(h);
+            }
+        }
+        self.conv_out.forward(swish(self.norm_out.forward(h)))
+    }
+}

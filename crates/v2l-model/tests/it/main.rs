@@ -1,0 +1,8 @@
+//! Integration tests of v2l-model (one binary: burn's generic code is
+//! compiled once).
+
+mod common;
+mod errors;
+mod golden;
+mod levels;
+mod train;
