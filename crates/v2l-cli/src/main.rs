@@ -13,6 +13,7 @@ mod clip;
 mod complete;
 mod device;
 mod metrics;
+mod tokenize;
 
 /// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
 #[derive(Debug, Parser)]
@@ -44,6 +45,14 @@ enum Command {
     Clip(clip::ClipArgs),
     /// Continue a prompt with a frozen LLM (GGUF, HF or Meta weights).
     Complete(complete::CompleteArgs),
+    /// Images → tokens: global ids/words and local ids (LLM token ids).
+    Encode(tokenize::EncodeArgs),
+    /// Images → tokens → images, one `<stem>.png` per input.
+    Reconstruct(tokenize::ReconstructArgs),
+    /// Tokens JSON (from `encode --json`) → images.
+    Decode(tokenize::DecodeArgs),
+    /// Convert an official V2L `.pth` checkpoint into a model bundle folder.
+    ImportOfficial(tokenize::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +70,10 @@ fn main() -> ExitCode {
         Command::Ssim { pair } => metrics::run(pair, metrics::Metric::Ssim),
         Command::Clip(args) => clip::run(args),
         Command::Complete(args) => complete::run(args),
+        Command::Encode(args) => tokenize::run_encode(args),
+        Command::Reconstruct(args) => tokenize::run_reconstruct(args),
+        Command::Decode(args) => tokenize::run_decode(args),
+        Command::ImportOfficial(args) => tokenize::run_import(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -166,6 +166,52 @@ pub fn load_clip<B: Backend>(
     Ok((tower, vc))
 }
 
+/// The CLIP vision tower's configuration from OpenAI-named shapes under
+/// `prefix`, as OpenAI's `build_model` infers it (heads = width / 64).
+///
+/// # Errors
+/// Missing tensors or shapes that do not fit.
+pub fn infer_clip_vision(source: &dyn TensorSource, prefix: &str) -> Result<VisionConfig> {
+    let key = |k: &str| format!("{prefix}{k}");
+    let width = dim(source, &key("conv1.weight"), 0)?;
+    let patch_size = dim(source, &key("conv1.weight"), 2)?;
+    let tokens = dim(source, &key("positional_embedding"), 0)?;
+    let output_dim = dim(source, &key("proj"), 1)?;
+    let mut layers = 0;
+    while source
+        .shape(&key(&format!("transformer.resblocks.{layers}.ln_1.weight")))
+        .is_some()
+    {
+        layers += 1;
+    }
+    let grid = (1..=tokens).find(|g| g * g + 1 >= tokens).unwrap_or(0);
+    if grid * grid + 1 != tokens {
+        return Err(ModelError::Config(format!(
+            "{}: CLIP positional embedding has {tokens} rows, not grid² + 1",
+            source.describe()
+        )));
+    }
+    if width < 64 {
+        return Err(ModelError::Config(format!(
+            "{}: CLIP width {width} is below 64, so heads = width / 64 cannot be inferred; \
+             pass a config.json with clip_vision.heads",
+            source.describe()
+        )));
+    }
+    let mlp = dim(source, &key("transformer.resblocks.0.mlp.c_fc.weight"), 0)?;
+    Ok(VisionConfig {
+        input_resolution: grid * patch_size,
+        patch_size,
+        width,
+        layers,
+        heads: width / 64,
+        output_dim,
+        mlp_width: (mlp != 4 * width).then_some(mlp),
+        activation: Default::default(),
+        layer_norm_eps: 1e-5,
+    })
+}
+
 /// What the pickled `args` (`argparse.Namespace`) of an official checkpoint
 /// says, where readable.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -262,6 +308,9 @@ impl OfficialCheckpoint {
                     if c.use_projector { "has" } else { "has no" }
                 )));
             }
+        }
+        if self.has_clip() {
+            c.clip_vision = Some(infer_clip_vision(&self.archive, CLIP_PREFIX)?);
         }
         if self.args.tuning_codebook == Some(-1) {
             // The reference skips the normalisation in this mode.

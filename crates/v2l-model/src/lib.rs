@@ -32,6 +32,7 @@ mod params;
 // TEMP pub mod tokenizer;
 pub mod tokens;
 
+pub use image;
 pub use config::{DdConfig, ImageSize, ModelConfig};
 pub use error::{ModelError, Result};
 pub use import::{infer_config, load_clip, OfficialCheckpoint};

@@ -141,6 +141,28 @@ impl<B: Backend> V2lModel<B> {
         Ok(self)
     }
 
+    /// Replace the local codebook's values (`[n_local, D]` row-major),
+    /// keeping it frozen (e.g. with the official
+    /// `local_codebook_embedding.pth`).
+    ///
+    /// # Errors
+    /// Wrong length.
+    pub fn replace_local_codebook(&mut self, values: Vec<f32>) -> Result<()> {
+        let shape = [self.config.n_local, self.config.embed_dim];
+        self.local_codebook = replaced(&self.local_codebook, values, shape, "local")?;
+        Ok(())
+    }
+
+    /// Replace the global codebook's values (`[n_global, D]` row-major).
+    ///
+    /// # Errors
+    /// Wrong length.
+    pub fn replace_global_codebook(&mut self, values: Vec<f32>) -> Result<()> {
+        let shape = [self.config.n_global, self.config.embed_dim];
+        self.global_codebook = replaced(&self.global_codebook, values, shape, "global")?;
+        Ok(())
+    }
+
     /// Every parameter of the tokenizer (not the CLIP tower) with its
     /// state-dict name: `(name, shape, values)`, in build order.
     ///
@@ -547,6 +569,24 @@ impl<B: Backend> V2lModel<B> {
             decoded,
         })
     }
+}
+
+fn replaced<B: Backend>(
+    old: &Param<Tensor<B, 2>>,
+    values: Vec<f32>,
+    shape: [usize; 2],
+    which: &str,
+) -> Result<Param<Tensor<B, 2>>> {
+    if values.len() != shape[0] * shape[1] {
+        return Err(ModelError::InvalidInput(format!(
+            "{} values for the {which} codebook of shape {shape:?}",
+            values.len()
+        )));
+    }
+    let device = old.val().device();
+    let t = Tensor::from_data(TensorData::new(values, shape), &device);
+    // Same id, so the parameter keeps its state-dict name.
+    Ok(Param::initialized(old.id, t).set_require_grad(false))
 }
 
 /// Checks every id of `ids` lies in `0..size`.

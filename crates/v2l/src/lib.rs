@@ -25,6 +25,10 @@
 //!   constrained decoding.
 //! - [`metrics`]: PSNR (RGB / Y), SSIM (as `piq`), the Fréchet distance
 //!   and codebook usage, matched against the reference tools.
+//! - [`model`]: the V2L tokenizer itself — encoder, local and global
+//!   quantisers, decoder with cross-attention — generic over the backend and
+//!   trainable; official `.pth` import without executing pickle code, model
+//!   bundles, preprocessing for both branches, tokens JSON.
 //! - [`backend`]: the burn backends this build supports and `--device` parsing.
 //!
 //! Cargo features: `cuda` and `wgpu` (off by default) add those backends;
@@ -35,6 +39,7 @@ pub use v2l_assets as assets;
 pub use v2l_clip as clip;
 pub use v2l_llm as llm;
 pub use v2l_metrics as metrics;
+pub use v2l_model as model;
 pub use v2l_quant as quant;
 
 pub mod backend;

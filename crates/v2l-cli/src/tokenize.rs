@@ -1,0 +1,380 @@
+//! `v2l encode`, `v2l reconstruct`, `v2l decode` and `v2l import-official`:
+//! the V2L tokenizer on image files.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use v2l::burn::tensor::backend::Backend;
+use v2l::model::bundle::{write_bundle, BundleExtras};
+use v2l::model::tokenizer::{open_image, read_global_vocab, sha256_file, OpenOptions};
+use v2l::model::{ImageSize, ImageTokens, ModelConfig, OfficialCheckpoint, TokensFile, V2lTokenizer, VisualTokens};
+
+/// Options shared by the commands that load a checkpoint.
+#[derive(Debug, Clone, Args)]
+pub struct CheckpointArgs {
+    /// A model bundle folder, or an official `.pth` checkpoint.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Tokenizer input size N (square); default: the bundle's, else 128.
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Global tokens per image; default: the bundle's, else 21.
+    #[arg(long)]
+    pub global_tokens: Option<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// cpu, cuda, cuda:N or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Arguments of `v2l encode`.
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+    /// The global codebook's strings (`global_vocabulary.npy` or JSON),
+    /// overriding the bundle's.
+    #[arg(long)]
+    pub global_vocab: Option<PathBuf>,
+    /// Print the tokens JSON (`{"images": [...], "model": {...}}`) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Images to encode.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+/// Arguments of `v2l reconstruct`.
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+    /// Folder for `<stem>.png` per input.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Images to reconstruct.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+/// Arguments of `v2l decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+    /// A tokens JSON written by `v2l encode --json`.
+    #[arg(long)]
+    pub tokens: PathBuf,
+    /// Folder for `<stem>.png` per record (named after its `path`, else
+    /// `image_<i>.png`).
+    #[arg(long)]
+    pub out_dir: PathBuf,
+}
+
+/// Arguments of `v2l import-official`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The official `.pth` checkpoint (`state_dict` or `model` inside).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Replace the checkpoint's local codebook with this file
+    /// (`local_codebook_embedding.pth`, a tensor [n_local, D]).
+    #[arg(long)]
+    pub local_codebook: Option<PathBuf>,
+    /// Replace the checkpoint's global codebook with this file
+    /// (`global_codebook_embedding.pth`, a tensor [n_global, D]).
+    #[arg(long)]
+    pub global_codebook: Option<PathBuf>,
+    /// The global codebook's strings (`global_vocabulary.npy` or JSON).
+    #[arg(long)]
+    pub global_vocab: Option<PathBuf>,
+    /// Tokenizer input size stored in the bundle (default: the checkpoint's
+    /// `args.image_size`, else 128).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Global tokens per image stored in the bundle (default 21).
+    #[arg(long)]
+    pub global_tokens: Option<usize>,
+    /// A `config.json` replacing the inferred architecture.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The bundle folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn progress(n: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(n as u64);
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}] {{bar:30}} {{per_sec}}"
+    )) {
+        pb.set_style(style);
+    }
+    pb
+}
+
+fn open<B: Backend>(
+    args: &CheckpointArgs,
+    global_vocab: Option<PathBuf>,
+    device: &B::Device,
+) -> Result<V2lTokenizer<B>, String> {
+    let options = OpenOptions {
+        image_size: args.image_size,
+        global_tokens: args.global_tokens,
+        global_vocab,
+        config: None,
+        batch_size: Some(args.batch_size),
+    };
+    V2lTokenizer::<B>::open(&args.checkpoint, &options, device).map_err(|e| e.to_string())
+}
+
+/// Encode files in batches with a progress bar; returns per-image records.
+fn encode_files<B: Backend>(t: &V2lTokenizer<B>, paths: &[PathBuf], batch: usize) -> Result<VisualTokens, String> {
+    let pb = progress(paths.len(), "encoding");
+    let mut all: Option<VisualTokens> = None;
+    for chunk in paths.chunks(batch.max(1)) {
+        let images = chunk
+            .iter()
+            .map(|p| open_image(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let tokens = t.encode_images(&images).map_err(|e| e.to_string())?;
+        all = Some(match all {
+            None => tokens,
+            Some(mut acc) => {
+                acc.global_ids.extend(tokens.global_ids);
+                acc.local_ids.extend(tokens.local_ids);
+                if let (Some(a), Some(b)) = (acc.global_words.as_mut(), tokens.global_words) {
+                    a.extend(b);
+                }
+                acc
+            }
+        });
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    all.ok_or_else(|| "no images".to_string())
+}
+
+fn stem(path: &Path, fallback: usize) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("image_{fallback}"))
+}
+
+fn out_names(paths: &[Option<PathBuf>]) -> Result<Vec<String>, String> {
+    let names: Vec<String> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.as_deref().map_or_else(|| format!("image_{i}"), |p| stem(p, i)))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for n in &names {
+        if !seen.insert(n) {
+            return Err(format!(
+                "two inputs have the stem {n:?}; their outputs would overwrite each other"
+            ));
+        }
+    }
+    Ok(names)
+}
+
+fn write_pngs(dir: &Path, names: &[String], images: &[v2l::model::image::RgbImage]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, im) in names.iter().zip(images) {
+        let p = dir.join(format!("{name}.png"));
+        im.save(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Run `v2l encode`.
+pub fn run_encode(args: EncodeArgs) -> Result<(), String> {
+    let device = args.checkpoint.device.clone();
+    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
+}
+
+impl crate::device::OnDevice for EncodeArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let t = open::<B>(&self.checkpoint, self.global_vocab.clone(), &device)?;
+        let tokens = encode_files(&t, &self.images, self.checkpoint.batch_size)?;
+        let mut records = tokens.to_images();
+        for (r, p) in records.iter_mut().zip(&self.images) {
+            r.path = Some(p.display().to_string());
+        }
+        if self.json {
+            let file = TokensFile {
+                images: records,
+                model: t.provenance().clone(),
+            };
+            let s = serde_json::to_string(&file).map_err(|e| e.to_string())?;
+            println!("{s}");
+        } else {
+            for r in &records {
+                println!(
+                    "{}: grid {}×{}, {} local ids, global ids {:?}",
+                    r.path.as_deref().unwrap_or("?"),
+                    r.grid[0],
+                    r.grid[1],
+                    r.local_ids.len(),
+                    r.global_ids
+                );
+                if let Some(w) = &r.global_words {
+                    println!("  global words: {}", w.join(" | "));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run `v2l reconstruct`.
+pub fn run_reconstruct(args: ReconstructArgs) -> Result<(), String> {
+    let device = args.checkpoint.device.clone();
+    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
+}
+
+impl crate::device::OnDevice for ReconstructArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let names = out_names(&self.images.iter().cloned().map(Some).collect::<Vec<_>>())?;
+        let t = open::<B>(&self.checkpoint, None, &device)?;
+        let tokens = encode_files(&t, &self.images, self.checkpoint.batch_size)?;
+        let images = t.decode_to_images(&tokens).map_err(|e| e.to_string())?;
+        write_pngs(&self.out_dir, &names, &images)?;
+        eprintln!("wrote {} images to {}", images.len(), self.out_dir.display());
+        Ok(())
+    }
+}
+
+/// Run `v2l decode`.
+pub fn run_decode(args: DecodeArgs) -> Result<(), String> {
+    let device = args.checkpoint.device.clone();
+    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
+}
+
+impl crate::device::OnDevice for DecodeArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let file = TokensFile::read(&self.tokens).map_err(|e| e.to_string())?;
+        if file.images.is_empty() {
+            return Err(format!("{}: no images in the tokens file", self.tokens.display()));
+        }
+        let paths: Vec<Option<PathBuf>> = file
+            .images
+            .iter()
+            .map(|r| r.path.as_ref().map(PathBuf::from))
+            .collect();
+        let names = out_names(&paths)?;
+        let t = open::<B>(&self.checkpoint, None, &device)?;
+        let pb = progress(file.images.len(), "decoding");
+        let mut images = Vec::with_capacity(file.images.len());
+        // Consecutive records with the same grid and k decode together.
+        let mut start = 0;
+        while start < file.images.len() {
+            let first: &ImageTokens = &file.images[start];
+            let mut end = start + 1;
+            while end < file.images.len()
+                && end - start < self.checkpoint.batch_size.max(1)
+                && file.images[end].grid == first.grid
+                && file.images[end].global_ids.len() == first.global_ids.len()
+            {
+                end += 1;
+            }
+            let batch = VisualTokens::from_images(&file.images[start..end])
+                .map_err(|e| format!("{}: {e}", self.tokens.display()))?;
+            let out = t.decode_to_images(&batch).map_err(|e| match e {
+                v2l::model::ModelError::IdOutOfRange { which, id, image, position, size } => format!(
+                    "{}: images[{}]: {which} id {id} at position {position} is outside the codebook of {size} rows",
+                    self.tokens.display(),
+                    image + start
+                ),
+                e => format!("{}: {e}", self.tokens.display()),
+            })?;
+            pb.inc(out.len() as u64);
+            images.extend(out);
+            start = end;
+        }
+        pb.finish_and_clear();
+        write_pngs(&self.out_dir, &names, &images)?;
+        eprintln!("wrote {} images to {}", images.len(), self.out_dir.display());
+        Ok(())
+    }
+}
+
+fn read_codebook(path: &Path, rows: usize, dim: usize) -> Result<Vec<f32>, String> {
+    let src = v2l::assets::readers::tensors::open_tensors(path).map_err(|e| e.to_string())?;
+    let keys = src.keys();
+    let key = if keys.len() == 1 {
+        keys[0].clone()
+    } else if let Some(k) = ["embeddings", "weight"].iter().find(|k| keys.iter().any(|x| x == *k)) {
+        (*k).to_string()
+    } else {
+        return Err(format!(
+            "{}: expected one tensor (or one named `embeddings`), found {} ({:?}…)",
+            path.display(),
+            keys.len(),
+            keys.iter().take(4).collect::<Vec<_>>()
+        ));
+    };
+    let (shape, values) = src.read_f32(&key).map_err(|e| e.to_string())?;
+    if shape != [rows, dim] {
+        return Err(format!(
+            "{}: codebook {key:?} has shape {shape:?}, the checkpoint needs [{rows}, {dim}]",
+            path.display()
+        ));
+    }
+    Ok(values)
+}
+
+/// Run `v2l import-official` (on the CPU; it only copies values).
+pub fn run_import(args: ImportArgs) -> Result<(), String> {
+    type B = v2l::backend::Cpu;
+    let device = Default::default();
+    let ck = OfficialCheckpoint::open(&args.checkpoint).map_err(|e| e.to_string())?;
+    let mut config = match &args.config {
+        Some(c) => ModelConfig::from_json_file(c).map_err(|e| e.to_string())?,
+        None => ck
+            .infer_config(args.image_size.map(ImageSize::Square), args.global_tokens)
+            .map_err(|e| e.to_string())?,
+    };
+    if let Some(n) = args.image_size {
+        config.image_size = ImageSize::Square(n);
+    }
+    if let Some(k) = args.global_tokens {
+        config.k = k;
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    let mut model = ck.load::<B>(&config, &device).map_err(|e| e.to_string())?;
+    let d = config.embed_dim;
+    if let Some(p) = &args.local_codebook {
+        let v = read_codebook(p, config.n_local, d)?;
+        model.replace_local_codebook(v).map_err(|e| e.to_string())?;
+    }
+    if let Some(p) = &args.global_codebook {
+        let v = read_codebook(p, config.n_global, d)?;
+        model.replace_global_codebook(v).map_err(|e| e.to_string())?;
+    }
+    let words = match &args.global_vocab {
+        Some(p) => Some(read_global_vocab(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let provenance = serde_json::json!({
+        "imported_from": args.checkpoint.display().to_string(),
+        "sha256": sha256_file(&args.checkpoint).map_err(|e| e.to_string())?,
+        "local_codebook": args.local_codebook.as_ref().map(|p| p.display().to_string()),
+        "global_codebook": args.global_codebook.as_ref().map(|p| p.display().to_string()),
+        "global_vocab": args.global_vocab.as_ref().map(|p| p.display().to_string()),
+        "tool": concat!("v2l import-official ", env!("CARGO_PKG_VERSION")),
+    });
+    let extras = BundleExtras {
+        clip: ck.has_clip().then(|| (ck.source(), v2l::model::model::CLIP_PREFIX)),
+        global_words: words.as_deref(),
+        provenance,
+    };
+    write_bundle(&args.out, &model, &extras).map_err(|e| e.to_string())?;
+    eprintln!("wrote bundle {}", args.out.display());
+    Ok(())
+}
