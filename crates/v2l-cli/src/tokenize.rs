@@ -8,7 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use v2l::burn::tensor::backend::Backend;
 use v2l::model::bundle::{write_bundle, BundleExtras};
 use v2l::model::tokenizer::{open_image, read_global_vocab, sha256_file, OpenOptions};
-use v2l::model::{ImageSize, ImageTokens, ModelConfig, OfficialCheckpoint, TokensFile, V2lTokenizer, VisualTokens};
+use v2l::model::{
+    ImageSize, ImageTokens, ModelConfig, OfficialCheckpoint, TokensFile, V2lTokenizer, VisualTokens,
+};
 
 /// Options shared by the commands that load a checkpoint.
 #[derive(Debug, Clone, Args)]
@@ -132,7 +134,11 @@ fn open<B: Backend>(
 }
 
 /// Encode files in batches with a progress bar; returns per-image records.
-fn encode_files<B: Backend>(t: &V2lTokenizer<B>, paths: &[PathBuf], batch: usize) -> Result<VisualTokens, String> {
+fn encode_files<B: Backend>(
+    t: &V2lTokenizer<B>,
+    paths: &[PathBuf],
+    batch: usize,
+) -> Result<VisualTokens, String> {
     let pb = progress(paths.len(), "encoding");
     let mut all: Option<VisualTokens> = None;
     for chunk in paths.chunks(batch.max(1)) {
@@ -170,7 +176,10 @@ fn out_names(paths: &[Option<PathBuf>]) -> Result<Vec<String>, String> {
     let names: Vec<String> = paths
         .iter()
         .enumerate()
-        .map(|(i, p)| p.as_deref().map_or_else(|| format!("image_{i}"), |p| stem(p, i)))
+        .map(|(i, p)| {
+            p.as_deref()
+                .map_or_else(|| format!("image_{i}"), |p| stem(p, i))
+        })
         .collect();
     let mut seen = std::collections::HashSet::new();
     for n in &names {
@@ -183,7 +192,11 @@ fn out_names(paths: &[Option<PathBuf>]) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-fn write_pngs(dir: &Path, names: &[String], images: &[v2l::model::image::RgbImage]) -> Result<(), String> {
+fn write_pngs(
+    dir: &Path,
+    names: &[String],
+    images: &[v2l::model::image::RgbImage],
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (name, im) in names.iter().zip(images) {
         let p = dir.join(format!("{name}.png"));
@@ -245,7 +258,11 @@ impl crate::device::OnDevice for ReconstructArgs {
         let tokens = encode_files(&t, &self.images, self.checkpoint.batch_size)?;
         let images = t.decode_to_images(&tokens).map_err(|e| e.to_string())?;
         write_pngs(&self.out_dir, &names, &images)?;
-        eprintln!("wrote {} images to {}", images.len(), self.out_dir.display());
+        eprintln!(
+            "wrote {} images to {}",
+            images.len(),
+            self.out_dir.display()
+        );
         Ok(())
     }
 }
@@ -260,7 +277,10 @@ impl crate::device::OnDevice for DecodeArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let file = TokensFile::read(&self.tokens).map_err(|e| e.to_string())?;
         if file.images.is_empty() {
-            return Err(format!("{}: no images in the tokens file", self.tokens.display()));
+            return Err(format!(
+                "{}: no images in the tokens file",
+                self.tokens.display()
+            ));
         }
         let paths: Vec<Option<PathBuf>> = file
             .images
@@ -299,7 +319,11 @@ impl crate::device::OnDevice for DecodeArgs {
         }
         pb.finish_and_clear();
         write_pngs(&self.out_dir, &names, &images)?;
-        eprintln!("wrote {} images to {}", images.len(), self.out_dir.display());
+        eprintln!(
+            "wrote {} images to {}",
+            images.len(),
+            self.out_dir.display()
+        );
         Ok(())
     }
 }
@@ -309,7 +333,10 @@ fn read_codebook(path: &Path, rows: usize, dim: usize) -> Result<Vec<f32>, Strin
     let keys = src.keys();
     let key = if keys.len() == 1 {
         keys[0].clone()
-    } else if let Some(k) = ["embeddings", "weight"].iter().find(|k| keys.iter().any(|x| x == *k)) {
+    } else if let Some(k) = ["embeddings", "weight"]
+        .iter()
+        .find(|k| keys.iter().any(|x| x == *k))
+    {
         (*k).to_string()
     } else {
         return Err(format!(
@@ -355,7 +382,9 @@ pub fn run_import(args: ImportArgs) -> Result<(), String> {
     }
     if let Some(p) = &args.global_codebook {
         let v = read_codebook(p, config.n_global, d)?;
-        model.replace_global_codebook(v).map_err(|e| e.to_string())?;
+        model
+            .replace_global_codebook(v)
+            .map_err(|e| e.to_string())?;
     }
     let words = match &args.global_vocab {
         Some(p) => Some(read_global_vocab(p).map_err(|e| e.to_string())?),
@@ -370,7 +399,9 @@ pub fn run_import(args: ImportArgs) -> Result<(), String> {
         "tool": concat!("v2l import-official ", env!("CARGO_PKG_VERSION")),
     });
     let extras = BundleExtras {
-        clip: ck.has_clip().then(|| (ck.source(), v2l::model::model::CLIP_PREFIX)),
+        clip: ck
+            .has_clip()
+            .then(|| (ck.source(), v2l::model::model::CLIP_PREFIX)),
         global_words: words.as_deref(),
         provenance,
     };

@@ -39,24 +39,45 @@ fn run<B: Backend>(name: &str, phase: &str, batch: usize, iters: usize) -> Resul
     // Constant at inference: projected once, outside the timed region.
     let local = model.prepare_local().map_err(|e| e.to_string())?;
     let global = model.prepare_global().map_err(|e| e.to_string())?;
-    let images = Tensor::<B, 4>::random([batch, 3, 128, 128], Distribution::Uniform(-1.0, 1.0), &device);
-    let clip_in = Tensor::<B, 4>::random([batch, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
-    let local_ids = Tensor::<B, 2, Int>::random([batch, 256], Distribution::Uniform(0.0, 32000.0), &device);
-    let global_ids = Tensor::<B, 2, Int>::random([batch, 21], Distribution::Uniform(0.0, 11908.0), &device);
+    let images = Tensor::<B, 4>::random(
+        [batch, 3, 128, 128],
+        Distribution::Uniform(-1.0, 1.0),
+        &device,
+    );
+    let clip_in = Tensor::<B, 4>::random(
+        [batch, 3, 224, 224],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let local_ids =
+        Tensor::<B, 2, Int>::random([batch, 256], Distribution::Uniform(0.0, 32000.0), &device);
+    let global_ids =
+        Tensor::<B, 2, Int>::random([batch, 21], Distribution::Uniform(0.0, 11908.0), &device);
     let step = || -> Result<(), String> {
         match phase {
             "encode" | "encode_no_clip" => {
                 if phase == "encode" {
-                    let e = model.clip_embedding(clip_in.clone()).map_err(|e| e.to_string())?;
-                    let g = model.encode_global(e, 21, Some(&global)).map_err(|e| e.to_string())?;
+                    let e = model
+                        .clip_embedding(clip_in.clone())
+                        .map_err(|e| e.to_string())?;
+                    let g = model
+                        .encode_global(e, 21, Some(&global))
+                        .map_err(|e| e.to_string())?;
                     let _ = g.global_ids.into_data();
                 }
-                let l = model.encode_local(images.clone(), Some(&local)).map_err(|e| e.to_string())?;
+                let l = model
+                    .encode_local(images.clone(), Some(&local))
+                    .map_err(|e| e.to_string())?;
                 let _ = l.local_ids.into_data();
             }
             "decode" => {
                 let x = model
-                    .decode_ids(local_ids.clone(), (16, 16), global_ids.clone(), Some(&local))
+                    .decode_ids(
+                        local_ids.clone(),
+                        (16, 16),
+                        global_ids.clone(),
+                        Some(&local),
+                    )
                     .map_err(|e| e.to_string())?;
                 let _ = x.into_data();
             }

@@ -151,13 +151,7 @@ impl<B: Backend> GroupNorm<B> {
                 Init::Ones,
                 device,
             ),
-            bias: param(
-                src,
-                &format!("{key}.bias"),
-                [channels],
-                Init::Zeros,
-                device,
-            ),
+            bias: param(src, &format!("{key}.bias"), [channels], Init::Zeros, device),
         }
     }
 
@@ -209,7 +203,14 @@ impl<B: Backend> ResnetBlock<B> {
             norm1: GroupNorm::load(src, &format!("{key}.norm1"), c_in, device),
             conv1: Conv::load(src, &format!("{key}.conv1"), [c_out, c_in, 3], 1, 1, device),
             norm2: GroupNorm::load(src, &format!("{key}.norm2"), c_out, device),
-            conv2: Conv::load(src, &format!("{key}.conv2"), [c_out, c_out, 3], 1, 1, device),
+            conv2: Conv::load(
+                src,
+                &format!("{key}.conv2"),
+                [c_out, c_out, 3],
+                1,
+                1,
+                device,
+            ),
             nin_shortcut: (c_in != c_out).then(|| {
                 Conv::load(
                     src,
@@ -251,12 +252,7 @@ pub struct AttnBlock<B: Backend> {
 }
 
 impl<B: Backend> AttnBlock<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        key: &str,
-        c: usize,
-        device: &B::Device,
-    ) -> Self {
+    pub(crate) fn load(src: &mut dyn ParamSource, key: &str, c: usize, device: &B::Device) -> Self {
         let conv = |src: &mut dyn ParamSource, name: &str| {
             Conv::load(src, &format!("{key}.{name}"), [c, c, 1], 1, 0, device)
         };
@@ -277,7 +273,10 @@ impl<B: Backend> AttnBlock<B> {
         let k = self.k.forward(hn.clone()).reshape([b, c, h * w]);
         let v = self.v.forward(hn).reshape([b, c, h * w]);
         // [b, hw(query), hw(key)]
-        let scores = q.swap_dims(1, 2).matmul(k).mul_scalar((c as f64).powf(-0.5));
+        let scores = q
+            .swap_dims(1, 2)
+            .matmul(k)
+            .mul_scalar((c as f64).powf(-0.5));
         let attn = softmax(scores, 2);
         // out[c, i] = Σ_j v[c, j] · attn[i, j]
         let out = v.matmul(attn.swap_dims(1, 2)).reshape([b, c, h, w]);
@@ -293,12 +292,7 @@ pub struct Downsample<B: Backend> {
 }
 
 impl<B: Backend> Downsample<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        key: &str,
-        c: usize,
-        device: &B::Device,
-    ) -> Self {
+    pub(crate) fn load(src: &mut dyn ParamSource, key: &str, c: usize, device: &B::Device) -> Self {
         Self {
             conv: Conv::load(src, &format!("{key}.conv"), [c, c, 3], 2, 0, device),
         }
@@ -320,12 +314,7 @@ pub struct Upsample<B: Backend> {
 }
 
 impl<B: Backend> Upsample<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        key: &str,
-        c: usize,
-        device: &B::Device,
-    ) -> Self {
+    pub(crate) fn load(src: &mut dyn ParamSource, key: &str, c: usize, device: &B::Device) -> Self {
         Self {
             conv: Conv::load(src, &format!("{key}.conv"), [c, c, 3], 1, 1, device),
         }
@@ -375,10 +364,34 @@ impl<B: Backend> CrossAttention<B> {
     ) -> Self {
         let inner = heads * dim_head;
         Self {
-            to_q: LinearT::load(src, &format!("{key}.to_q"), [inner, query_dim], false, device),
-            to_k: LinearT::load(src, &format!("{key}.to_k"), [inner, context_dim], false, device),
-            to_v: LinearT::load(src, &format!("{key}.to_v"), [inner, context_dim], false, device),
-            to_out: LinearT::load(src, &format!("{key}.to_out.0"), [query_dim, inner], true, device),
+            to_q: LinearT::load(
+                src,
+                &format!("{key}.to_q"),
+                [inner, query_dim],
+                false,
+                device,
+            ),
+            to_k: LinearT::load(
+                src,
+                &format!("{key}.to_k"),
+                [inner, context_dim],
+                false,
+                device,
+            ),
+            to_v: LinearT::load(
+                src,
+                &format!("{key}.to_v"),
+                [inner, context_dim],
+                false,
+                device,
+            ),
+            to_out: LinearT::load(
+                src,
+                &format!("{key}.to_out.0"),
+                [query_dim, inner],
+                true,
+                device,
+            ),
             heads,
         }
     }
@@ -399,7 +412,9 @@ impl<B: Backend> CrossAttention<B> {
         let q = split(q, n); // [b, heads, n, d]
         let k = split(k, m);
         let v = split(v, m);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((d as f64).powf(-0.5));
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar((d as f64).powf(-0.5));
         let attn = softmax(scores, 3);
         let out = attn.matmul(v).swap_dims(1, 2).reshape([b, n, inner]);
         let out = self.to_out.forward3(out); // [b, n, c]

@@ -143,7 +143,10 @@ pub struct BundleExtras<'a> {
 impl std::fmt::Debug for BundleExtras<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BundleExtras")
-            .field("clip", &self.clip.map(|(s, p)| (s.describe().to_string(), p)))
+            .field(
+                "clip",
+                &self.clip.map(|(s, p)| (s.describe().to_string(), p)),
+            )
             .field("global_words", &self.global_words.map(<[String]>::len))
             .field("provenance", &self.provenance)
             .finish()
@@ -189,7 +192,9 @@ pub fn write_bundle<B: Backend>(
         }
     }
     let (Some(local), Some(global)) = (local, global) else {
-        return Err(ModelError::Backend("the model lacks a codebook parameter".into()));
+        return Err(ModelError::Backend(
+            "the model lacks a codebook parameter".into(),
+        ));
     };
     write_safetensors(&dir.join(MODEL_FILE), &model_tensors)?;
     write_safetensors(&dir.join(LOCAL_FILE), &[local])?;
@@ -199,7 +204,12 @@ pub fn write_bundle<B: Backend>(
         for key in source.keys() {
             if let Some(rest) = key.strip_prefix(prefix) {
                 let (shape, values) = source.read_f32(&key)?;
-                outs.push(Out::new(format!("{CLIP_BUNDLE_PREFIX}{rest}"), shape, &values, true));
+                outs.push(Out::new(
+                    format!("{CLIP_BUNDLE_PREFIX}{rest}"),
+                    shape,
+                    &values,
+                    true,
+                ));
             }
         }
         if outs.is_empty() {
@@ -213,8 +223,10 @@ pub fn write_bundle<B: Backend>(
     let words_path = dir.join(WORDS_FILE);
     match extras.global_words {
         Some(w) => {
-            let text = serde_json::to_string(&Words { strings: w.to_vec() })
-                .map_err(|e| ModelError::Backend(e.to_string()))?;
+            let text = serde_json::to_string(&Words {
+                strings: w.to_vec(),
+            })
+            .map_err(|e| ModelError::Backend(e.to_string()))?;
             std::fs::write(&words_path, text).map_err(io(&words_path))?;
         }
         None => {
@@ -229,8 +241,7 @@ pub fn write_bundle<B: Backend>(
         model: config.clone(),
         provenance: extras.provenance.clone(),
     };
-    let text =
-        serde_json::to_string_pretty(&bc).map_err(|e| ModelError::Backend(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&bc).map_err(|e| ModelError::Backend(e.to_string()))?;
     let cpath = dir.join(CONFIG_FILE);
     std::fs::write(&cpath, text).map_err(io(&cpath))?;
     Ok(())
@@ -397,11 +408,20 @@ impl Bundle {
     ///
     /// # Errors
     /// [`ModelError::Weights`] listing every problem; CLIP errors.
-    pub fn load<B: Backend>(&self, config: &ModelConfig, device: &B::Device) -> Result<V2lModel<B>> {
+    pub fn load<B: Backend>(
+        &self,
+        config: &ModelConfig,
+        device: &B::Device,
+    ) -> Result<V2lModel<B>> {
         let model = V2lModel::from_source(&self.source, "", config, device)?;
         match &self.clip {
             Some(clip) => {
-                let (tower, vc) = load_clip(clip, CLIP_BUNDLE_PREFIX, config.clip_vision.as_ref(), device)?;
+                let (tower, vc) = load_clip(
+                    clip,
+                    CLIP_BUNDLE_PREFIX,
+                    config.clip_vision.as_ref(),
+                    device,
+                )?;
                 model.with_clip(tower, vc)
             }
             None => Ok(model),

@@ -224,7 +224,10 @@ impl DdConfig {
             return bad("ddconfig.num_res_blocks must be at least 1".into());
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return bad(format!("ddconfig.dropout {} is not in [0, 1)", self.dropout));
+            return bad(format!(
+                "ddconfig.dropout {} is not in [0, 1)",
+                self.dropout
+            ));
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::preprocess::PreprocessError;
 
 /// A tensor whose shape differs from what the architecture needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +122,9 @@ pub enum ModelError {
     /// A codeword search failed.
     #[error(transparent)]
     Quant(#[from] v2l_quant::QuantError),
+    /// Image preprocessing failed.
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
     /// An image could not be read or decoded.
     #[error("{path}: cannot read image: {message}")]
     Image {

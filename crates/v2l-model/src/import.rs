@@ -53,9 +53,16 @@ pub fn infer_config(
     let ch = dim(source, &key("encoder.conv_in.weight"), 0)?;
     let in_channels = dim(source, &key("encoder.conv_in.weight"), 1)?;
     let mut ch_mult = Vec::new();
-    while has(&format!("encoder.down.{}.block.0.conv1.weight", ch_mult.len())) {
+    while has(&format!(
+        "encoder.down.{}.block.0.conv1.weight",
+        ch_mult.len()
+    )) {
         let i = ch_mult.len();
-        let c = dim(source, &key(&format!("encoder.down.{i}.block.0.conv1.weight")), 0)?;
+        let c = dim(
+            source,
+            &key(&format!("encoder.down.{i}.block.0.conv1.weight")),
+            0,
+        )?;
         if ch == 0 || c % ch != 0 {
             return Err(ModelError::Config(format!(
                 "level {i} has {c} channels, not a multiple of ch = {ch}"
@@ -72,7 +79,9 @@ pub fn infer_config(
         });
     }
     let mut num_res_blocks = 0;
-    while has(&format!("encoder.down.0.block.{num_res_blocks}.conv1.weight")) {
+    while has(&format!(
+        "encoder.down.0.block.{num_res_blocks}.conv1.weight"
+    )) {
         num_res_blocks += 1;
     }
     let (h, _) = image_size.hw();
@@ -292,7 +301,11 @@ impl OfficialCheckpoint {
     ///
     /// # Errors
     /// As [`infer_config`].
-    pub fn infer_config(&self, image_size: Option<ImageSize>, k: Option<usize>) -> Result<ModelConfig> {
+    pub fn infer_config(
+        &self,
+        image_size: Option<ImageSize>,
+        k: Option<usize>,
+    ) -> Result<ModelConfig> {
         let size = image_size.unwrap_or(ImageSize::Square(
             self.args.image_size.unwrap_or(DEFAULT_IMAGE_SIZE),
         ));
@@ -325,10 +338,19 @@ impl OfficialCheckpoint {
     ///
     /// # Errors
     /// [`ModelError::Weights`] listing every problem; CLIP errors.
-    pub fn load<B: Backend>(&self, config: &ModelConfig, device: &B::Device) -> Result<V2lModel<B>> {
+    pub fn load<B: Backend>(
+        &self,
+        config: &ModelConfig,
+        device: &B::Device,
+    ) -> Result<V2lModel<B>> {
         let model = V2lModel::from_source(&self.archive, "", config, device)?;
         if self.has_clip() {
-            let (tower, vc) = load_clip(&self.archive, CLIP_PREFIX, config.clip_vision.as_ref(), device)?;
+            let (tower, vc) = load_clip(
+                &self.archive,
+                CLIP_PREFIX,
+                config.clip_vision.as_ref(),
+                device,
+            )?;
             model.with_clip(tower, vc)
         } else {
             Ok(model)

@@ -28,14 +28,14 @@ pub mod import;
 pub mod model;
 pub mod net;
 mod params;
-// TEMP pub mod preprocess;
-// TEMP pub mod tokenizer;
+pub mod preprocess;
+pub mod tokenizer;
 pub mod tokens;
 
-pub use image;
 pub use config::{DdConfig, ImageSize, ModelConfig};
 pub use error::{ModelError, Result};
+pub use image;
 pub use import::{infer_config, load_clip, OfficialCheckpoint};
 pub use model::{ForwardOutput, GlobalEncoding, LocalEncoding, V2lModel};
-// TEMP pub use tokenizer::V2lTokenizer;
+pub use tokenizer::V2lTokenizer;
 pub use tokens::{ImageTokens, TokensFile, VisualTokens};

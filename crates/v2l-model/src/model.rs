@@ -132,7 +132,11 @@ impl<B: Backend> V2lModel<B> {
     ///
     /// # Errors
     /// Its output width differs from `embed_dim`.
-    pub fn with_clip(mut self, clip: VisionTransformer<B>, clip_config: VisionConfig) -> Result<Self> {
+    pub fn with_clip(
+        mut self,
+        clip: VisionTransformer<B>,
+        clip_config: VisionConfig,
+    ) -> Result<Self> {
         let mut c = self.config.clone();
         c.clip_vision = Some(clip_config);
         c.validate()?;
@@ -176,7 +180,8 @@ impl<B: Backend> V2lModel<B> {
         impl<B: Backend> ModuleVisitor<B> for Collect<B> {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
                 let t = param.val();
-                self.found.insert(param.id, (t.dims().to_vec(), t.into_data()));
+                self.found
+                    .insert(param.id, (t.dims().to_vec(), t.into_data()));
             }
         }
         let mut c = Collect::<B> {
@@ -399,10 +404,7 @@ impl<B: Backend> V2lModel<B> {
         let commit = (st.codes.clone().detach() - flat.clone()).square().mean();
         let codebook_side = (st.codes - flat.detach()).square().mean().mul_scalar(beta);
         let qloss = commit + codebook_side;
-        let quantized = st
-            .output
-            .reshape([b, gh, gw, d])
-            .permute([0, 3, 1, 2]);
+        let quantized = st.output.reshape([b, gh, gw, d]).permute([0, 3, 1, 2]);
         Ok(LocalEncoding {
             encoder_out,
             quant_conv_out,
@@ -419,7 +421,10 @@ impl<B: Backend> V2lModel<B> {
     /// # Errors
     /// No CLIP tower; wrong image shape.
     pub fn clip_embedding(&self, clip_images: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
-        let clip = self.clip.as_ref().ok_or(ModelError::Missing("CLIP vision tower"))?;
+        let clip = self
+            .clip
+            .as_ref()
+            .ok_or(ModelError::Missing("CLIP vision tower"))?;
         let out = clip.forward(clip_images, v2l_clip::OutputOptions::default())?;
         Ok(out.embeds.detach())
     }
@@ -590,7 +595,11 @@ fn replaced<B: Backend>(
 }
 
 /// Checks every id of `ids` lies in `0..size`.
-fn check_range<B: Backend>(which: &'static str, ids: &Tensor<B, 2, Int>, size: usize) -> Result<()> {
+fn check_range<B: Backend>(
+    which: &'static str,
+    ids: &Tensor<B, 2, Int>,
+    size: usize,
+) -> Result<()> {
     let [_, n] = ids.dims();
     let values = ids
         .to_data()

@@ -50,7 +50,14 @@ impl<B: Backend> Encoder<B> {
     ) -> Self {
         let dd = &config.ddconfig;
         let levels = dd.levels();
-        let conv_in = Conv::load(src, "encoder.conv_in", [dd.ch, dd.in_channels, 3], 1, 1, device);
+        let conv_in = Conv::load(
+            src,
+            "encoder.conv_in",
+            [dd.ch, dd.in_channels, 3],
+            1,
+            1,
+            device,
+        );
         let mut down = Vec::with_capacity(levels);
         let mut c_in = dd.ch;
         for i in 0..levels {
@@ -160,7 +167,14 @@ impl<B: Backend> Decoder<B> {
         let dd = &config.ddconfig;
         let levels = dd.levels();
         let c_mid = dd.mid_channels();
-        let conv_in = Conv::load(src, "decoder.conv_in", [c_mid, dd.z_channels, 3], 1, 1, device);
+        let conv_in = Conv::load(
+            src,
+            "decoder.conv_in",
+            [c_mid, dd.z_channels, 3],
+            1,
+            1,
+            device,
+        );
         let mid_block_1 = ResnetBlock::load(src, "decoder.mid.block_1", c_mid, c_mid, device);
         let mid_attn_1 = AttnBlock::load(src, "decoder.mid.attn_1", c_mid, device);
         let mid_cross_attn_1 = CrossAttention::load(
@@ -191,9 +205,8 @@ impl<B: Backend> Decoder<B> {
                     attn.push(AttnBlock::load(src, &key, c_out, device));
                 }
             }
-            let upsample = (i != 0).then(|| {
-                Upsample::load(src, &format!("decoder.up.{i}.upsample"), c_out, device)
-            });
+            let upsample = (i != 0)
+                .then(|| Upsample::load(src, &format!("decoder.up.{i}.upsample"), c_out, device));
             up[i] = Some(DecoderLevel {
                 block,
                 attn,

@@ -84,6 +84,7 @@ pub enum PreprocessError {
 ///
 /// A degenerate input (`h == 0` or `w == 0`) has no scale and is returned
 /// unchanged; [`TokenizerPreprocess`] rejects such images before this point.
+#[must_use]
 pub fn smallest_max_size(h: u32, w: u32, max_size: u32) -> (u32, u32) {
     let shorter = h.min(w);
     if shorter == 0 {
@@ -247,6 +248,7 @@ fn halve(image: &RgbImage, width: u32, height: u32) -> RgbImage {
 /// Degenerate requests do not panic: a zero `width` or `height` gives an
 /// empty image, and an empty source gives a black image of the requested
 /// size. [`TokenizerPreprocess`] reports both as errors instead.
+#[must_use]
 pub fn resize_linear_cv(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (src_w, src_h) = image.dimensions();
     if width == 0 || height == 0 || src_w == 0 || src_h == 0 {
@@ -287,13 +289,19 @@ pub fn resize_linear_cv(image: &RgbImage, width: u32, height: u32) -> RgbImage {
         }
         fill(&mut rows[0], y0);
         if y1 == y0 {
-            for (dst, (a, b)) in dst_row.iter_mut().zip(rows[0].1.iter().zip(rows[0].1.iter())) {
+            for (dst, (a, b)) in dst_row
+                .iter_mut()
+                .zip(rows[0].1.iter().zip(rows[0].1.iter()))
+            {
                 *dst = blend(*a, *b, tap.w0, tap.w1);
             }
             continue;
         }
         fill(&mut rows[1], y1);
-        for (dst, (a, b)) in dst_row.iter_mut().zip(rows[0].1.iter().zip(rows[1].1.iter())) {
+        for (dst, (a, b)) in dst_row
+            .iter_mut()
+            .zip(rows[0].1.iter().zip(rows[1].1.iter()))
+        {
             *dst = blend(*a, *b, tap.w0, tap.w1);
         }
     }
@@ -354,11 +362,13 @@ pub struct TokenizerPreprocess {
 impl TokenizerPreprocess {
     /// Preprocessing to `size` x `size` pixels. A zero `size` is accepted
     /// here and reported by [`Self::resize_crop`] / [`Self::apply`].
+    #[must_use]
     pub fn new(size: u32) -> Self {
         Self { size }
     }
 
     /// Side of the square output, in pixels.
+    #[must_use]
     pub fn size(&self) -> u32 {
         self.size
     }

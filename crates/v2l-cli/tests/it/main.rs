@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-fn v2l() -> Command {
+mod tokenize;
+
+pub(crate) fn v2l() -> Command {
     Command::new(env!("CARGO_BIN_EXE_v2l"))
 }
 

@@ -46,16 +46,33 @@ fn official_import_round_trips_through_a_bundle() {
     let e1 = host(model.clip_embedding(t.tensor::<4>("input_clip")).unwrap()).1;
     let e2 = host(back.clip_embedding(t.tensor::<4>("input_clip")).unwrap()).1;
     assert_eq!(e1, e2);
-    let l1 = model.encode_local(t.tensor::<4>("input_image"), None).unwrap();
-    let l2 = back.encode_local(t.tensor::<4>("input_image"), None).unwrap();
+    let l1 = model
+        .encode_local(t.tensor::<4>("input_image"), None)
+        .unwrap();
+    let l2 = back
+        .encode_local(t.tensor::<4>("input_image"), None)
+        .unwrap();
     assert_eq!(int_rows(l1.local_ids), int_rows(l2.local_ids));
     assert_eq!(host(l1.quantized).1, host(l2.quantized).1);
     // f16 only where lossless: the CLIP tower was f16 in the checkpoint.
-    let clip = v2l_assets::readers::tensors::SafetensorsFile::open(dir.path().join("clip_vision.safetensors")).unwrap();
-    let bytes = std::fs::metadata(dir.path().join("clip_vision.safetensors")).unwrap().len();
+    let clip = v2l_assets::readers::tensors::SafetensorsFile::open(
+        dir.path().join("clip_vision.safetensors"),
+    )
+    .unwrap();
+    let bytes = std::fs::metadata(dir.path().join("clip_vision.safetensors"))
+        .unwrap()
+        .len();
     let n: usize = v2l_assets::readers::tensors::TensorSource::keys(&clip)
         .iter()
-        .map(|k| v2l_assets::readers::tensors::TensorSource::shape(&clip, k).unwrap().iter().product::<usize>())
+        .map(|k| {
+            v2l_assets::readers::tensors::TensorSource::shape(&clip, k)
+                .unwrap()
+                .iter()
+                .product::<usize>()
+        })
         .sum();
-    assert!(bytes < (n * 3) as u64, "CLIP stored as f16: {bytes} bytes for {n} values");
+    assert!(
+        bytes < (n * 3) as u64,
+        "CLIP stored as f16: {bytes} bytes for {n} values"
+    );
 }

@@ -72,7 +72,13 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 
 /// Assert a tensor equals the reference `key` within `tol` relative error;
 /// returns the error.
-pub fn assert_close<const D: usize>(what: &str, got: Tensor<B, D>, t: &Tensors, key: &str, tol: f64) -> f64 {
+pub fn assert_close<const D: usize>(
+    what: &str,
+    got: Tensor<B, D>,
+    t: &Tensors,
+    key: &str,
+    tol: f64,
+) -> f64 {
     let (shape, values) = host(got);
     let (rshape, reference) = t.get(key);
     assert_eq!(shape, rshape, "{what}: shape");

@@ -11,7 +11,10 @@ use crate::common::{fixture, B};
 fn levels() -> (ModelConfig, SafetensorsFile) {
     let dir = fixture("model/levels");
     let config = ModelConfig::from_json_file(&dir.join("config.json")).unwrap();
-    (config, SafetensorsFile::open(dir.join("weights.safetensors")).unwrap())
+    (
+        config,
+        SafetensorsFile::open(dir.join("weights.safetensors")).unwrap(),
+    )
 }
 
 /// Rewrite a safetensors file: drop, add and reshape keys.
@@ -27,13 +30,18 @@ fn doctored(src: &SafetensorsFile) -> SafetensorsFile {
         }
         tensors.push((k, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()));
     }
-    tensors.push(("encoder.down.0.attn.0.q.weight".into(), vec![1], 0f32.to_le_bytes().to_vec()));
+    tensors.push((
+        "encoder.down.0.attn.0.q.weight".into(),
+        vec![1],
+        0f32.to_le_bytes().to_vec(),
+    ));
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(k, s, b)| {
             (
                 k.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
             )
         })
         .collect();
@@ -54,7 +62,10 @@ fn weight_problems_are_listed_together() {
             ..
         } => {
             assert_eq!(missing, &vec!["decoder.conv_in.bias".to_string()]);
-            assert_eq!(unexpected, &vec!["encoder.down.0.attn.0.q.weight".to_string()]);
+            assert_eq!(
+                unexpected,
+                &vec!["encoder.down.0.attn.0.q.weight".to_string()]
+            );
             assert_eq!(shapes.len(), 1);
             assert_eq!(shapes[0].key, "encoder.mid.attn_1.q.weight");
             assert_eq!(shapes[0].expected, vec![64, 64, 1, 1]);
@@ -63,7 +74,12 @@ fn weight_problems_are_listed_together() {
         e => panic!("expected a weights error, got {e}"),
     }
     let msg = err.to_string();
-    for needle in ["1 missing", "1 unexpected", "1 mis-shaped", "decoder.conv_in.bias"] {
+    for needle in [
+        "1 missing",
+        "1 unexpected",
+        "1 mis-shaped",
+        "decoder.conv_in.bias",
+    ] {
         assert!(msg.contains(needle), "{msg}");
     }
 }
@@ -76,18 +92,37 @@ fn out_of_range_ids_and_indivisible_images_are_errors() {
     let mut local = vec![0i64; 2 * 60];
     local[60 + 7] = 300; // n_local = 300
     let local = Tensor::<B, 2, Int>::from_data(TensorData::new(local, [2, 60]), &device);
-    let global = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, 4, 5], [2, 3]), &device);
+    let global =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, 4, 5], [2, 3]), &device);
     match model.decode_ids(local.clone(), (6, 10), global.clone(), None) {
-        Err(ModelError::IdOutOfRange { which, id, image, position, size }) => {
-            assert_eq!((which, id, image, position, size), ("local", 300, 1, 7, 300));
+        Err(ModelError::IdOutOfRange {
+            which,
+            id,
+            image,
+            position,
+            size,
+        }) => {
+            assert_eq!(
+                (which, id, image, position, size),
+                ("local", 300, 1, 7, 300)
+            );
         }
         other => panic!("expected IdOutOfRange, got {other:?}"),
     }
-    let global_bad = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, -1, 5], [2, 3]), &device);
+    let global_bad = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(vec![0i64, 1, 2, 3, -1, 5], [2, 3]),
+        &device,
+    );
     let ok_local = Tensor::<B, 2, Int>::zeros([2, 60], &device);
     assert!(matches!(
         model.decode_ids(ok_local.clone(), (6, 10), global_bad, None),
-        Err(ModelError::IdOutOfRange { which: "global", id: -1, image: 1, position: 1, .. })
+        Err(ModelError::IdOutOfRange {
+            which: "global",
+            id: -1,
+            image: 1,
+            position: 1,
+            ..
+        })
     ));
     assert!(matches!(
         model.decode_ids(ok_local, (5, 10), global, None),
@@ -96,12 +131,23 @@ fn out_of_range_ids_and_indivisible_images_are_errors() {
     // 3 levels → 2 downsamplings → sides must be multiples of 4.
     let odd = Tensor::<B, 4>::zeros([1, 3, 24, 42], &device);
     match model.encode_local(odd, None) {
-        Err(ModelError::Indivisible { height: 24, width: 42, factor: 4, .. }) => {}
+        Err(ModelError::Indivisible {
+            height: 24,
+            width: 42,
+            factor: 4,
+            ..
+        }) => {}
         other => panic!("expected Indivisible, got {other:?}"),
     }
     let grey = Tensor::<B, 4>::zeros([1, 1, 24, 40], &device);
-    assert!(matches!(model.encode_local(grey, None), Err(ModelError::InvalidInput(_))));
+    assert!(matches!(
+        model.encode_local(grey, None),
+        Err(ModelError::InvalidInput(_))
+    ));
     // No CLIP tower in this model.
     let clip_in = Tensor::<B, 4>::zeros([1, 3, 32, 32], &device);
-    assert!(matches!(model.clip_embedding(clip_in), Err(ModelError::Missing(_))));
+    assert!(matches!(
+        model.clip_embedding(clip_in),
+        Err(ModelError::Missing(_))
+    ));
 }

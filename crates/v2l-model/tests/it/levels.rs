@@ -14,18 +14,46 @@ fn dir() -> std::path::PathBuf {
 
 fn check(model: &V2lModel<B>) {
     let t = Tensors::open(dir().join("expected.safetensors"));
-    let local = model.encode_local(t.tensor::<4>("input_image"), None).unwrap();
+    let local = model
+        .encode_local(t.tensor::<4>("input_image"), None)
+        .unwrap();
     assert_eq!(local.grid, (6, 10));
-    assert_close("encoder_out", local.encoder_out.clone(), &t, "encoder_out", 1e-4);
-    assert_close("quant_conv_out", local.quant_conv_out.clone(), &t, "quant_conv_out", 1e-4);
-    assert_eq!(int_rows(local.local_ids.clone()), t.rows("local_ids"), "local ids");
+    assert_close(
+        "encoder_out",
+        local.encoder_out.clone(),
+        &t,
+        "encoder_out",
+        1e-4,
+    );
+    assert_close(
+        "quant_conv_out",
+        local.quant_conv_out.clone(),
+        &t,
+        "quant_conv_out",
+        1e-4,
+    );
+    assert_eq!(
+        int_rows(local.local_ids.clone()),
+        t.rows("local_ids"),
+        "local ids"
+    );
     assert_close("quantized", local.quantized.clone(), &t, "quantized", 1e-4);
     assert_close("qloss", local.qloss.clone(), &t, "qloss", 1e-4);
-    assert_close("projected", model.projected_codebook(), &t, "projected_codebook", 1e-4);
+    assert_close(
+        "projected",
+        model.projected_codebook(),
+        &t,
+        "projected_codebook",
+        1e-4,
+    );
     let global = model
         .encode_global(t.tensor::<2>("global_embedding"), 3, None)
         .unwrap();
-    assert_eq!(int_rows(global.global_ids.clone()), t.rows("global_ids"), "global ids");
+    assert_eq!(
+        int_rows(global.global_ids.clone()),
+        t.rows("global_ids"),
+        "global ids"
+    );
     let decoded = model.decode(local.quantized, global.context).unwrap();
     assert_close("decoded", decoded, &t, "decoded", 1e-4);
     let from_ids = model
@@ -52,8 +80,14 @@ fn inferred_configuration_computes_the_same() {
     let src = SafetensorsFile::open(dir().join("weights.safetensors")).unwrap();
     let mut config = infer_config(&src, "", ImageSize::Rect([24, 40])).unwrap();
     let dd = &config.ddconfig;
-    assert_eq!((dd.ch, dd.ch_mult.clone(), dd.num_res_blocks, dd.z_channels), (32, vec![1, 2, 2], 2, 16));
-    assert_eq!((config.embed_dim, config.n_local, config.n_global), (64, 300, 40));
+    assert_eq!(
+        (dd.ch, dd.ch_mult.clone(), dd.num_res_blocks, dd.z_channels),
+        (32, vec![1, 2, 2], 2, 16)
+    );
+    assert_eq!(
+        (config.embed_dim, config.n_local, config.n_global),
+        (64, 300, 40)
+    );
     // The reference only normalises 768-d features; this fixture's model
     // normalises (it is not the official 768-d setting), so say so.
     assert!(!config.normalize_features);

@@ -6,4 +6,5 @@ mod common;
 mod errors;
 mod golden;
 mod levels;
+mod preprocess;
 mod train;

@@ -42,18 +42,58 @@ fn one_optimiser_step_updates_trainable_parts_only() {
     let loss = rec + out.local.qloss;
     let grads = loss.backward();
     let grads = GradientsParams::from_grads(grads, &model);
-    let mut optim = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).with_epsilon(1e-7).init();
+    let mut optim = AdamConfig::new()
+        .with_beta_1(0.5)
+        .with_beta_2(0.9)
+        .with_epsilon(1e-7)
+        .init();
     let model = optim.step(4.5e-4, model, grads);
 
     let changed = |a: &[f32], b: &[f32]| rel_err(a, b) > 1e-6;
-    assert!(changed(&values(model.encoder.conv_in.weight.val()), &before_enc), "encoder");
-    assert!(changed(&values(model.decoder.conv_out.weight.val()), &before_dec), "decoder");
-    assert!(changed(&values(model.decoder.mid_cross_attn_1.to_q.weight.val()), &before_cross), "cross-attention");
-    assert!(changed(&values(model.quant_conv.weight.val()), &before_qc), "quant_conv");
-    assert!(changed(&values(model.post_quant_conv.weight.val()), &before_pqc), "post_quant_conv");
-    assert!(changed(&values(model.projector.as_ref().unwrap().weight.val()), &before_proj), "projector");
-    assert_eq!(values(model.local_codebook.val()), before_local, "local codebook must stay frozen");
-    assert_eq!(values(model.global_codebook.val()), before_global, "global codebook must stay frozen");
-    assert_eq!(values(model.clip.as_ref().unwrap().proj.val()), before_clip, "CLIP must stay frozen");
+    assert!(
+        changed(&values(model.encoder.conv_in.weight.val()), &before_enc),
+        "encoder"
+    );
+    assert!(
+        changed(&values(model.decoder.conv_out.weight.val()), &before_dec),
+        "decoder"
+    );
+    assert!(
+        changed(
+            &values(model.decoder.mid_cross_attn_1.to_q.weight.val()),
+            &before_cross
+        ),
+        "cross-attention"
+    );
+    assert!(
+        changed(&values(model.quant_conv.weight.val()), &before_qc),
+        "quant_conv"
+    );
+    assert!(
+        changed(&values(model.post_quant_conv.weight.val()), &before_pqc),
+        "post_quant_conv"
+    );
+    assert!(
+        changed(
+            &values(model.projector.as_ref().unwrap().weight.val()),
+            &before_proj
+        ),
+        "projector"
+    );
+    assert_eq!(
+        values(model.local_codebook.val()),
+        before_local,
+        "local codebook must stay frozen"
+    );
+    assert_eq!(
+        values(model.global_codebook.val()),
+        before_global,
+        "global codebook must stay frozen"
+    );
+    assert_eq!(
+        values(model.clip.as_ref().unwrap().proj.val()),
+        before_clip,
+        "CLIP must stay frozen"
+    );
     let _ = model.num_params();
 }
