@@ -208,7 +208,7 @@ fn write_pngs(
 /// Run `v2l encode`.
 pub fn run_encode(args: EncodeArgs) -> Result<(), String> {
     let device = args.checkpoint.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
+    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for EncodeArgs {
@@ -248,7 +248,7 @@ impl crate::device::OnDevice for EncodeArgs {
 /// Run `v2l reconstruct`.
 pub fn run_reconstruct(args: ReconstructArgs) -> Result<(), String> {
     let device = args.checkpoint.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
+    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for ReconstructArgs {
@@ -270,7 +270,7 @@ impl crate::device::OnDevice for ReconstructArgs {
 /// Run `v2l decode`.
 pub fn run_decode(args: DecodeArgs) -> Result<(), String> {
     let device = args.checkpoint.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
+    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for DecodeArgs {

@@ -55,7 +55,9 @@ impl<B: Backend> Conv<B> {
         }
     }
 
-    /// Apply to `[B, C_in, H, W]`.
+    /// Apply to `[B, C_in, H, W]` (burn's `conv2d`; on CPU the Flex
+    /// backend runs it as a tuned kernel, NdArray as direct loops — see
+    /// docs/benchmarks.md).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         conv2d(
             x,

@@ -401,8 +401,11 @@ impl<B: Backend> V2lModel<B> {
         };
         let st = codebook.quantize(flat.clone())?;
         let beta = self.config.codebook_loss_weight;
-        let commit = (st.codes.clone().detach() - flat.clone()).square().mean();
-        let codebook_side = (st.codes - flat.detach()).square().mean().mul_scalar(beta);
+        // Means in two stages (per row, then over rows): a single f32 sum
+        // over all T·D values loses ~1e-4 on backends that add sequentially.
+        let mse = |a: Tensor<B, 2>| a.square().sum_dim(1).mean().div_scalar(d as f64);
+        let commit = mse(st.codes.clone().detach() - flat.clone());
+        let codebook_side = mse(st.codes - flat.detach()).mul_scalar(beta);
         let qloss = commit + codebook_side;
         let quantized = st.output.reshape([b, gh, gw, d]).permute([0, 3, 1, 2]);
         Ok(LocalEncoding {

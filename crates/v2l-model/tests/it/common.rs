@@ -36,6 +36,15 @@ impl Tensors {
         Tensor::from_data(TensorData::new(data, shape), &Default::default())
     }
 
+    /// The same on any backend.
+    pub fn tensor_on<BK: burn::tensor::backend::Backend, const D: usize>(
+        &self,
+        key: &str,
+    ) -> Tensor<BK, D> {
+        let (shape, data) = self.get(key);
+        Tensor::from_data(TensorData::new(data, shape), &Default::default())
+    }
+
     /// Integer rows (stored as int64) as u32 rows.
     pub fn rows(&self, key: &str) -> Vec<Vec<u32>> {
         let (shape, data) = self.get(key);
@@ -48,13 +57,20 @@ impl Tensors {
 
 /// Values of a float tensor on the host.
 pub fn host<const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
+    host_on(t)
+}
+
+/// Values of a float tensor of any backend on the host.
+pub fn host_on<BK: burn::tensor::backend::Backend, const D: usize>(
+    t: Tensor<BK, D>,
+) -> (Vec<usize>, Vec<f32>) {
     let data = t.into_data();
     let shape = data.shape.clone().to_vec();
     (shape, data.convert::<f32>().to_vec::<f32>().unwrap())
 }
 
 /// Rows of an int tensor.
-pub fn int_rows(t: Tensor<B, 2, Int>) -> Vec<Vec<u32>> {
+pub fn int_rows<BK: burn::tensor::backend::Backend>(t: Tensor<BK, 2, Int>) -> Vec<Vec<u32>> {
     v2l_model::model::ids_to_rows(t).unwrap()
 }
 
@@ -72,14 +88,14 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 
 /// Assert a tensor equals the reference `key` within `tol` relative error;
 /// returns the error.
-pub fn assert_close<const D: usize>(
+pub fn assert_close<BK: burn::tensor::backend::Backend, const D: usize>(
     what: &str,
-    got: Tensor<B, D>,
+    got: Tensor<BK, D>,
     t: &Tensors,
     key: &str,
     tol: f64,
 ) -> f64 {
-    let (shape, values) = host(got);
+    let (shape, values) = host_on(got);
     let (rshape, reference) = t.get(key);
     assert_eq!(shape, rshape, "{what}: shape");
     let e = rel_err(&values, &reference);

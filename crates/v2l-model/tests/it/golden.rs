@@ -1,9 +1,12 @@
 //! The official model's golden outputs (`tests/fixtures/v2l-tiny`, produced
 //! from the reference PyTorch code on a scaled-down official architecture).
 
+use burn::tensor::backend::Backend;
 use v2l_model::{ImageSize, OfficialCheckpoint};
 
 use crate::common::{assert_close, fixture, int_rows, Tensors, B};
+
+type F = burn::backend::Flex;
 
 fn golden(rel: &str) -> std::path::PathBuf {
     fixture("v2l-tiny").join(rel)
@@ -11,6 +14,16 @@ fn golden(rel: &str) -> std::path::PathBuf {
 
 #[test]
 fn official_checkpoint_reproduces_golden_outputs() {
+    run::<B>();
+}
+
+/// The CLI's CPU backend.
+#[test]
+fn official_checkpoint_reproduces_golden_outputs_on_flex() {
+    run::<F>();
+}
+
+fn run<BK: Backend>() {
     let device = Default::default();
     let ck = OfficialCheckpoint::open(golden("checkpoint.pth")).unwrap();
     assert_eq!(ck.root_key.as_deref(), Some("state_dict"));
@@ -38,7 +51,7 @@ fn official_checkpoint_reproduces_golden_outputs() {
         (8, 64)
     );
     assert!(config.use_projector && config.normalize_features);
-    let model = ck.load::<B>(&config, &device).unwrap();
+    let model = ck.load::<BK>(&config, &device).unwrap();
     let vc = model.config().clip_vision.clone().unwrap();
     assert_eq!(
         (
@@ -53,7 +66,7 @@ fn official_checkpoint_reproduces_golden_outputs() {
     );
 
     let t = Tensors::open(golden("expected.safetensors"));
-    let images = t.tensor::<4>("input_image");
+    let images = t.tensor_on::<BK, 4>("input_image");
     let local = model.encode_local(images, None).unwrap();
     assert_eq!(local.grid, (16, 16));
     assert_close(
@@ -86,7 +99,9 @@ fn official_checkpoint_reproduces_golden_outputs() {
     );
 
     // Global branch from our CLIP tower on the golden CLIP input.
-    let embedding = model.clip_embedding(t.tensor::<4>("input_clip")).unwrap();
+    let embedding = model
+        .clip_embedding(t.tensor_on::<BK, 4>("input_clip"))
+        .unwrap();
     let global = model.encode_global(embedding, 5, None).unwrap();
     assert_eq!(
         int_rows(global.global_ids.clone()),

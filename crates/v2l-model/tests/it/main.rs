@@ -7,4 +7,5 @@ mod errors;
 mod golden;
 mod levels;
 mod preprocess;
+mod tokenizer;
 mod train;
