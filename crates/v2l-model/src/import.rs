@@ -295,8 +295,9 @@ impl OfficialCheckpoint {
             .is_some()
     }
 
-    /// The inferred configuration: `image_size` from the caller, else the
-    /// pickled `args.image_size`, else 128; `k` from the caller, else 21;
+    /// The inferred configuration: `image_size` from the caller, else 128
+    /// (the reference's; the pickled `args.image_size` is reported in
+    /// [`args`](Self::args) but not applied); `k` from the caller, else 21;
     /// the CLIP configuration inferred from `global_encoder.*`.
     ///
     /// # Errors
@@ -306,9 +307,7 @@ impl OfficialCheckpoint {
         image_size: Option<ImageSize>,
         k: Option<usize>,
     ) -> Result<ModelConfig> {
-        let size = image_size.unwrap_or(ImageSize::Square(
-            self.args.image_size.unwrap_or(DEFAULT_IMAGE_SIZE),
-        ));
+        let size = image_size.unwrap_or(ImageSize::Square(DEFAULT_IMAGE_SIZE));
         let mut c = infer_config(&self.archive, "", size)?;
         if let Some(k) = k {
             c.k = k;

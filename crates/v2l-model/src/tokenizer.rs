@@ -22,8 +22,7 @@ use crate::tokens::VisualTokens;
 /// How to open a checkpoint for inference.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// Tokenizer input size (square); default: the bundle's, else the
-    /// checkpoint's `args.image_size`, else 128.
+    /// Tokenizer input size (square); default: the bundle's, else 128.
     pub image_size: Option<usize>,
     /// Global tokens per image; default: the bundle's, else 21.
     pub global_tokens: Option<usize>,

@@ -3,7 +3,7 @@
 
 use v2l_model::bundle::{write_bundle, Bundle, BundleExtras};
 use v2l_model::model::CLIP_PREFIX;
-use v2l_model::OfficialCheckpoint;
+use v2l_model::{ImageSize, OfficialCheckpoint};
 
 use crate::common::{fixture, host, int_rows, Tensors, B};
 
@@ -11,7 +11,9 @@ use crate::common::{fixture, host, int_rows, Tensors, B};
 fn official_import_round_trips_through_a_bundle() {
     let device = Default::default();
     let ck = OfficialCheckpoint::open(fixture("v2l-tiny/checkpoint.pth")).unwrap();
-    let config = ck.infer_config(None, Some(5)).unwrap();
+    let config = ck
+        .infer_config(Some(ImageSize::Square(32)), Some(5))
+        .unwrap();
     let model = ck.load::<B>(&config, &device).unwrap();
     let words: Vec<String> = (0..120).map(|i| format!("word{i}")).collect();
     let dir = tempfile::tempdir().unwrap();

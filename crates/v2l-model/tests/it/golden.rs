@@ -30,8 +30,15 @@ fn run<BK: Backend>() {
     assert_eq!(ck.args.image_size, Some(32));
     assert_eq!(ck.args.use_cblinear, Some(1));
     assert!(ck.has_clip());
-    // Image size from the pickled args, k given.
-    let config = ck.infer_config(None, Some(5)).unwrap();
+    // Image size and k given (the pickled args say 32 too).
+    let defaults = ck.infer_config(None, None).unwrap();
+    assert_eq!(
+        (defaults.image_size, defaults.k),
+        (ImageSize::Square(128), 21)
+    );
+    let config = ck
+        .infer_config(Some(ImageSize::Square(32)), Some(5))
+        .unwrap();
     let dd = &config.ddconfig;
     assert_eq!(config.image_size, ImageSize::Square(32));
     assert_eq!(

@@ -5,7 +5,7 @@ use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::{Tensor, TensorData};
-use v2l_model::OfficialCheckpoint;
+use v2l_model::{ImageSize, OfficialCheckpoint};
 
 use crate::common::{fixture, rel_err, Tensors};
 
@@ -19,7 +19,9 @@ fn values<const D: usize>(t: Tensor<A, D>) -> Vec<f32> {
 fn one_optimiser_step_updates_trainable_parts_only() {
     let device = Default::default();
     let ck = OfficialCheckpoint::open(fixture("v2l-tiny/checkpoint.pth")).unwrap();
-    let config = ck.infer_config(None, Some(5)).unwrap();
+    let config = ck
+        .infer_config(Some(ImageSize::Square(32)), Some(5))
+        .unwrap();
     let model = ck.load::<A>(&config, &device).unwrap();
     let t = Tensors::open(fixture("v2l-tiny/expected.safetensors"));
     let (s, v) = t.get("input_image");
