@@ -205,13 +205,13 @@ impl DdConfig {
         }
         for i in 0..self.levels() {
             let c = self.level_channels(i);
-            if c % GROUP_NORM_GROUPS != 0 {
+            if !c.is_multiple_of(GROUP_NORM_GROUPS) {
                 return bad(format!(
                     "level {i} has {c} channels; GroupNorm({GROUP_NORM_GROUPS}) needs a multiple of {GROUP_NORM_GROUPS}"
                 ));
             }
         }
-        if self.ch % GROUP_NORM_GROUPS != 0 {
+        if !self.ch.is_multiple_of(GROUP_NORM_GROUPS) {
             return bad(format!(
                 "ddconfig.ch = {} must be a multiple of {GROUP_NORM_GROUPS} (GroupNorm)",
                 self.ch
@@ -255,7 +255,7 @@ impl ModelConfig {
     pub fn grid_for(&self, height: usize, width: usize) -> Result<(usize, usize)> {
         let n = self.ddconfig.downsamples();
         let factor = 1usize << n;
-        if height == 0 || width == 0 || height % factor != 0 || width % factor != 0 {
+        if height == 0 || width == 0 || !height.is_multiple_of(factor) || !width.is_multiple_of(factor) {
             return Err(ModelError::Indivisible {
                 height,
                 width,

@@ -63,7 +63,7 @@ pub fn infer_config(
             &key(&format!("encoder.down.{i}.block.0.conv1.weight")),
             0,
         )?;
-        if ch == 0 || c % ch != 0 {
+        if ch == 0 || !c.is_multiple_of(ch) {
             return Err(ModelError::Config(format!(
                 "level {i} has {c} channels, not a multiple of ch = {ch}"
             )));
@@ -100,9 +100,9 @@ pub fn infer_config(
     let use_projector = has("codebook_projection.weight");
     let mid = ch * ch_mult.last().copied().unwrap_or(1);
     let inner = dim(source, &key("decoder.mid.cross_attn_1.to_q.weight"), 0)?;
-    let (cross_attn_heads, cross_attn_dim_head) = if mid > 0 && inner % mid == 0 {
+    let (cross_attn_heads, cross_attn_dim_head) = if mid > 0 && inner.is_multiple_of(mid) {
         (inner / mid, None)
-    } else if inner % 8 == 0 {
+    } else if inner.is_multiple_of(8) {
         (8, Some(inner / 8))
     } else {
         return Err(ModelError::Config(format!(

@@ -32,6 +32,9 @@ pub const SKIPPED_NAMESPACES: &[&str] = &["discriminator.", "perceptual_loss."];
 /// Prefix of the CLIP vision tower inside an official checkpoint.
 pub const CLIP_PREFIX: &str = "global_encoder.";
 
+/// A parameter by state-dict name: `(name, shape, row-major values)`.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// The V2L tokenizer (reference `VQModel_LLaMA`), generic over the backend
 /// and trainable under an autodiff backend: the encoder, decoder, both 1×1
 /// convs and the projector train; both codebooks and the CLIP tower are
@@ -172,7 +175,7 @@ impl<B: Backend> V2lModel<B> {
     ///
     /// # Errors
     /// A backend returns non-f32-convertible data.
-    pub fn named_tensors(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn named_tensors(&self) -> Result<Vec<NamedTensor>> {
         struct Collect<B: Backend> {
             found: std::collections::HashMap<ParamId, (Vec<usize>, burn::tensor::TensorData)>,
             _b: std::marker::PhantomData<B>,

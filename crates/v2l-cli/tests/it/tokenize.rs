@@ -2,6 +2,8 @@
 //! model (`crates/v2l-model/tests/fixtures/v2l-tiny`: the official
 //! architecture scaled down, outputs from the reference PyTorch code).
 
+#![allow(clippy::needless_range_loop)]
+
 use std::path::{Path, PathBuf};
 
 use v2l::assets::readers::tensors::{SafetensorsFile, TensorSource};

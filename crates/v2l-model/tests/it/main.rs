@@ -1,5 +1,6 @@
 //! Integration tests of v2l-model (one binary: burn's generic code is
 //! compiled once).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bundle;
 mod common;
