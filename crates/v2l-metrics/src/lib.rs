@@ -20,6 +20,7 @@
 
 pub mod clip_score;
 mod error;
+pub mod fid_stats;
 pub mod frechet;
 mod image;
 pub mod psnr;

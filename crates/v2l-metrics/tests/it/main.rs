@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod clip_score;
+mod fid_stats;
 mod reference;
