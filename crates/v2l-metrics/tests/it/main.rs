@@ -3,4 +3,5 @@
 
 mod clip_score;
 mod fid_stats;
+mod lpips;
 mod reference;
