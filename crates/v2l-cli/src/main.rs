@@ -13,6 +13,7 @@ mod clip;
 mod complete;
 mod device;
 mod metrics;
+mod quality;
 mod tokenize;
 
 /// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
@@ -45,6 +46,8 @@ enum Command {
     Clip(clip::ClipArgs),
     /// Continue a prompt with a frozen LLM (GGUF, HF or Meta weights).
     Complete(complete::CompleteArgs),
+    /// LPIPS (alex or vgg) of an image pair or of two folders.
+    Lpips(quality::LpipsArgs),
     /// Images → tokens: global ids/words and local ids (LLM token ids).
     Encode(tokenize::EncodeArgs),
     /// Images → tokens → images, one `<stem>.png` per input.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Ssim { pair } => metrics::run(pair, metrics::Metric::Ssim),
         Command::Clip(args) => clip::run(args),
         Command::Complete(args) => complete::run(args),
+        Command::Lpips(args) => quality::run_lpips(args),
         Command::Encode(args) => tokenize::run_encode(args),
         Command::Reconstruct(args) => tokenize::run_reconstruct(args),
         Command::Decode(args) => tokenize::run_decode(args),

@@ -43,7 +43,7 @@ fn is_image(p: &Path) -> bool {
 
 /// The (reference, distorted) pairs: one pair of files, or every image in
 /// the reference folder with the file of the same name in the other folder.
-fn pairs(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>, String> {
+pub(crate) fn pairs(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>, String> {
     match (a.is_dir(), b.is_dir()) {
         (false, false) => Ok(vec![(a.to_path_buf(), b.to_path_buf())]),
         (true, true) => {

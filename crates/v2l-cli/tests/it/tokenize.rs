@@ -287,3 +287,41 @@ fn bad_inputs_are_reported() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.pth"));
 }
+
+#[test]
+fn lpips_command_reproduces_the_lpips_readme_example() {
+    let Some(weights) = v2l::assets::fetch::test_asset("lpips-backbones", "alexnet.ckpt").unwrap()
+    else {
+        return;
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../v2l-metrics/tests/fixtures/lpips");
+    let mut values = Vec::new();
+    for p in ["ex_p0.png", "ex_p1.png"] {
+        let out = ok(v2l()
+            .args(["lpips", "--json", "--weights"])
+            .arg(&weights)
+            .arg(dir.join("ex_ref.png"))
+            .arg(dir.join(p)));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["metric"], "lpips_alex");
+        assert_eq!(
+            v["provenance"]["weights_sha256"].as_str().unwrap().len(),
+            64
+        );
+        values.push(v["value"].as_f64().unwrap());
+    }
+    // The LPIPS README's published values for this triplet.
+    assert!(
+        (values[0] - 0.722).abs() < 5e-4 && (values[1] - 0.138).abs() < 5e-4,
+        "{values:?}"
+    );
+    // Different sizes are an error naming both shapes.
+    let out = v2l()
+        .args(["lpips", "--weights"])
+        .arg(&weights)
+        .arg(dir.join("ex_ref.png"))
+        .arg(dir.join("chelsea_wide_ref.png"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
