@@ -237,7 +237,8 @@ pub fn load_stats(path: impl AsRef<Path>) -> Result<StoredStats> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
     let (mu, sigma, n, provenance) = if is_npz {
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| io_err(path, e))?;
+        let mut zip =
+            zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| io_err(path, e))?;
         let mut read = |name: &str| -> Result<Vec<f64>> {
             let mut f = zip
                 .by_name(&format!("{name}.npy"))
@@ -252,16 +253,22 @@ pub fn load_stats(path: impl AsRef<Path>) -> Result<StoredStats> {
     } else {
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io_err(path, e))?;
         let get = |name: &str| -> Result<Vec<f64>> {
-            let t = st.tensor(name).map_err(|e| io_err(path, format!("{name}: {e}")))?;
+            let t = st
+                .tensor(name)
+                .map_err(|e| io_err(path, format!("{name}: {e}")))?;
             if t.dtype() != Dtype::F64 {
-                return Err(io_err(path, format!("{name} is {:?}, expected F64", t.dtype())));
+                return Err(io_err(
+                    path,
+                    format!("{name} is {:?}, expected F64", t.dtype()),
+                ));
             }
             Ok(t.data()
                 .chunks_exact(8)
                 .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
                 .collect())
         };
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| io_err(path, e))?;
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| io_err(path, e))?;
         let info = meta.metadata().clone().unwrap_or_default();
         let n = info.get("n").and_then(|s| s.parse().ok());
         let provenance = info

@@ -255,7 +255,11 @@ impl ModelConfig {
     pub fn grid_for(&self, height: usize, width: usize) -> Result<(usize, usize)> {
         let n = self.ddconfig.downsamples();
         let factor = 1usize << n;
-        if height == 0 || width == 0 || !height.is_multiple_of(factor) || !width.is_multiple_of(factor) {
+        if height == 0
+            || width == 0
+            || !height.is_multiple_of(factor)
+            || !width.is_multiple_of(factor)
+        {
             return Err(ModelError::Indivisible {
                 height,
                 width,

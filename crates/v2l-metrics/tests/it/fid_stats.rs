@@ -12,11 +12,18 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn npy_f64(name: &str) -> Vec<f64> {
-    v2l_assets::readers::npy::read(fixture(name)).unwrap().to_f64().unwrap()
+    v2l_assets::readers::npy::read(fixture(name))
+        .unwrap()
+        .to_f64()
+        .unwrap()
 }
 
 fn rel(a: &[f64], b: &[f64]) -> f64 {
-    let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let d = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
     let s = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
     d / s
 }
@@ -48,7 +55,8 @@ fn streaming_mean_and_covariance_match_numpy() {
     // Saved and reloaded: identical; pytorch-fid's .npz reads the same.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stats.safetensors");
-    s.save(&path, &serde_json::json!({"resolution": 299})).unwrap();
+    s.save(&path, &serde_json::json!({"resolution": 299}))
+        .unwrap();
     let back = load_stats(&path).unwrap();
     assert_eq!(back.mu, s.mean());
     assert_eq!(back.sigma, cov);
@@ -74,12 +82,17 @@ fn too_few_rows_and_bad_rows_are_errors() {
     assert!(matches!(s.covariance(), Err(MetricsError::Undefined(_))));
     s.update(&[1.0, 2.0, 3.0, 4.0]).unwrap();
     assert!(matches!(s.covariance(), Err(MetricsError::Undefined(_))));
-    assert!(matches!(s.update(&[1.0, 2.0, 3.0]), Err(MetricsError::BadLength { .. })));
+    assert!(matches!(
+        s.update(&[1.0, 2.0, 3.0]),
+        Err(MetricsError::BadLength { .. })
+    ));
     assert!(matches!(
         s.update(&[1.0, f32::NAN, 3.0, 4.0]),
         Err(MetricsError::NonFinite { index: 1, .. })
     ));
     assert!(s.merge(&FeatureStats::new(5)).is_err());
     let dir = tempfile::tempdir().unwrap();
-    assert!(s.save(dir.path().join("x.safetensors"), &serde_json::Value::Null).is_err());
+    assert!(s
+        .save(dir.path().join("x.safetensors"), &serde_json::Value::Null)
+        .is_err());
 }
