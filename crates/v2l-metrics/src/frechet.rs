@@ -69,8 +69,9 @@ pub fn frechet_distance(mu1: &[f64], sigma1: &[f64], mu2: &[f64], sigma2: &[f64]
     let diff = (&m1 - &m2).norm_squared();
     let r1 = psd_sqrt(s1.clone());
     let inner = symmetric(&r1 * &s2 * &r1);
-    let tr_covmean: f64 = SymmetricEigen::new(inner)
-        .eigenvalues
+    // Only the eigenvalues are needed here (no eigenvectors: ~3× faster).
+    let tr_covmean: f64 = inner
+        .symmetric_eigenvalues()
         .iter()
         .map(|l| l.max(0.0).sqrt())
         .sum();

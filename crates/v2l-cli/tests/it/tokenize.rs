@@ -325,3 +325,63 @@ fn lpips_command_reproduces_the_lpips_readme_example() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn fid_command_streams_folders_saves_statistics_and_rejects_n_below_two() {
+    let Some(weights) = v2l::assets::fetch::test_asset("fid-inception", "default_1.pt").unwrap()
+    else {
+        return;
+    };
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../v2l-metrics/tests/fixtures/lpips");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    for f in ["astronaut_ref", "chelsea_ref", "coffee_ref"] {
+        std::fs::copy(src.join(format!("{f}.png")), a.join(format!("{f}.png"))).unwrap();
+    }
+    for f in ["astronaut_blur", "chelsea_noise", "coffee_jpeg"] {
+        std::fs::copy(src.join(format!("{f}.png")), b.join(format!("{f}.png"))).unwrap();
+    }
+    let sa = dir.path().join("a.safetensors");
+    let out = ok(v2l()
+        .args(["fid", "--json", "--batch-size", "2", "--inception"])
+        .arg(&weights)
+        .arg(&a)
+        .arg(&b)
+        .arg("--save-a")
+        .arg(&sa));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value = v["value"].as_f64().unwrap();
+    assert!(value.is_finite() && value > 0.0, "{value}");
+    assert_eq!(v["provenance"]["a"]["n"], 3);
+    assert_eq!(v["provenance"]["b"]["n"], 3);
+    assert_eq!(
+        v["provenance"]["a"]["weights_sha256"],
+        "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+    );
+    // The saved statistics are the 2048-d mean and covariance of those 3 images.
+    let stats = v2l::metrics::fid_stats::load_stats(&sa).unwrap();
+    assert_eq!(
+        (stats.mu.len(), stats.sigma.len(), stats.n),
+        (2048, 2048 * 2048, Some(3))
+    );
+    assert_eq!(stats.provenance["folder"], a.display().to_string());
+    // One image cannot give a covariance.
+    let one = dir.path().join("one");
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::copy(src.join("coffee_ref.png"), one.join("x.png")).unwrap();
+    let out = v2l()
+        .args(["fid", "--inception"])
+        .arg(&weights)
+        .arg(&one)
+        .arg(&sa)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

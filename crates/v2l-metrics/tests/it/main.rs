@@ -3,5 +3,6 @@
 
 mod clip_score;
 mod fid_stats;
+mod inception;
 mod lpips;
 mod reference;
