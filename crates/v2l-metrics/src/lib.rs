@@ -11,6 +11,8 @@
 //! - [`frechet`]: the Fréchet distance between Gaussians (FID's formula) in
 //!   f64, with the trace term from symmetric eigendecompositions.
 //! - [`usage`]: codebook usage and perplexity of token ids.
+//! - [`accuracy`]: few-shot accuracy (the official exact-prefix rule and a
+//!   normalised variant), label accuracy, Wilson intervals.
 //! - [`clip_score`]: CLIP score as torchmetrics' `CLIPScore` (mean of
 //!   `100 · cos`, clamped at 0) and CLIP-R (this project's definition).
 //!
@@ -28,6 +30,7 @@
 //! Inception Score cannot be computed from the available FID weights (they
 //! stop at pool3; no class logits).
 
+pub mod accuracy;
 pub mod clip_score;
 mod error;
 pub mod fid_stats;

@@ -1,6 +1,7 @@
 //! Integration tests of v2l-metrics (one binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accuracy;
 mod clip_score;
 mod fid_stats;
 mod inception;
