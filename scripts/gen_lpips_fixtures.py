@@ -6,7 +6,8 @@ Run by hand, never in CI (CPU only, about a minute):
     python3 -m venv /tmp/venv-fix
     /tmp/venv-fix/bin/pip install numpy torch torchvision pillow lpips==0.1.4
     /tmp/venv-fix/bin/pip download --no-deps pyiqa==0.1.10 -d /tmp/pyiqa-dl
-    git clone https://github.com/richzhang/PerceptualSimilarity /tmp/PerceptualSimilarity
+    # a checkout of the GitHub repository richzhang/PerceptualSimilarity at
+    # /tmp/PerceptualSimilarity (only its imgs/ex_*.png example triplet is used)
     cargo run --profile fast -p v2l-cli -- assets fetch lpips-backbones
     cargo run --profile fast -p v2l-cli -- assets fetch photos
     /tmp/venv-fix/bin/python scripts/gen_lpips_fixtures.py \
