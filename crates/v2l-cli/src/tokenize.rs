@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use v2l::burn::tensor::backend::Backend;
 use v2l::model::bundle::{write_bundle, BundleExtras};
-use v2l::model::tokenizer::{open_image, read_global_vocab, sha256_file, OpenOptions};
+use v2l::model::tokenizer::{open_image, read_global_vocab, OpenOptions};
 use v2l::model::{
     ImageSize, ImageTokens, ModelConfig, OfficialCheckpoint, TokensFile, V2lTokenizer, VisualTokens,
 };
@@ -392,7 +392,7 @@ pub fn run_import(args: ImportArgs) -> Result<(), String> {
     };
     let provenance = serde_json::json!({
         "imported_from": args.checkpoint.display().to_string(),
-        "sha256": sha256_file(&args.checkpoint).map_err(|e| e.to_string())?,
+        "sha256": crate::quality::sha256(&args.checkpoint)?,
         "local_codebook": args.local_codebook.as_ref().map(|p| p.display().to_string()),
         "global_codebook": args.global_codebook.as_ref().map(|p| p.display().to_string()),
         "global_vocab": args.global_vocab.as_ref().map(|p| p.display().to_string()),

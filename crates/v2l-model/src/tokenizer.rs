@@ -2,12 +2,10 @@
 //! preprocessing branches, the codebooks prepared once, the global words,
 //! batching — and its provenance.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::{DynamicImage, RgbImage};
-use sha2::{Digest, Sha256};
 use v2l_clip::ClipPreprocess;
 use v2l_quant::tensor::TensorCodebook;
 
@@ -46,27 +44,6 @@ pub struct V2lTokenizer<B: Backend> {
     device: B::Device,
     batch_size: usize,
     provenance: serde_json::Value,
-}
-
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Read global strings from `.npy` (object array of str, read safely), a
@@ -167,7 +144,8 @@ impl<B: Backend> V2lTokenizer<B> {
         t.provenance = serde_json::json!({
             "checkpoint": path.display().to_string(),
             "kind": kind,
-            "sha256": sha256_file(&hash_file)?,
+            "sha256": v2l_assets::fetch::sha256_file(&hash_file)
+                .map_err(|e| ModelError::Backend(format!("hashing {}: {e}", hash_file.display())))?,
             "hashed_file": hash_file.file_name().map(|n| n.to_string_lossy().to_string()),
             "image_size": c.image_size,
             "k": c.k,
