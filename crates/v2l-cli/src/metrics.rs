@@ -81,6 +81,19 @@ pub(crate) fn pairs(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>, Strin
     }
 }
 
+/// The file formats of the pairs (lower-case extensions), for provenance.
+pub(crate) fn codecs_of(pairs: &[(PathBuf, PathBuf)]) -> Vec<String> {
+    let mut set = std::collections::BTreeSet::new();
+    for (a, b) in pairs {
+        for p in [a, b] {
+            if let Some(e) = p.extension().and_then(|e| e.to_str()) {
+                set.insert(e.to_ascii_lowercase());
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
 /// Runs a pairwise metric and prints the mean (and, with `--json`, every pair).
 pub fn run(args: PairArgs, metric: Metric) -> Result<(), String> {
     let pairs = pairs(&args.reference, &args.distorted)?;
@@ -92,6 +105,7 @@ pub fn run(args: PairArgs, metric: Metric) -> Result<(), String> {
     let mut values = Vec::with_capacity(pairs.len());
     let mut rows = Vec::new();
     let mut shape = None;
+    let codecs = codecs_of(&pairs);
     for (a, b) in &pairs {
         bar.set_message(
             a.file_name()
@@ -128,6 +142,7 @@ pub fn run(args: PairArgs, metric: Metric) -> Result<(), String> {
                     "tool": tool,
                     "resolution": shape.map(|s| [s[1], s[2]]),
                     "input": "8-bit files decoded to RGB in [0, 1]",
+                    "codec": codecs,
                     "crop": "none",
                 },
                 "pairs": rows,

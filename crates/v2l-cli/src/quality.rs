@@ -123,6 +123,7 @@ impl crate::device::OnDevice for LpipsArgs {
                         "weights_sha256": sha256(&weights)?,
                         "resolution": size.map(|(w, h)| [h, w]),
                         "crop": "none",
+                        "codec": crate::metrics::codecs_of(&pairs),
                         "input": "8-bit files decoded to RGB",
                     },
                     "pairs": rows,
