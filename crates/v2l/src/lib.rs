@@ -25,6 +25,8 @@
 //!   constrained decoding.
 //! - [`metrics`]: PSNR (RGB / Y), SSIM (as `piq`), the Fréchet distance
 //!   and codebook usage, matched against the reference tools.
+//! - [`codebook`]: the codebook file format and import of the official
+//!   codebook files (construction arrives with its issue).
 //! - [`model`]: the V2L tokenizer itself — encoder, local and global
 //!   quantisers, decoder with cross-attention — generic over the backend and
 //!   trainable; official `.pth` import without executing pickle code, model
@@ -37,6 +39,7 @@
 pub use burn;
 pub use v2l_assets as assets;
 pub use v2l_clip as clip;
+pub use v2l_codebook as codebook;
 pub use v2l_llm as llm;
 pub use v2l_metrics as metrics;
 pub use v2l_model as model;

@@ -1,0 +1,4 @@
+//! Integration tests of v2l-codebook.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod official;
