@@ -1410,8 +1410,16 @@ fn synthetic_legacy_files_views_and_errors() {
 
 // ----- the golden V2L checkpoint --------------------------------------------------------------
 
+/// The golden checkpoint: the workspace's copy (committed with v2l-model's
+/// fixtures), else the shared folder beside the workspace.
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/v2l-tiny")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let in_repo = manifest.join("../v2l-model/tests/fixtures/v2l-tiny");
+    if in_repo.join("checkpoint.pth").exists() {
+        in_repo
+    } else {
+        manifest.join("../../../shared/golden/v2l-tiny")
+    }
 }
 
 #[test]

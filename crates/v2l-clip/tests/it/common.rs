@@ -18,9 +18,17 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// The shared golden folder (`../shared/golden/v2l-tiny`), if present.
 pub fn golden(rel: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/golden/v2l-tiny")
+    // The workspace's copy (committed with v2l-model's fixtures), else the
+    // shared folder beside the workspace.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let in_repo = manifest
+        .join("../v2l-model/tests/fixtures/v2l-tiny")
         .join(rel);
+    let p = if in_repo.exists() {
+        in_repo
+    } else {
+        manifest.join("../../../shared/golden/v2l-tiny").join(rel)
+    };
     if p.exists() {
         Some(p)
     } else {
