@@ -148,17 +148,10 @@ fn encode_files<B: Backend>(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         let tokens = t.encode_images(&images).map_err(|e| e.to_string())?;
-        all = Some(match all {
-            None => tokens,
-            Some(mut acc) => {
-                acc.global_ids.extend(tokens.global_ids);
-                acc.local_ids.extend(tokens.local_ids);
-                if let (Some(a), Some(b)) = (acc.global_words.as_mut(), tokens.global_words) {
-                    a.extend(b);
-                }
-                acc
-            }
-        });
+        match all.as_mut() {
+            None => all = Some(tokens),
+            Some(acc) => acc.append(tokens).map_err(|e| e.to_string())?,
+        }
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();

@@ -4,7 +4,7 @@
 //! CLIP score: for each (image, text) pair `100 · cos(image, text)`, averaged
 //! over all pairs, then clamped at 0 — torchmetrics clamps the *mean*
 //! (`max(sum / n, 0)`), not each pair. Embeddings come from
-//! [`v2l_clip`](https://docs.rs/v2l-clip) (`Clip::encode_images` /
+//! the `v2l-clip` crate (`Clip::encode_images` /
 //! `encode_texts`, CLIP preprocessing at 224 px and ViT-L/14 in METRICS.md's
 //! convention); any embedding pair of equal width works.
 //!

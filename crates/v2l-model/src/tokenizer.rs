@@ -276,17 +276,10 @@ impl<B: Backend> V2lTokenizer<B> {
         for chunk in images.chunks(self.batch_size) {
             let (x, c) = self.preprocess(chunk)?;
             let t = self.encode_tensors(x, c)?;
-            out = Some(match out {
-                None => t,
-                Some(mut acc) => {
-                    acc.global_ids.extend(t.global_ids);
-                    acc.local_ids.extend(t.local_ids);
-                    if let (Some(a), Some(b)) = (acc.global_words.as_mut(), t.global_words) {
-                        a.extend(b);
-                    }
-                    acc
-                }
-            });
+            match out.as_mut() {
+                None => out = Some(t),
+                Some(acc) => acc.append(t)?,
+            }
         }
         out.ok_or_else(|| ModelError::InvalidInput("no images to encode".into()))
     }

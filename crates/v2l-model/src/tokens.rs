@@ -33,6 +33,30 @@ impl VisualTokens {
         self.local_ids.is_empty()
     }
 
+    /// Append another batch's tokens (e.g. the next chunk of the same
+    /// encode). Global words are kept only if both batches have them.
+    ///
+    /// # Errors
+    /// The batches have different grids.
+    pub fn append(&mut self, other: VisualTokens) -> Result<()> {
+        if other.grid != self.grid {
+            return Err(ModelError::InvalidInput(format!(
+                "cannot join tokens of grid {:?} to tokens of grid {:?}",
+                other.grid, self.grid
+            )));
+        }
+        self.global_ids.extend(other.global_ids);
+        self.local_ids.extend(other.local_ids);
+        self.global_words = match (self.global_words.take(), other.global_words) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            _ => None,
+        };
+        Ok(())
+    }
+
     /// Check the lists agree with each other and with the grid.
     ///
     /// # Errors
