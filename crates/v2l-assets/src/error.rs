@@ -103,6 +103,24 @@ pub enum AssetError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An asset file needed by a dataset loader is not in the cache.
+    #[error("asset {asset} ({file}) is not in the cache at {path}; run `v2l assets fetch {asset}`")]
+    NotFetched {
+        /// Asset name.
+        asset: String,
+        /// File name.
+        file: String,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A dataset file holds something other than the dataset.
+    #[error("{path}: {message}")]
+    Dataset {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
     /// A reader failed on an asset file.
     #[error(transparent)]
     Read(#[from] crate::readers::ReadError),

@@ -10,6 +10,8 @@
 //!   `argparse.Namespace` as an opaque object, torch tensor references),
 //!   `.npy`, IDX (plain or gzip) and tensors inside PyTorch `.pth` and
 //!   TorchScript zip archives.
+//! - [`datasets`]: Fashion-MNIST and MNIST from the cache as labelled
+//!   28×28 grey images.
 //!
 //! ```no_run
 //! let asset = v2l_assets::fetch::lookup("fashion-mnist")?;
@@ -18,6 +20,7 @@
 //! # Ok::<(), v2l_assets::AssetError>(())
 //! ```
 
+pub mod datasets;
 mod error;
 pub mod fetch;
 pub mod manifest;

@@ -31,21 +31,146 @@ pub struct Codebook {
     dim: usize,
     strings: Option<Vec<String>>,
     token_ids: Option<Vec<Vec<u32>>>,
+    votes: Option<Vec<u64>>,
     /// Where the codebook came from (LLM, tokenizer hash, CLIP model,
     /// templates, thresholds, source files).
     pub provenance: serde_json::Value,
 }
 
+/// The JSON sidecar's fields.
 #[derive(Serialize, Deserialize)]
-struct Sidecar {
-    rows: usize,
-    dim: usize,
+pub(crate) struct SidecarParts {
+    pub(crate) rows: usize,
+    pub(crate) dim: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    strings: Option<Vec<String>>,
+    pub(crate) strings: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    token_ids: Option<Vec<Vec<u32>>>,
+    pub(crate) token_ids: Option<Vec<Vec<u32>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) votes: Option<Vec<u64>>,
     #[serde(default)]
-    provenance: serde_json::Value,
+    pub(crate) provenance: serde_json::Value,
+}
+
+impl SidecarParts {
+    fn check(&self) -> Result<()> {
+        let check = |what: &str, n: Option<usize>| match n {
+            Some(n) if n != self.rows => Err(CodebookError::Shape {
+                what: what.into(),
+                found: format!("{n} entries"),
+                expected: format!("{} (one per row)", self.rows),
+            }),
+            _ => Ok(()),
+        };
+        check("strings", self.strings.as_ref().map(Vec::len))?;
+        check("token_ids", self.token_ids.as_ref().map(Vec::len))?;
+        check("votes", self.votes.as_ref().map(Vec::len))
+    }
+
+    fn write(&self, path: &Path) -> Result<()> {
+        let json = sidecar_path(path);
+        let text = serde_json::to_string(self).map_err(|e| format_err(&json, e))?;
+        std::fs::write(&json, text).map_err(io(&json))
+    }
+}
+
+fn f16_lossless(values: &[f32]) -> bool {
+    values
+        .iter()
+        .all(|&v| f16::from_f32(v).to_f32().to_bits() == v.to_bits())
+}
+
+fn encode_values(values: &[f32], half: bool) -> Vec<u8> {
+    if half {
+        values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect()
+    } else {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+}
+
+/// Write a codebook whose rows arrive in `n_chunks` pieces (`chunk(c)`),
+/// holding one piece in memory at a time: the safetensors header is written
+/// first (the shape is known), then each piece. [`Precision::Auto`] reads
+/// the pieces twice (once to see whether f16 is lossless).
+pub(crate) fn write_streamed(
+    path: &Path,
+    precision: Precision,
+    parts: &SidecarParts,
+    n_chunks: usize,
+    chunk: &mut dyn FnMut(usize) -> Result<Vec<f32>>,
+) -> Result<()> {
+    use std::io::Write;
+    parts.check()?;
+    if parts.rows == 0 || parts.dim == 0 {
+        return Err(CodebookError::Shape {
+            what: "embeddings".into(),
+            found: format!("[{}, {}]", parts.rows, parts.dim),
+            expected: "both sides ≥ 1".into(),
+        });
+    }
+    let half = match precision {
+        Precision::F16 => true,
+        Precision::F32 => false,
+        Precision::Auto => {
+            let mut all = true;
+            for c in 0..n_chunks {
+                if !f16_lossless(&chunk(c)?) {
+                    all = false;
+                    break;
+                }
+            }
+            all
+        }
+    };
+    let width = if half { 2 } else { 4 };
+    let nbytes = parts.rows * parts.dim * width;
+    let header = serde_json::json!({
+        "__metadata__": { "format": "v2l-codebook" },
+        "embeddings": {
+            "dtype": if half { "F16" } else { "F32" },
+            "shape": [parts.rows, parts.dim],
+            "data_offsets": [0, nbytes],
+        }
+    })
+    .to_string();
+    let mut header = header.into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let tmp = path.with_extension("safetensors.tmp");
+    let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut w = std::io::BufWriter::new(file);
+    w.write_all(&(header.len() as u64).to_le_bytes())
+        .and_then(|()| w.write_all(&header))
+        .map_err(io(&tmp))?;
+    let mut written = 0usize;
+    for c in 0..n_chunks {
+        let values = chunk(c)?;
+        if let Some(p) = values.iter().position(|v| !v.is_finite()) {
+            return Err(CodebookError::NonFinite {
+                row: (written + p) / parts.dim,
+                col: p % parts.dim,
+                value: values[p],
+            });
+        }
+        written += values.len();
+        w.write_all(&encode_values(&values, half))
+            .map_err(io(&tmp))?;
+    }
+    if written != parts.rows * parts.dim {
+        return Err(CodebookError::Shape {
+            what: "embedding chunks".into(),
+            found: format!("{written} values"),
+            expected: format!("[{}, {}]", parts.rows, parts.dim),
+        });
+    }
+    w.flush().map_err(io(&tmp))?;
+    drop(w);
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    parts.write(path)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CodebookError + '_ {
@@ -93,6 +218,7 @@ impl Codebook {
             dim,
             strings: None,
             token_ids: None,
+            votes: None,
             provenance: serde_json::Value::Null,
         })
     }
@@ -127,6 +253,27 @@ impl Codebook {
         }
         self.token_ids = Some(token_ids);
         Ok(self)
+    }
+
+    /// Attach a vote count per row (CLIP filtering).
+    ///
+    /// # Errors
+    /// A count other than `rows`.
+    pub fn with_votes(mut self, votes: Vec<u64>) -> Result<Self> {
+        if votes.len() != self.rows {
+            return Err(CodebookError::Shape {
+                what: "votes".into(),
+                found: format!("{} entries", votes.len()),
+                expected: format!("{} (one per row)", self.rows),
+            });
+        }
+        self.votes = Some(votes);
+        Ok(self)
+    }
+
+    /// The vote counts, if known.
+    pub fn votes(&self) -> Option<&[u64]> {
+        self.votes.as_deref()
     }
 
     /// Rows.
@@ -165,49 +312,28 @@ impl Codebook {
     /// I/O failures.
     pub fn save(&self, path: impl AsRef<Path>, precision: Precision) -> Result<()> {
         let path = path.as_ref();
-        let lossless = || {
-            self.embeddings
-                .iter()
-                .all(|&v| f16::from_f32(v).to_f32().to_bits() == v.to_bits())
-        };
         let half = match precision {
             Precision::F16 => true,
             Precision::F32 => false,
-            Precision::Auto => lossless(),
+            Precision::Auto => f16_lossless(&self.embeddings),
         };
-        let (dtype, bytes): (Dtype, Vec<u8>) = if half {
-            (
-                Dtype::F16,
-                self.embeddings
-                    .iter()
-                    .flat_map(|&v| f16::from_f32(v).to_le_bytes())
-                    .collect(),
-            )
-        } else {
-            (
-                Dtype::F32,
-                self.embeddings
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
-            )
-        };
+        let dtype = if half { Dtype::F16 } else { Dtype::F32 };
+        let bytes = encode_values(&self.embeddings, half);
         let view = TensorView::new(dtype, vec![self.rows, self.dim], &bytes)
             .map_err(|e| format_err(path, e))?;
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "v2l-codebook".to_string());
         safetensors::serialize_to_file(vec![("embeddings", view)], Some(meta), path)
             .map_err(|e| format_err(path, e))?;
-        let side = Sidecar {
+        SidecarParts {
             rows: self.rows,
             dim: self.dim,
             strings: self.strings.clone(),
             token_ids: self.token_ids.clone(),
+            votes: self.votes.clone(),
             provenance: self.provenance.clone(),
-        };
-        let json = sidecar_path(path);
-        let text = serde_json::to_string(&side).map_err(|e| format_err(&json, e))?;
-        std::fs::write(&json, text).map_err(io(&json))
+        }
+        .write(path)
     }
 
     /// Read `path` (`NAME.safetensors`, embeddings f16/bf16/f32) and its
@@ -231,7 +357,7 @@ impl Codebook {
         let json = sidecar_path(path);
         if json.is_file() {
             let text = std::fs::read_to_string(&json).map_err(io(&json))?;
-            let side: Sidecar = serde_json::from_str(&text).map_err(|e| format_err(&json, e))?;
+            let side: SidecarParts = serde_json::from_str(&text).map_err(|e| format_err(&json, e))?;
             if (side.rows, side.dim) != (rows, dim) {
                 return Err(format_err(
                     &json,
@@ -246,6 +372,9 @@ impl Codebook {
             }
             if let Some(t) = side.token_ids {
                 cb = cb.with_token_ids(t)?;
+            }
+            if let Some(v) = side.votes {
+                cb = cb.with_votes(v)?;
             }
             cb.provenance = side.provenance;
         }

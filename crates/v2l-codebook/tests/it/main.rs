@@ -1,4 +1,7 @@
 //! Integration tests of v2l-codebook.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+mod filter;
 mod official;
+mod vocab;

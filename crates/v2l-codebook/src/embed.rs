@@ -1,0 +1,353 @@
+//! Codebook rows from CLIP's text tower: every entry formatted into each of
+//! the 80 ImageNet templates, each template's embedding L2-normalised, the
+//! normalised embeddings averaged — and the average *not* renormalised, as
+//! the reference does (spec §2.1; row norms end up somewhat below 1).
+//! [`TemplateEmbedder::renormalize`] names the corrected variant.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use serde_json::json;
+use v2l_clip::tokenizer::TokenizerError as ClipTokError;
+use v2l_clip::{Clip, ClipTokenizer, Truncation};
+
+use crate::codebook::{write_streamed, Precision, SidecarParts};
+use crate::error::{CodebookError, Result};
+use crate::job::{read_f32_chunk, strings_sha256, write_f32_chunk, OnProgress, Progress, WorkDir};
+use crate::templates::{format_template, validate_templates, IMAGENET_TEMPLATES};
+use crate::vocab::prompt_text;
+
+/// Embeds vocabulary entries with CLIP's text tower over prompt templates.
+#[derive(Debug)]
+pub struct TemplateEmbedder<'a, B: Backend> {
+    clip: &'a Clip<B>,
+    tokenizer: &'a ClipTokenizer,
+    templates: Vec<String>,
+    renormalize: bool,
+    batch_prompts: usize,
+    truncation: Truncation,
+}
+
+impl<'a, B: Backend> TemplateEmbedder<'a, B> {
+    /// The reference's setting: the 80 ImageNet templates, averages not
+    /// renormalised, over-long prompts an error, 640 prompts per forward
+    /// pass (8 entries).
+    ///
+    /// # Errors
+    /// A CLIP model without a text tower.
+    pub fn new(clip: &'a Clip<B>, tokenizer: &'a ClipTokenizer) -> Result<Self> {
+        let Some(text) = clip.text() else {
+            return Err(CodebookError::InvalidInput(
+                "the CLIP model has no text tower (a V2L checkpoint carries only the vision \
+                 tower; load full CLIP weights)"
+                    .into(),
+            ));
+        };
+        if tokenizer.vocab_size() > text.vocab_size() {
+            return Err(CodebookError::InvalidInput(format!(
+                "the CLIP tokenizer has {} ids, the text tower only {}",
+                tokenizer.vocab_size(),
+                text.vocab_size()
+            )));
+        }
+        Ok(Self {
+            clip,
+            tokenizer,
+            templates: IMAGENET_TEMPLATES.iter().map(|s| s.to_string()).collect(),
+            renormalize: false,
+            batch_prompts: 640,
+            truncation: Truncation::Error,
+        })
+    }
+
+    /// Use other templates (each with exactly one `{}`).
+    ///
+    /// # Errors
+    /// An empty list or a template without exactly one `{}`.
+    pub fn with_templates(mut self, templates: Vec<String>) -> Result<Self> {
+        validate_templates(&templates).map_err(CodebookError::InvalidInput)?;
+        self.templates = templates;
+        Ok(self)
+    }
+
+    /// Renormalise each averaged row to unit length (a corrected mode; the
+    /// reference does not).
+    pub fn renormalize(mut self, yes: bool) -> Self {
+        self.renormalize = yes;
+        self
+    }
+
+    /// Prompts per forward pass (rounded down to whole entries, at least one
+    /// entry).
+    pub fn batch_prompts(mut self, n: usize) -> Self {
+        self.batch_prompts = n.max(1);
+        self
+    }
+
+    /// What to do with prompts longer than CLIP's context: an error (the
+    /// reference's `clip.tokenize` default) or cutting them.
+    pub fn truncation(mut self, truncation: Truncation) -> Self {
+        self.truncation = truncation;
+        self
+    }
+
+    /// The templates in use.
+    pub fn templates(&self) -> &[String] {
+        &self.templates
+    }
+
+    /// Whether rows are renormalised.
+    pub fn renormalizes(&self) -> bool {
+        self.renormalize
+    }
+
+    /// Width of the rows (CLIP's embedding width).
+    pub fn dim(&self) -> usize {
+        self.clip.config().text.as_ref().map_or(0, |t| t.output_dim)
+    }
+
+    fn context(&self) -> usize {
+        self.clip.text().map_or(0, |t| t.context_length())
+    }
+
+    fn prompts<S: AsRef<str>>(&self, entries: &[S]) -> Vec<String> {
+        entries
+            .iter()
+            .flat_map(|e| {
+                let e = prompt_text(e.as_ref());
+                self.templates.iter().map(move |t| format_template(t, e))
+            })
+            .collect()
+    }
+
+    /// Check that every entry fits CLIP's context in every template (only
+    /// when truncation is an error; with truncation everything fits).
+    ///
+    /// # Errors
+    /// [`CodebookError::EntryTooLong`] with the count and the first one.
+    pub fn check_lengths<S: AsRef<str> + Sync>(&self, entries: &[S]) -> Result<()> {
+        if self.truncation == Truncation::Truncate {
+            return Ok(());
+        }
+        let context = self.context();
+        let t = self.templates.len();
+        let mut count = 0;
+        let mut last_counted = None;
+        let mut first = None;
+        for (chunk_index, chunk) in entries.chunks(1024).enumerate() {
+            let prompts = self.prompts(chunk);
+            for (i, prompt) in prompts.iter().enumerate() {
+                let needed = self.tokenizer.encode(prompt).len() + 2;
+                if needed > context {
+                    let entry = chunk_index * 1024 + i / t;
+                    if last_counted != Some(entry) {
+                        count += 1;
+                        last_counted = Some(entry);
+                    }
+                    if first.is_none() {
+                        first = Some((entry, i % t, needed));
+                    }
+                }
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some((index, template, tokens)) => Err(CodebookError::EntryTooLong {
+                count,
+                index,
+                entry: entries[index].as_ref().to_string(),
+                template: self.templates[template].clone(),
+                tokens,
+                context,
+            }),
+        }
+    }
+
+    /// Rows for `entries`: `[entries.len(), dim]`, row-major.
+    ///
+    /// # Errors
+    /// An empty list; a prompt too long for the context (when truncation is
+    /// an error); CLIP failures.
+    pub fn embed<S: AsRef<str> + Sync>(&self, entries: &[S]) -> Result<Vec<f32>> {
+        if entries.is_empty() {
+            return Err(CodebookError::InvalidInput("no entries to embed".into()));
+        }
+        let t = self.templates.len();
+        let per_batch = (self.batch_prompts / t).max(1);
+        let context = self.context();
+        let dim = self.dim();
+        let mut out = Vec::with_capacity(entries.len() * dim);
+        for (b, batch) in entries.chunks(per_batch).enumerate() {
+            let prompts = self.prompts(batch);
+            let rows = self
+                .tokenizer
+                .tokenize_batch(&prompts, context, self.truncation)
+                .map_err(|e| match e {
+                    ClipTokError::TooLong { tokens, .. } => {
+                        // Name the entry, not just the prompt.
+                        let (index, template) = prompts
+                            .iter()
+                            .position(|p| self.tokenizer.encode(p).len() + 2 > context)
+                            .map_or((0, 0), |i| (i / t, i % t));
+                        CodebookError::EntryTooLong {
+                            count: 1,
+                            index: b * per_batch + index,
+                            entry: batch[index].as_ref().to_string(),
+                            template: self.templates[template].clone(),
+                            tokens,
+                            context,
+                        }
+                    }
+                    other => other.into(),
+                })?;
+            let emb = self.clip.encode_text(&rows)?;
+            let emb = v2l_clip::normalize(emb);
+            let n = batch.len();
+            let mean = emb.reshape([n, t, dim]).mean_dim(1).reshape([n, dim]);
+            let mean = if self.renormalize {
+                v2l_clip::normalize(mean)
+            } else {
+                mean
+            };
+            let values = mean.into_data().to_vec::<f32>().map_err(|e| {
+                CodebookError::InvalidInput(format!("reading embeddings back: {e:?}"))
+            })?;
+            out.extend_from_slice(&values);
+        }
+        Ok(out)
+    }
+
+    /// Embed `entries` chunk by chunk into a work folder, skipping chunks a
+    /// previous run with the same parameters finished. `model_id` names the
+    /// CLIP weights (e.g. their sha256), so that a folder is never resumed
+    /// with another model. Memory stays bounded by one chunk.
+    ///
+    /// # Errors
+    /// [`CodebookError::JobMismatch`] for a folder of another job; as
+    /// [`TemplateEmbedder::embed`].
+    pub fn embed_chunked<S: AsRef<str> + Sync>(
+        &self,
+        entries: &[S],
+        work_dir: impl Into<PathBuf>,
+        model_id: &str,
+        chunk_rows: usize,
+        progress: OnProgress<'_>,
+    ) -> Result<EmbeddingChunks> {
+        if entries.is_empty() {
+            return Err(CodebookError::InvalidInput("no entries to embed".into()));
+        }
+        let chunk_rows = chunk_rows.max(1);
+        let dim = self.dim();
+        let fingerprint = json!({
+            "job": "template-embedding",
+            "entries": entries.len(),
+            "entries_sha256": strings_sha256(entries),
+            "templates_sha256": strings_sha256(&self.templates),
+            "renormalize": self.renormalize,
+            "truncate": self.truncation == Truncation::Truncate,
+            "model": model_id,
+            "dim": dim,
+            "chunk_rows": chunk_rows,
+        });
+        let work = WorkDir::open(work_dir, &fingerprint)?;
+        self.check_lengths(entries)?;
+        let n_chunks = entries.len().div_ceil(chunk_rows);
+        let total = entries.len() as u64;
+        let mut done = 0u64;
+        for c in 0..n_chunks {
+            let lo = c * chunk_rows;
+            let hi = (lo + chunk_rows).min(entries.len());
+            let path = work.chunk("embeddings", c, "f32");
+            if !path.is_file() {
+                let values = self.embed(&entries[lo..hi])?;
+                write_f32_chunk(&path, &values)?;
+            }
+            done += (hi - lo) as u64;
+            progress(Progress {
+                phase: "embedding",
+                done,
+                total,
+            });
+        }
+        Ok(EmbeddingChunks {
+            work,
+            rows: entries.len(),
+            dim,
+            chunk_rows,
+        })
+    }
+}
+
+/// The finished chunks of [`TemplateEmbedder::embed_chunked`].
+#[derive(Debug, Clone)]
+pub struct EmbeddingChunks {
+    work: WorkDir,
+    rows: usize,
+    dim: usize,
+    chunk_rows: usize,
+}
+
+impl EmbeddingChunks {
+    /// Rows in all.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The work folder.
+    pub fn work_dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    fn chunk_count(&self) -> usize {
+        self.rows.div_ceil(self.chunk_rows)
+    }
+
+    /// The rows of chunk `c`.
+    fn chunk(&self, c: usize) -> Result<Vec<f32>> {
+        let lo = c * self.chunk_rows;
+        let hi = (lo + self.chunk_rows).min(self.rows);
+        read_f32_chunk(&self.work.chunk("embeddings", c, "f32"), (hi - lo) * self.dim)
+    }
+
+    /// All rows in memory (`[rows, dim]`).
+    ///
+    /// # Errors
+    /// A missing or damaged chunk file.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.rows * self.dim);
+        for c in 0..self.chunk_count() {
+            out.extend(self.chunk(c)?);
+        }
+        Ok(out)
+    }
+
+    /// Write the codebook file (`NAME.safetensors` + `NAME.json`) streaming
+    /// chunk by chunk, so memory stays bounded by one chunk plus the strings.
+    ///
+    /// # Errors
+    /// Lists of the wrong length; I/O failures.
+    pub fn save(
+        &self,
+        path: impl AsRef<Path>,
+        precision: Precision,
+        strings: Option<Vec<String>>,
+        token_ids: Option<Vec<Vec<u32>>>,
+        provenance: serde_json::Value,
+    ) -> Result<()> {
+        let parts = SidecarParts {
+            rows: self.rows,
+            dim: self.dim,
+            strings,
+            token_ids,
+            votes: None,
+            provenance,
+        };
+        let n = self.chunk_count();
+        write_streamed(path.as_ref(), precision, &parts, n, &mut |c| self.chunk(c))
+    }
+}
