@@ -71,7 +71,26 @@ impl crate::device::OnDevice for CompleteArgs {
 }
 
 fn load_tokenizer(args: &CompleteArgs) -> Result<LlmTokenizer, String> {
+    load_tokenizer_for(Some(&args.llm), args.tokenizer.as_deref())
+}
+
+/// The tokenizer of an LLM: `tokenizer` when given (`tokenizer.json`, a
+/// `.gguf`'s embedded one, or LLaMA-2's `llama-tokenizer.js`), else the
+/// GGUF's own, the HF folder's `tokenizer.json`, or for a Meta folder the
+/// cached `llama2-vocab` asset.
+pub(crate) fn load_tokenizer_for(
+    llm: Option<&Path>,
+    tokenizer: Option<&Path>,
+) -> Result<LlmTokenizer, String> {
+    let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    let from_gguf = |p: &Path| {
+        let g = GgufFile::open(p).map_err(|e| e.to_string())?;
+        LlmTokenizer::from_gguf(&g).map_err(|e| e.to_string())
+    };
     let from_path = |p: &Path| {
+        if is_gguf(p) {
+            return from_gguf(p);
+        }
         let is_js = p.extension().is_some_and(|e| e == "js");
         if is_js {
             LlmTokenizer::from_llama_tokenizer_js(p)
@@ -80,16 +99,14 @@ fn load_tokenizer(args: &CompleteArgs) -> Result<LlmTokenizer, String> {
         }
         .map_err(|e| e.to_string())
     };
-    if let Some(p) = &args.tokenizer {
+    if let Some(p) = tokenizer {
         return from_path(p);
     }
-    let llm = &args.llm;
-    if llm
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-    {
-        let g = GgufFile::open(llm).map_err(|e| e.to_string())?;
-        return LlmTokenizer::from_gguf(&g).map_err(|e| e.to_string());
+    let Some(llm) = llm else {
+        return Err("no tokenizer given".into());
+    };
+    if is_gguf(llm) {
+        return from_gguf(llm);
     }
     let json = llm.join("tokenizer.json");
     if json.is_file() {

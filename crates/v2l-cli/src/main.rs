@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod assets;
 mod clip;
+mod codebook;
 mod complete;
 mod device;
 mod metrics;
@@ -44,6 +45,9 @@ enum Command {
     },
     /// CLIP embeddings of images and texts and their cosine similarities.
     Clip(clip::ClipArgs),
+    /// Build or import codebooks (local, expand, filter, import).
+    #[command(subcommand)]
+    Codebook(codebook::CodebookCommand),
     /// Continue a prompt with a frozen LLM (GGUF, HF or Meta weights).
     Complete(complete::CompleteArgs),
     /// FID between two folders of images (or saved statistics).
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         }
         Command::Ssim { pair } => metrics::run(pair, metrics::Metric::Ssim),
         Command::Clip(args) => clip::run(args),
+        Command::Codebook(cmd) => codebook::run(cmd),
         Command::Complete(args) => complete::run(args),
         Command::Fid(args) => quality::run_fid(args),
         Command::Lpips(args) => quality::run_lpips(args),

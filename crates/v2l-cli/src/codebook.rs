@@ -1,0 +1,507 @@
+//! `v2l codebook local|expand|filter|import`: build the codebooks from an
+//! LLM's vocabulary with CLIP, or import the official files.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use v2l::burn::tensor::backend::Backend;
+use v2l::clip::{Clip, ClipTokenizer, Truncation};
+use v2l::codebook::expand::{candidates, Expander, ExpansionMode, LlamaNext};
+use v2l::codebook::filter::{self, filter_codebook, ImageFiles, ImageSet, Selection};
+use v2l::codebook::job::Progress;
+use v2l::codebook::{vocab, Codebook, Precision, TemplateEmbedder};
+use v2l::llm::{Llama, LlamaWeights};
+
+/// `v2l codebook …`.
+#[derive(Debug, Subcommand)]
+pub enum CodebookCommand {
+    /// Local codebook: one row per LLM token id (row i = id i), the CLIP
+    /// text embedding of the token's text averaged over the 80 ImageNet
+    /// templates.
+    Local(LocalArgs),
+    /// Expand a vocabulary into unigrams, bigrams and trigrams with one
+    /// greedy LLM token each after "a photo of {entry}", and embed all of
+    /// them as candidates for the global codebook.
+    Expand(ExpandArgs),
+    /// Keep the candidates CLIP image embeddings vote for (top-5 per image,
+    /// more than --threshold votes, or the --keep most voted).
+    Filter(FilterArgs),
+    /// Convert the official codebook files (`local_codebook_embedding.pth`,
+    /// `global_codebook_embedding.pth`, `global_vocabulary.npy`).
+    Import(ImportArgs),
+}
+
+/// Storage precision of the written embeddings.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PrecisionArg {
+    /// f16 where lossless, else f32.
+    Auto,
+    /// f16 (what the reference stores).
+    F16,
+    /// f32.
+    F32,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Auto => Precision::Auto,
+            PrecisionArg::F16 => Precision::F16,
+            PrecisionArg::F32 => Precision::F32,
+        }
+    }
+}
+
+/// The CLIP text-embedding options shared by `local` and `expand`.
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// CLIP weights with the text tower (OpenAI `.pt`/`.pth`, HF folder or
+    /// safetensors); the reference uses ViT-L/14.
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
+    /// CLIP BPE vocabulary; default: the cached `clip-bpe` asset.
+    #[arg(long)]
+    pub bpe: Option<PathBuf>,
+    /// Renormalise each averaged row to unit length (the reference does not).
+    #[arg(long)]
+    pub renormalize: bool,
+    /// Cut prompts longer than CLIP's context instead of failing.
+    #[arg(long)]
+    pub truncate: bool,
+    /// Entries per work chunk (finished chunks survive an interruption).
+    #[arg(long, default_value_t = 512)]
+    pub chunk_rows: usize,
+    /// Prompts per CLIP forward pass.
+    #[arg(long, default_value_t = 640)]
+    pub batch_prompts: usize,
+    /// Precision of the written embeddings.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F16)]
+    pub precision: PrecisionArg,
+}
+
+/// Arguments of `v2l codebook local`.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// The LLM's tokenizer: `tokenizer.json`, a `.gguf` (its embedded
+    /// tokenizer) or LLaMA-2's `llama-tokenizer.js`.
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+    /// Output `NAME.safetensors` (a `NAME.json` sidecar is written beside it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Work folder for resumable chunks; default `NAME.work` beside --out.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// cpu, cuda, cuda:N or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Arguments of `v2l codebook expand`.
+#[derive(Debug, Args)]
+pub struct ExpandArgs {
+    /// The LLM: a `.gguf` file, an HF folder or a Meta folder.
+    #[arg(long)]
+    pub llm: PathBuf,
+    /// Tokenizer (default: the GGUF's own or the folder's `tokenizer.json`).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// faithful: glue single-id decodes as the official code ("doghouse");
+    /// corrected: decode the id sequence ("dog house").
+    #[arg(long, value_enum, default_value_t = ModeArg::Faithful)]
+    pub mode: ModeArg,
+    /// Expand only ids FIRST..END (e.g. `0..1000`); default: the whole
+    /// vocabulary.
+    #[arg(long)]
+    pub ids: Option<String>,
+    /// Prompts of equal length per LLM forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Write only the expansions (JSON list of {id, unigram, bigram,
+    /// trigram, next}) to --out, without CLIP embeddings.
+    #[arg(long)]
+    pub expansions_only: bool,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+    /// Output: `NAME.safetensors` (3N candidate rows: unigrams, bigrams,
+    /// trigrams) or, with --expansions-only, a `.json` file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Work folder for resumable chunks; default `NAME.work` beside --out.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// cpu, cuda, cuda:N or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Expansion mode.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// The official glued spelling.
+    Faithful,
+    /// Word boundaries kept.
+    Corrected,
+}
+
+/// Arguments of `v2l codebook filter`.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Candidate codebook (from `v2l codebook expand`).
+    #[arg(long)]
+    pub candidates: PathBuf,
+    /// CLIP weights with the vision tower (a V2L checkpoint works).
+    #[arg(long)]
+    pub clip: PathBuf,
+    /// A folder of images (searched recursively).
+    #[arg(long, conflicts_with = "dataset")]
+    pub images: Option<PathBuf>,
+    /// A cached dataset: fashion-mnist (train split), fashion-mnist:test or
+    /// mnist.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Votes per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Keep candidates with more than this many votes (the reference: 100).
+    #[arg(long, default_value_t = 100, conflicts_with = "keep")]
+    pub threshold: u64,
+    /// Keep the N most voted candidates instead of a threshold.
+    #[arg(long)]
+    pub keep: Option<usize>,
+    /// Images per work chunk.
+    #[arg(long, default_value_t = 256)]
+    pub chunk_images: usize,
+    /// Output global codebook `NAME.safetensors`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Work folder; default `NAME.work` beside --out.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Precision of the written embeddings.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
+    pub precision: PrecisionArg,
+    /// cpu, cuda, cuda:N or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Arguments of `v2l codebook import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// `local_codebook_embedding.pth`.
+    #[arg(long)]
+    pub local: PathBuf,
+    /// `global_codebook_embedding.pth`.
+    #[arg(long)]
+    pub global: PathBuf,
+    /// `global_vocabulary.npy`.
+    #[arg(long)]
+    pub vocab: PathBuf,
+    /// Folder for `local_codebook.safetensors` and `global_codebook.safetensors`.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Precision of the written embeddings.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
+    pub precision: PrecisionArg,
+}
+
+/// Run `v2l codebook …`.
+pub fn run(cmd: CodebookCommand) -> Result<(), String> {
+    match cmd {
+        CodebookCommand::Local(a) => {
+            let d = a.device.clone();
+            crate::device::dispatch(&d, crate::device::CpuBackend::Flex, a)
+        }
+        CodebookCommand::Expand(a) => {
+            let d = a.device.clone();
+            crate::device::dispatch(&d, crate::device::CpuBackend::Flex, a)
+        }
+        CodebookCommand::Filter(a) => {
+            let d = a.device.clone();
+            crate::device::dispatch(&d, crate::device::CpuBackend::Flex, a)
+        }
+        CodebookCommand::Import(a) => run_import(&a),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn work_dir(out: &Path, given: &Option<PathBuf>) -> PathBuf {
+    given.clone().unwrap_or_else(|| out.with_extension("work"))
+}
+
+/// A stable id of a weights file or folder: the file's sha256, or for a
+/// folder the sha256 of its files' names and sizes.
+fn model_id(path: &Path) -> Result<String, String> {
+    if path.is_file() {
+        return crate::quality::sha256(path);
+    }
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))? {
+        let e = e.map_err(err)?;
+        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+        names.push(format!("{}:{len}", e.file_name().to_string_lossy()));
+    }
+    names.sort();
+    Ok(format!(
+        "folder:{}",
+        v2l::codebook::job::strings_sha256(&names)
+    ))
+}
+
+fn bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} ({{eta}} left)"))
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn on_progress(bar: &ProgressBar) -> impl FnMut(Progress<'_>) + '_ {
+    move |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    }
+}
+
+fn clip_tokenizer(bpe: &Option<PathBuf>) -> Result<ClipTokenizer, String> {
+    let path = match bpe {
+        Some(p) => p.clone(),
+        None => crate::quality::cached_asset("clip-bpe", "bpe_simple_vocab_16e6.txt.gz")?,
+    };
+    ClipTokenizer::from_bpe_file(&path).map_err(err)
+}
+
+fn llm_tokenizer(
+    tokenizer: Option<&Path>,
+    llm: Option<&Path>,
+) -> Result<v2l::llm::tokenizer::LlmTokenizer, String> {
+    crate::complete::load_tokenizer_for(llm, tokenizer)
+}
+
+fn embed_entries<B: Backend>(
+    e: &EmbedArgs,
+    device: &B::Device,
+    entries: &[String],
+    work: PathBuf,
+) -> Result<(v2l::codebook::EmbeddingChunks, serde_json::Value), String> {
+    let clip_path = e
+        .clip
+        .as_ref()
+        .ok_or("--clip is needed to embed the entries (CLIP weights with the text tower)")?;
+    let clip = Clip::<B>::load(clip_path, device).map_err(err)?;
+    let tok = clip_tokenizer(&e.bpe)?;
+    let embedder = TemplateEmbedder::new(&clip, &tok)
+        .map_err(err)?
+        .renormalize(e.renormalize)
+        .batch_prompts(e.batch_prompts)
+        .truncation(if e.truncate {
+            Truncation::Truncate
+        } else {
+            Truncation::Error
+        });
+    let clip_id = model_id(clip_path)?;
+    let pb = bar(entries.len() as u64, "entries embedded");
+    let chunks = embedder
+        .embed_chunked(entries, &work, &clip_id, e.chunk_rows, &mut on_progress(&pb))
+        .map_err(err)?;
+    pb.finish_and_clear();
+    let provenance = json!({
+        "clip": clip_path.display().to_string(),
+        "clip_id": clip_id,
+        "templates": embedder.templates().len(),
+        "template_set": "CLIP ImageNet (80)",
+        "renormalized": e.renormalize,
+        "truncated_prompts": e.truncate,
+    });
+    Ok((chunks, provenance))
+}
+
+impl crate::device::OnDevice for LocalArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let tok = llm_tokenizer(Some(&self.tokenizer), None)?;
+        let strings = vocab::vocabulary_texts(&tok).map_err(err)?;
+        let n = strings.len();
+        eprintln!(
+            "{n} tokens ({:?}); embedding {} prompts",
+            tok.kind(),
+            n * 80
+        );
+        let work = work_dir(&self.out, &self.work_dir);
+        let (chunks, clip) = embed_entries::<B>(&self.embed, &device, &strings, work)?;
+        let provenance = json!({
+            "kind": "local",
+            "rule": "row i = token id i; text = the reference's single-id decode",
+            "tokenizer": self.tokenizer.display().to_string(),
+            "tokenizer_sha256": crate::quality::sha256(&self.tokenizer)?,
+            "tokenizer_kind": format!("{:?}", tok.kind()),
+            "embedding": clip,
+        });
+        let ids = (0..n as u32).map(|i| vec![i]).collect();
+        chunks
+            .save(&self.out, self.embed.precision.into(), Some(strings), Some(ids), provenance)
+            .map_err(err)?;
+        println!("wrote {} ({n} rows × {})", self.out.display(), chunks.dim());
+        Ok(())
+    }
+}
+
+fn parse_ids(spec: &str, vocab: usize) -> Result<Vec<u32>, String> {
+    let bad = || format!("--ids {spec:?}: expected FIRST..END with FIRST < END ≤ {vocab}");
+    let (a, b) = spec.split_once("..").ok_or_else(bad)?;
+    let a: usize = a.trim().parse().map_err(|_| bad())?;
+    let b: usize = b.trim().parse().map_err(|_| bad())?;
+    if a >= b || b > vocab {
+        return Err(bad());
+    }
+    Ok((a as u32..b as u32).collect())
+}
+
+impl crate::device::OnDevice for ExpandArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let tok = llm_tokenizer(self.tokenizer.as_deref(), Some(&self.llm))?;
+        let ids = match &self.ids {
+            Some(s) => parse_ids(s, tok.vocab_size())?,
+            None => (0..tok.vocab_size() as u32).collect(),
+        };
+        let weights = LlamaWeights::open(&self.llm).map_err(err)?;
+        let model = Llama::<B>::load(&weights, &device).map_err(err)?;
+        let mode = match self.mode {
+            ModeArg::Faithful => ExpansionMode::Faithful,
+            ModeArg::Corrected => ExpansionMode::Corrected,
+        };
+        let llm_id = model_id(&self.llm)?;
+        let work = work_dir(&self.out, &self.work_dir);
+        let pb = bar(ids.len() as u64, "entries expanded");
+        let mut next = LlamaNext::new(&model, self.batch);
+        let expanded = Expander::new(&tok, mode)
+            .expand_chunked(
+                &ids,
+                &mut next,
+                work.join("expansion"),
+                &llm_id,
+                self.batch.max(64),
+                &mut on_progress(&pb),
+            )
+            .map_err(err)?;
+        pb.finish_and_clear();
+        if self.expansions_only {
+            let text = serde_json::to_string_pretty(&expanded).map_err(err)?;
+            std::fs::write(&self.out, text).map_err(|e| format!("{}: {e}", self.out.display()))?;
+            println!("wrote {} ({} expansions)", self.out.display(), expanded.len());
+            return Ok(());
+        }
+        let (strings, token_ids) = candidates(&expanded);
+        let (chunks, clip) =
+            embed_entries::<B>(&self.embed, &device, &strings, work.join("embedding"))?;
+        let provenance = json!({
+            "kind": "candidates",
+            "order": "unigrams, then bigrams, then trigrams (rows 0..N, N..2N, 2N..3N)",
+            "llm": self.llm.display().to_string(),
+            "llm_id": llm_id,
+            "mode": mode.name(),
+            "prompt": "a photo of {entry}, one greedy token per step",
+            "entries": ids.len(),
+            "embedding": clip,
+        });
+        let rows = strings.len();
+        chunks
+            .save(
+                &self.out,
+                self.embed.precision.into(),
+                Some(strings),
+                Some(token_ids),
+                provenance,
+            )
+            .map_err(err)?;
+        println!("wrote {} ({rows} candidate rows)", self.out.display());
+        Ok(())
+    }
+}
+
+fn image_set(args: &FilterArgs) -> Result<Box<dyn ImageSet>, String> {
+    use v2l::assets::datasets::{self, Split};
+    match (&args.images, args.dataset.as_deref()) {
+        (Some(dir), None) => Ok(Box::new(ImageFiles::from_dir(dir).map_err(err)?)),
+        (None, Some("fashion-mnist" | "fashion-mnist:train")) => {
+            Ok(Box::new(datasets::fashion_mnist(Split::Train).map_err(err)?))
+        }
+        (None, Some("fashion-mnist:test")) => {
+            Ok(Box::new(datasets::fashion_mnist(Split::Test).map_err(err)?))
+        }
+        (None, Some("mnist")) => Ok(Box::new(datasets::mnist().map_err(err)?)),
+        (None, Some(other)) => Err(format!(
+            "unknown --dataset {other:?}: fashion-mnist, fashion-mnist:test or mnist"
+        )),
+        _ => Err("give --images DIR or --dataset NAME".into()),
+    }
+}
+
+impl crate::device::OnDevice for FilterArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let cands = Codebook::load(&self.candidates).map_err(err)?;
+        let images = image_set(&self)?;
+        let clip = Clip::<B>::load(&self.clip, &device).map_err(err)?;
+        let clip_id = model_id(&self.clip)?;
+        let work = work_dir(&self.out, &self.work_dir);
+        let pb = bar(images.len() as u64, "images voted");
+        let votes = filter::vote(
+            &clip,
+            &cands,
+            images.as_ref(),
+            self.top,
+            self.chunk_images,
+            &work,
+            &clip_id,
+            &mut on_progress(&pb),
+        )
+        .map_err(err)?;
+        pb.finish_and_clear();
+        let selection = match self.keep {
+            Some(n) => Selection::TopN(n),
+            None => Selection::Threshold(self.threshold),
+        };
+        let mut global = filter_codebook(&cands, &votes, selection).map_err(err)?;
+        global.provenance["images_source"] = json!(images.id());
+        global.provenance["clip"] = json!(self.clip.display().to_string());
+        global.provenance["clip_id"] = json!(clip_id);
+        global.save(&self.out, self.precision.into()).map_err(err)?;
+        println!(
+            "wrote {} ({} of {} candidates kept; {} images voted)",
+            self.out.display(),
+            global.rows(),
+            cands.rows(),
+            votes.images
+        );
+        Ok(())
+    }
+}
+
+fn run_import(a: &ImportArgs) -> Result<(), String> {
+    let (local, global) =
+        v2l::codebook::official::import(&a.local, &a.global, &a.vocab).map_err(err)?;
+    std::fs::create_dir_all(&a.out_dir).map_err(|e| format!("{}: {e}", a.out_dir.display()))?;
+    let lp = a.out_dir.join("local_codebook.safetensors");
+    let gp = a.out_dir.join("global_codebook.safetensors");
+    local.save(&lp, a.precision.into()).map_err(err)?;
+    global.save(&gp, a.precision.into()).map_err(err)?;
+    println!(
+        "wrote {} ({} × {}) and {} ({} × {}, with strings)",
+        lp.display(),
+        local.rows(),
+        local.dim(),
+        gp.display(),
+        global.rows(),
+        global.dim()
+    );
+    Ok(())
+}
