@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+mod codebook;
 mod tokenize;
 
 pub(crate) fn v2l() -> Command {
