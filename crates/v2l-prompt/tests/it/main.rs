@@ -1,0 +1,2 @@
+//! Integration tests of v2l-prompt.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
