@@ -4,7 +4,8 @@
 //! ```text
 //! bench_codebook embed <tiny|b32|l14> <entries>   # 80-template CLIP text embedding, random weights
 //! bench_codebook expand <entries> <batch>         # SmolLM2-135M expansion (both steps), faithful
-//! bench_codebook memory <entries>                 # embed_chunked + streamed save, tiny CLIP
+//! bench_codebook memory <entries> [templates]     # embed_chunked + streamed save, tiny CLIP
+//!                                                 # (templates: 80, or 1 for a quick curve)
 //! ```
 //! Entries are LLaMA-2's token texts (the `llama2-vocab` asset) in id order,
 //! repeated with a numeric suffix past 32,000. Prints one JSON line.
@@ -109,13 +110,19 @@ fn main() {
         }
         Some("memory") => {
             let n: usize = args[1].parse().unwrap();
+            let templates: usize = args.get(2).map_or(80, |t| t.parse().unwrap());
             let clip = Clip::<B>::load(manifest("../v2l-clip/tests/fixtures/model/tiny_openai.pth"), &device).unwrap();
             let tok = ClipTokenizer::from_bpe_file(manifest("tests/fixtures/templates/tiny_bpe.txt")).unwrap();
             let e = entries(n);
             let dir = std::env::temp_dir().join(format!("v2l-bench-memory-{n}-{}", std::process::id()));
-            let embedder = TemplateEmbedder::new(&clip, &tok)
+            let mut embedder = TemplateEmbedder::new(&clip, &tok)
                 .unwrap()
                 .truncation(v2l_clip::Truncation::Truncate);
+            if templates != 80 {
+                embedder = embedder
+                    .with_templates(v2l_codebook::IMAGENET_TEMPLATES[..templates].iter().map(|s| s.to_string()).collect())
+                    .unwrap();
+            }
             let t = Instant::now();
             let chunks = embedder
                 .embed_chunked(&e, dir.join("work"), "tiny", 512, &mut |_| {})
@@ -126,7 +133,7 @@ fn main() {
             let s = t.elapsed().as_secs_f64();
             std::fs::remove_dir_all(&dir).ok();
             println!(
-                "{{\"bench\":\"memory\",\"entries\":{n},\"seconds\":{s:.3},\"entries_per_s\":{:.1}}}",
+                "{{\"bench\":\"memory\",\"entries\":{n},\"templates\":{templates},\"seconds\":{s:.3},\"entries_per_s\":{:.1}}}",
                 n as f64 / s
             );
         }

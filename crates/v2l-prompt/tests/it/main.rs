@@ -1,2 +1,7 @@
 //! Integration tests of v2l-prompt.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod episodes;
+mod prompts;
+mod restore;
