@@ -337,14 +337,19 @@ pub fn restore_ids(
     Ok((current, calls))
 }
 
-/// cv2's `getGaussianKernel(ksize, 0)`: the fixed small kernels for odd
-/// sizes up to 7, else a Gaussian with σ = 0.3·((ksize − 1)/2 − 1) + 0.8.
+/// cv2's `getGaussianKernel(ksize, 0)`: its fixed kernels for odd sizes up
+/// to 9 (checked against OpenCV 4.5.5, 4.10 and 5.0), else a Gaussian with
+/// σ = 0.3·((ksize − 1)/2 − 1) + 0.8, normalised.
 pub fn gaussian_kernel(ksize: usize) -> Vec<f64> {
     match ksize {
         1 => vec![1.0],
         3 => vec![0.25, 0.5, 0.25],
         5 => vec![0.0625, 0.25, 0.375, 0.25, 0.0625],
         7 => vec![0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+        9 => [4.0, 13.0, 30.0, 51.0, 60.0, 51.0, 30.0, 13.0, 4.0]
+            .iter()
+            .map(|v| v / 256.0)
+            .collect(),
         _ => {
             let sigma = 0.3 * ((ksize as f64 - 1.0) * 0.5 - 1.0) + 0.8;
             let c = (ksize as f64 - 1.0) / 2.0;

@@ -3,5 +3,6 @@
 
 mod common;
 mod episodes;
+mod fewshot;
 mod prompts;
 mod restore;

@@ -133,3 +133,18 @@ fn rotation_is_numpy_rot90() {
     let x = [1.0, 2.0, 3.0, 4.0];
     assert_eq!(rot90_ccw(&x, 1, 2), [2.0, 4.0, 1.0, 3.0]);
 }
+
+#[test]
+fn corruptions_match_cv2_and_numpy() {
+    use v2l_assets::readers::tensors::{SafetensorsFile, TensorSource};
+    use v2l_prompt::restore::gaussian_blur;
+    let f = SafetensorsFile::open(crate::common::fixture("corruptions.safetensors")).unwrap();
+    let x = f.read_f32("input").unwrap().1;
+    for k in [5, 7, 9, 11] {
+        let want = f.read_f32(&format!("blur_{k}")).unwrap().1;
+        let got = gaussian_blur(&x, 3, 20, 20, k);
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(err < 2e-6, "kernel {k}: {err}");
+    }
+    assert_eq!(rot90_ccw(&x, 3, 20), f.read_f32("rot90").unwrap().1);
+}
