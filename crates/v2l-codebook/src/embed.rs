@@ -176,31 +176,47 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
         let per_batch = (self.batch_prompts / t).max(1);
         let context = self.context();
         let dim = self.dim();
-        let mut out = Vec::with_capacity(entries.len() * dim);
-        for (b, batch) in entries.chunks(per_batch).enumerate() {
-            let prompts = self.prompts(batch);
-            let rows = self
-                .tokenizer
-                .tokenize_batch(&prompts, context, self.truncation)
-                .map_err(|e| match e {
-                    ClipTokError::TooLong { tokens, .. } => {
-                        // Name the entry, not just the prompt.
-                        let (index, template) = prompts
-                            .iter()
-                            .position(|p| self.tokenizer.encode(p).len() + 2 > context)
-                            .map_or((0, 0), |i| (i / t, i % t));
-                        CodebookError::EntryTooLong {
-                            count: 1,
-                            index: b * per_batch + index,
-                            entry: batch[index].as_ref().to_string(),
-                            template: self.templates[template].clone(),
-                            tokens,
-                            context,
-                        }
+        let prompts = self.prompts(entries);
+        let rows = self
+            .tokenizer
+            .tokenize_batch(&prompts, context, self.truncation)
+            .map_err(|e| match e {
+                ClipTokError::TooLong { tokens, .. } => {
+                    // Name the entry, not just the prompt.
+                    let (index, template) = prompts
+                        .iter()
+                        .position(|p| self.tokenizer.encode(p).len() + 2 > context)
+                        .map_or((0, 0), |i| (i / t, i % t));
+                    CodebookError::EntryTooLong {
+                        count: 1,
+                        index,
+                        entry: entries[index].as_ref().to_string(),
+                        template: self.templates[template].clone(),
+                        tokens,
+                        context,
                     }
-                    other => other.into(),
-                })?;
-            let emb = self.clip.encode_text(&rows)?;
+                }
+                other => other.into(),
+            })?;
+        // Batches of entries with similar prompt lengths: the text tower cuts
+        // each batch after its longest prompt, so mixing a 40-token entry
+        // with 8-token ones would make every row pay for 40 positions. The
+        // order does not change any row's value.
+        let eot = self.tokenizer.eot_id();
+        let used = |r: &Vec<u32>| r.iter().position(|&i| i == eot).map_or(r.len(), |p| p + 1);
+        let length: Vec<usize> = rows
+            .chunks(t)
+            .map(|g| g.iter().map(used).max().unwrap_or(0))
+            .collect();
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|&i| (length[i], i));
+        let mut out = vec![0f32; entries.len() * dim];
+        for batch in order.chunks(per_batch) {
+            let batch_rows: Vec<Vec<u32>> = batch
+                .iter()
+                .flat_map(|&i| rows[i * t..(i + 1) * t].iter().cloned())
+                .collect();
+            let emb = self.clip.encode_text(&batch_rows)?;
             let emb = v2l_clip::normalize(emb);
             let n = batch.len();
             let mean = emb.reshape([n, t, dim]).mean_dim(1).reshape([n, dim]);
@@ -212,7 +228,9 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
             let values = mean.into_data().to_vec::<f32>().map_err(|e| {
                 CodebookError::InvalidInput(format!("reading embeddings back: {e:?}"))
             })?;
-            out.extend_from_slice(&values);
+            for (j, &i) in batch.iter().enumerate() {
+                out[i * dim..(i + 1) * dim].copy_from_slice(&values[j * dim..(j + 1) * dim]);
+            }
         }
         Ok(out)
     }
