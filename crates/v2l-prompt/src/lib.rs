@@ -22,6 +22,7 @@
 pub mod caption;
 mod error;
 pub mod episodes;
+pub mod eval;
 pub mod fewshot;
 pub mod prompt;
 pub mod restore;

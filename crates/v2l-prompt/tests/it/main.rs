@@ -4,6 +4,7 @@
 mod common;
 mod e2e;
 mod episodes;
+mod eval;
 mod fewshot;
 mod prompts;
 mod restore;

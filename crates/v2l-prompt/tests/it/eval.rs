@@ -1,0 +1,51 @@
+//! The harness's resumable log and tables.
+
+use std::collections::BTreeMap;
+
+use v2l_metrics::accuracy::Accuracy;
+use v2l_prompt::eval::{fewshot_table, mean_of, JsonlLog, Table};
+
+#[test]
+fn log_resumes_and_drops_a_cut_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.jsonl");
+    let mut log = JsonlLog::open(&p).unwrap();
+    log.append("a", serde_json::json!({"task": "t", "x": 1.0})).unwrap();
+    log.append("b", serde_json::json!({"task": "t", "x": 3.0})).unwrap();
+    // An interruption in the middle of a line.
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str("{\"task\": \"t\", \"x\"");
+    std::fs::write(&p, text).unwrap();
+    let mut log = JsonlLog::open(&p).unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(log.is_done("a") && log.is_done("b") && !log.is_done("c"));
+    assert_eq!(mean_of(&log, "x", |r| r["task"] == "t"), Some((2.0, 2)));
+    log.append("c", serde_json::json!({"task": "t", "x": 5.0})).unwrap();
+    let again = JsonlLog::open(&p).unwrap();
+    assert_eq!(again.len(), 3);
+    assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 3);
+    // A corrupt complete line is an error naming it.
+    std::fs::write(&p, "{\"key\": \"a\"}\nnot json\n{\"key\": \"b\"}\n").unwrap();
+    let e = JsonlLog::open(&p).unwrap_err();
+    assert!(e.to_string().contains("line 2"), "{e}");
+}
+
+#[test]
+fn tables_render_as_markdown() {
+    let mut r = BTreeMap::new();
+    let acc = |c, t| Accuracy { correct: c, total: t };
+    r.insert((2, 1), BTreeMap::from([(5, acc(3, 4)), (21, acc(1, 4))]));
+    r.insert((5, 1), BTreeMap::from([(5, acc(1, 2))]));
+    let t = fewshot_table(&r, vec!["LLM: test".into()]);
+    assert_eq!(
+        t.to_markdown(),
+        "### Few-shot classification accuracy (%)\n\n\
+         | global tokens k | 2-way 1-shot | 5-way 1-shot |\n\
+         |---|---|---|\n\
+         | 5 | 75.0 (n=4) | 50.0 (n=2) |\n\
+         | 21 | 25.0 (n=4) | – |\n\n\
+         - LLM: test\n"
+    );
+    let empty = Table { title: "x".into(), columns: vec!["a".into()], ..Table::default() };
+    assert_eq!(empty.to_markdown(), "### x\n\n| a |\n|---|\n");
+}
