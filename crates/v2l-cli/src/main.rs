@@ -15,6 +15,7 @@ mod complete;
 mod device;
 mod metrics;
 mod quality;
+mod tasks;
 mod tokenize;
 
 /// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
@@ -62,6 +63,17 @@ enum Command {
     Decode(tokenize::DecodeArgs),
     /// Convert an official V2L `.pth` checkpoint into a model bundle folder.
     ImportOfficial(tokenize::ImportArgs),
+    /// N-way K-shot classification by a frozen LLM (the reference's protocol).
+    Classify(tasks::ClassifyArgs),
+    /// Few-shot captioning by a frozen LLM (v2l-rs's prompt design).
+    Caption(tasks::CaptionArgs),
+    /// Few-shot visual question answering by a frozen LLM.
+    Vqa(tasks::VqaArgs),
+    /// Inpainting, outpainting, deblurring, rotation or shift restoration.
+    Restore(tasks::RestoreCmdArgs),
+    /// Evaluation harness: fewshot, restore, reconstruct, caption, vqa.
+    #[command(subcommand)]
+    Eval(tasks::EvalCommand),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +98,23 @@ fn main() -> ExitCode {
         Command::Reconstruct(args) => tokenize::run_reconstruct(args),
         Command::Decode(args) => tokenize::run_decode(args),
         Command::ImportOfficial(args) => tokenize::run_import(args),
+        Command::Classify(a) => {
+            let d = a.model.checkpoint.device.clone();
+            device::dispatch(&d, device::CpuBackend::Flex, a)
+        }
+        Command::Caption(a) => {
+            let d = a.model.checkpoint.device.clone();
+            device::dispatch(&d, device::CpuBackend::Flex, a)
+        }
+        Command::Vqa(a) => {
+            let d = a.model.checkpoint.device.clone();
+            device::dispatch(&d, device::CpuBackend::Flex, a)
+        }
+        Command::Restore(a) => {
+            let d = a.model.checkpoint.device.clone();
+            device::dispatch(&d, device::CpuBackend::Flex, a)
+        }
+        Command::Eval(cmd) => tasks::run_eval(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

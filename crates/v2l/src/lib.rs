@@ -43,6 +43,7 @@ pub use v2l_codebook as codebook;
 pub use v2l_llm as llm;
 pub use v2l_metrics as metrics;
 pub use v2l_model as model;
+pub use v2l_prompt as prompt;
 pub use v2l_quant as quant;
 
 pub mod backend;

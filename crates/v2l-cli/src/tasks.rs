@@ -1,0 +1,789 @@
+//! `v2l classify|caption|vqa|restore|eval`: the frozen-LLM tasks.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use v2l::burn::tensor::backend::Backend;
+use v2l::llm::tokenizer::LlmTokenizer;
+use v2l::llm::{Llama, LlamaWeights};
+use v2l::model::image::DynamicImage;
+use v2l::model::tokenizer::{open_image, OpenOptions};
+use v2l::model::V2lTokenizer;
+use v2l::prompt::episodes::{generate_episodes, read_csv, ClassNames, Episode};
+use v2l::prompt::eval::{
+    fewshot_table, restore_table, run_caption, run_fewshot, run_reconstruct, run_restore, run_vqa,
+    CaptionItem, DatasetImages, FewShotEval, FolderImages, ImageSource, JsonlLog, Table,
+    TextTaskEval, VqaItem,
+};
+use v2l::prompt::restore::{ExampleMode, RestoreOptions, Restorer, Task};
+use v2l::prompt::{Decoding, FewShotOptions, InstructionStyle};
+
+use crate::tokenize::CheckpointArgs;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The V2L model and the frozen LLM.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+    /// The global codebook's strings (`global_vocabulary.npy` or JSON),
+    /// overriding the bundle's.
+    #[arg(long)]
+    pub global_vocab: Option<PathBuf>,
+    /// The frozen LLM: a `.gguf`, an HF folder or a Meta folder.
+    #[arg(long)]
+    pub llm: PathBuf,
+    /// The LLM's tokenizer (default: the GGUF's own or the folder's).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+}
+
+struct Loaded<B: Backend> {
+    v2l: V2lTokenizer<B>,
+    llm: Llama<B>,
+    tok: LlmTokenizer,
+    provenance: serde_json::Value,
+}
+
+fn load<B: Backend>(m: &ModelArgs, device: &B::Device, image_size: Option<usize>) -> Result<Loaded<B>, String> {
+    let c = &m.checkpoint;
+    let opts = OpenOptions {
+        image_size: image_size.or(c.image_size),
+        global_tokens: c.global_tokens,
+        global_vocab: m.global_vocab.clone(),
+        config: None,
+        batch_size: Some(c.batch_size),
+    };
+    let v2l = V2lTokenizer::<B>::open(&c.checkpoint, &opts, device).map_err(err)?;
+    let tok = crate::complete::load_tokenizer_for(Some(&m.llm), m.tokenizer.as_deref())?;
+    let weights = LlamaWeights::open(&m.llm).map_err(err)?;
+    let llm = Llama::<B>::load(&weights, device).map_err(err)?;
+    let provenance = json!({
+        "v2l": c.checkpoint.display().to_string(),
+        "llm": m.llm.display().to_string(),
+        "llm_vocab": tok.vocab_size(),
+        "image_size": v2l.image_size().map_err(err)?,
+        "k": v2l.config().k,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    Ok(Loaded {
+        v2l,
+        llm,
+        tok,
+        provenance,
+    })
+}
+
+fn bar(total: usize, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(total as u64);
+    if let Ok(s) = ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} ({{eta}} left)")) {
+        b.set_style(s);
+    }
+    b
+}
+
+/// Instruction style.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InstructionArg {
+    /// The reference's malformed-bracket line.
+    Faithful,
+    /// A well-formed list.
+    Corrected,
+    /// No instruction (BOS only).
+    None,
+}
+
+/// Decoding constraint.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DecodingArg {
+    /// The reference's position-wise union mask (16 steps).
+    Union,
+    /// A prefix trie over the class names.
+    Trie,
+}
+
+/// Few-shot options shared by `classify` and `eval fewshot`.
+#[derive(Debug, Clone, Args)]
+pub struct FewShotArgs {
+    /// Images: a folder holding `class/file` paths (the episodes' entries).
+    #[arg(long, conflicts_with = "dataset")]
+    pub images: Option<PathBuf>,
+    /// A cached dataset instead (fashion-mnist, fashion-mnist:train, mnist);
+    /// entries are `label/index` and class names are built in.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Class names: ImageNet class-index JSON, `{"id": "name"}` or `id name`
+    /// lines (required with --images).
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+    /// Rename ImageNet's n01631663 ("eft") to two spaces, as the reference's
+    /// evaluation scripts do.
+    #[arg(long)]
+    pub eft_quirk: bool,
+    /// Instruction line.
+    #[arg(long, value_enum, default_value_t = InstructionArg::Faithful)]
+    pub instruction: InstructionArg,
+    /// Decoding constraint.
+    #[arg(long, value_enum, default_value_t = DecodingArg::Union)]
+    pub decoding: DecodingArg,
+    /// Extra repetitions of the support examples.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: usize,
+    /// Context window to enforce (the reference's max_seq_len is 1024);
+    /// default: the LLM's.
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Episodes to generate when no CSV is given.
+    #[arg(long, default_value_t = 100)]
+    pub count: usize,
+    /// Seed of generated episodes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl FewShotArgs {
+    fn options(&self) -> FewShotOptions {
+        FewShotOptions {
+            style: match self.instruction {
+                InstructionArg::Faithful => InstructionStyle::Faithful,
+                InstructionArg::Corrected => InstructionStyle::Corrected,
+                InstructionArg::None => InstructionStyle::None,
+            },
+            decoding: match self.decoding {
+                DecodingArg::Union => Decoding::UnionMask,
+                DecodingArg::Trie => Decoding::Trie,
+            },
+            repeat: self.repeat,
+            context: self.max_seq_len,
+            ..FewShotOptions::default()
+        }
+    }
+
+    fn source(&self) -> Result<(Box<dyn ImageSource>, ClassNames, Option<DatasetImages>), String> {
+        use v2l::assets::datasets::{self, Split};
+        match (&self.images, self.dataset.as_deref()) {
+            (Some(root), None) => {
+                let path = self
+                    .classes
+                    .as_ref()
+                    .ok_or("--images needs --classes (the id → name mapping)")?;
+                let names = ClassNames::read(path, self.eft_quirk).map_err(err)?;
+                Ok((Box::new(FolderImages(root.clone())), names, None))
+            }
+            (None, Some(d)) => {
+                let (set, key) = match d {
+                    "fashion-mnist" | "fashion-mnist:test" => (datasets::fashion_mnist(Split::Test), "fashion-mnist"),
+                    "fashion-mnist:train" => (datasets::fashion_mnist(Split::Train), "fashion-mnist"),
+                    "mnist" => (datasets::mnist(), "mnist"),
+                    other => return Err(format!("unknown --dataset {other:?}: fashion-mnist[:train|:test] or mnist")),
+                };
+                let set = DatasetImages(set.map_err(err)?);
+                let names = ClassNames::builtin(key).map_err(err)?;
+                Ok((Box::new(set.clone()), names, Some(set)))
+            }
+            _ => Err("give --images DIR (with --classes) or --dataset NAME".into()),
+        }
+    }
+}
+
+fn episodes_for(
+    csv: Option<&Path>,
+    way: usize,
+    shot: usize,
+    args: &FewShotArgs,
+    dataset: Option<&DatasetImages>,
+) -> Result<Vec<Episode>, String> {
+    match (csv, dataset) {
+        (Some(p), _) => read_csv(p, Some((way, shot))).map_err(err),
+        (None, Some(d)) => generate_episodes(&d.items(), way, shot, args.count, args.seed).map_err(err),
+        (None, None) => Err("give --episodes CSV (or use --dataset to generate episodes)".into()),
+    }
+}
+
+/// Arguments of `v2l classify`.
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub fewshot: FewShotArgs,
+    /// Episode CSV (the reference's format; lines end with a comma).
+    #[arg(long)]
+    pub episodes: Option<PathBuf>,
+    /// N (classes per episode).
+    #[arg(long, default_value_t = 2)]
+    pub way: usize,
+    /// K (support images per class).
+    #[arg(long, default_value_t = 1)]
+    pub shot: usize,
+    /// Global tokens per image (5 or 21 in the paper); default: the model's k.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// JSON-lines log (resumable); default: a temporary file.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// Print each prediction as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl crate::device::OnDevice for ClassifyArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let m = load::<B>(&self.model, &device, None)?;
+        let (source, names, dataset) = self.fewshot.source()?;
+        let eps = episodes_for(self.episodes.as_deref(), self.way, self.shot, &self.fewshot, dataset.as_ref())?;
+        let k = self.k.unwrap_or(m.v2l.config().k);
+        let tmp;
+        let log_path = match &self.log {
+            Some(p) => p.clone(),
+            None => {
+                tmp = tempfile_path("classify")?;
+                tmp.clone()
+            }
+        };
+        let mut log = JsonlLog::open(&log_path).map_err(err)?;
+        let settings = FewShotEval { way: self.way, shot: self.shot, ks: vec![k], options: self.fewshot.options() };
+        let pb = bar(eps.len(), "episodes");
+        let acc = run_fewshot(&m.v2l, &m.llm, &m.tok, source.as_ref(), &names, &eps, &settings, &mut log, &mut |d, t| {
+            pb.set_length(t as u64);
+            pb.set_position(d as u64);
+        })
+        .map_err(err)?;
+        pb.finish_and_clear();
+        if self.json {
+            for r in log.records() {
+                println!("{r}");
+            }
+        }
+        let a = acc.get(&k).copied().unwrap_or_default();
+        println!(
+            "{}-way {}-shot, k = {k}: {}/{} correct = {:.2}%",
+            self.way,
+            self.shot,
+            a.correct,
+            a.total,
+            100.0 * a.value()
+        );
+        if self.log.is_none() {
+            std::fs::remove_file(&log_path).ok();
+        }
+        Ok(())
+    }
+}
+
+fn tempfile_path(what: &str) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir();
+    Ok(dir.join(format!("v2l-{what}-{}-{}.jsonl", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))))
+}
+
+/// Arguments of `v2l caption`.
+#[derive(Debug, Args)]
+pub struct CaptionArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// In-context examples: a JSON list of {"image": path, "caption": text}.
+    #[arg(long)]
+    pub examples: PathBuf,
+    /// Global tokens per image; default: the model's k.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Most tokens per caption.
+    #[arg(long, default_value_t = 30)]
+    pub max_tokens: usize,
+    /// Images to caption.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+fn words<B: Backend>(v2l: &V2lTokenizer<B>, path: &Path, k: usize) -> Result<String, String> {
+    let img = open_image(path).map_err(err)?;
+    let t = v2l.encode_images(std::slice::from_ref(&img)).map_err(err)?;
+    let w = t
+        .global_words
+        .and_then(|w| w.into_iter().next())
+        .ok_or("the model has no global strings: pass --global-vocab")?;
+    Ok(v2l::prompt::prompt::visual_text(&w[..k.min(w.len())]))
+}
+
+fn read_json_list(path: &Path) -> Result<Vec<serde_json::Value>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    v.as_array().cloned().ok_or_else(|| format!("{}: expected a JSON list", path.display()))
+}
+
+fn field<'a>(v: &'a serde_json::Value, name: &str, path: &Path, i: usize) -> Result<&'a str, String> {
+    v[name]
+        .as_str()
+        .ok_or_else(|| format!("{}: item {i} has no string {name:?}", path.display()))
+}
+
+impl crate::device::OnDevice for CaptionArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        use v2l::prompt::caption::{caption_prompt, generate_answer, CaptionExample};
+        let m = load::<B>(&self.model, &device, None)?;
+        let k = self.k.unwrap_or(m.v2l.config().k);
+        let base = self.examples.parent().unwrap_or(Path::new("."));
+        let mut examples = Vec::new();
+        for (i, e) in read_json_list(&self.examples)?.iter().enumerate() {
+            examples.push(CaptionExample {
+                visual: words(&m.v2l, &base.join(field(e, "image", &self.examples, i)?), k)?,
+                caption: field(e, "caption", &self.examples, i)?.to_string(),
+            });
+        }
+        for p in &self.images {
+            let prompt = caption_prompt(&m.tok, &examples, &words(&m.v2l, p, k)?).map_err(err)?;
+            let c = generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?;
+            println!("{}\t{c}", p.display());
+        }
+        Ok(())
+    }
+}
+
+/// Arguments of `v2l vqa`.
+#[derive(Debug, Args)]
+pub struct VqaArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// In-context examples: a JSON list of {"image", "question", "answer"}.
+    #[arg(long)]
+    pub examples: PathBuf,
+    /// Global tokens per image; default: the model's k.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Most tokens per answer.
+    #[arg(long, default_value_t = 10)]
+    pub max_tokens: usize,
+    /// The image asked about.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// The question.
+    #[arg(long)]
+    pub question: String,
+}
+
+impl crate::device::OnDevice for VqaArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        use v2l::prompt::caption::{generate_answer, vqa_prompt, VqaExample};
+        let m = load::<B>(&self.model, &device, None)?;
+        let k = self.k.unwrap_or(m.v2l.config().k);
+        let base = self.examples.parent().unwrap_or(Path::new("."));
+        let mut examples = Vec::new();
+        for (i, e) in read_json_list(&self.examples)?.iter().enumerate() {
+            examples.push(VqaExample {
+                visual: words(&m.v2l, &base.join(field(e, "image", &self.examples, i)?), k)?,
+                question: field(e, "question", &self.examples, i)?.to_string(),
+                answer: field(e, "answer", &self.examples, i)?.to_string(),
+            });
+        }
+        let prompt = vqa_prompt(&m.tok, &examples, &words(&m.v2l, &self.image, k)?, &self.question).map_err(err)?;
+        println!("{}", generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?);
+        Ok(())
+    }
+}
+
+/// Example mode of restoration.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// The reference: examples are noisy copies of the query's own tokens.
+    Faithful,
+    /// Examples from other images; the corrupted image's own global tokens.
+    Honest,
+}
+
+/// Restoration options.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// Example mode.
+    #[arg(long, value_enum, default_value_t = ModeArg::Faithful)]
+    pub mode: ModeArg,
+    /// RNG seed (blur kernel, noisy positions and ids).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Context window to enforce (the reference's max_seq_len is 512).
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+}
+
+impl RestoreArgs {
+    fn options(&self) -> RestoreOptions {
+        RestoreOptions {
+            mode: match self.mode {
+                ModeArg::Faithful => ExampleMode::Faithful,
+                ModeArg::Honest => ExampleMode::Honest,
+            },
+            seed: self.seed,
+            context: self.max_seq_len,
+            ..RestoreOptions::default()
+        }
+    }
+}
+
+/// Arguments of `v2l restore`.
+#[derive(Debug, Args)]
+pub struct RestoreCmdArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// inpainting, outpainting, deblur, rotation or shift.
+    #[arg(long)]
+    pub task: String,
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+    /// Images whose tokens make the examples in honest mode.
+    #[arg(long, num_args = 1..)]
+    pub others: Vec<PathBuf>,
+    /// Folder for the panels (clean | corrupted | clean decode | restored)
+    /// and `results.jsonl`.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Images to restore.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+fn named_images(paths: &[PathBuf]) -> Result<Vec<(String, DynamicImage)>, String> {
+    paths
+        .iter()
+        .map(|p| Ok((p.display().to_string(), open_image(p).map_err(err)?)))
+        .collect()
+}
+
+impl crate::device::OnDevice for RestoreCmdArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let task = Task::parse(&self.task).map_err(err)?;
+        let m = load::<B>(&self.model, &device, None)?;
+        let restorer = Restorer { tokenizer: &m.v2l, llm: &m.llm, llm_tokenizer: &m.tok, options: self.restore.options() };
+        std::fs::create_dir_all(&self.out_dir).map_err(|e| format!("{}: {e}", self.out_dir.display()))?;
+        let mut images = named_images(&self.images)?;
+        let n = images.len();
+        images.extend(named_images(&self.others)?);
+        let mut log = JsonlLog::open(self.out_dir.join("results.jsonl")).map_err(err)?;
+        let pb = bar(n, "images");
+        run_restore(&restorer, &images[..n.max(1).min(images.len())], &[task], &mut log, Some(&self.out_dir), &mut |d, _| pb.set_position(d as u64))
+            .map_err(err)?;
+        pb.finish_and_clear();
+        for r in log.records() {
+            println!("{r}");
+        }
+        Ok(())
+    }
+}
+
+/// `v2l eval …`.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// N-way K-shot classification over a sweep of N, K and k.
+    Fewshot(EvalFewshotArgs),
+    /// The five restorations over an image set.
+    Restore(EvalRestoreArgs),
+    /// Reconstruction (encode + decode) at 128 px or the reference's 256 px.
+    Reconstruct(EvalReconstructArgs),
+    /// Few-shot captioning (CIDEr-D, BLEU-4).
+    Caption(EvalTextArgs),
+    /// Few-shot VQA (VQA accuracy).
+    Vqa(EvalTextArgs),
+}
+
+/// Output options of every `eval` command.
+#[derive(Debug, Clone, Args)]
+pub struct EvalOut {
+    /// JSON-lines log; a rerun with the same log resumes.
+    #[arg(long)]
+    pub log: PathBuf,
+    /// Write the Markdown table here too (it is always printed).
+    #[arg(long)]
+    pub table: Option<PathBuf>,
+}
+
+fn emit(table: &Table, out: &EvalOut) -> Result<(), String> {
+    let md = table.to_markdown();
+    print!("{md}");
+    if let Some(p) = &out.table {
+        std::fs::write(p, &md).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn parse_list(s: &str, what: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .map(|x| x.trim().parse().map_err(|_| format!("--{what} {s:?}: expected numbers like 1,3,5")))
+        .collect()
+}
+
+/// Arguments of `v2l eval fewshot`.
+#[derive(Debug, Args)]
+pub struct EvalFewshotArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub fewshot: FewShotArgs,
+    /// A folder of `{N}_way_{K}_shot.csv` episode files (the reference's
+    /// `fewshot_split/`); without it episodes are generated from --dataset.
+    #[arg(long)]
+    pub episodes_dir: Option<PathBuf>,
+    /// Ways to evaluate.
+    #[arg(long, default_value = "2,5")]
+    pub ways: String,
+    /// Shots to evaluate.
+    #[arg(long, default_value = "1,3,5")]
+    pub shots: String,
+    /// Global token counts to evaluate.
+    #[arg(long, default_value = "5,21")]
+    pub ks: String,
+    #[command(flatten)]
+    pub out: EvalOut,
+}
+
+impl crate::device::OnDevice for EvalFewshotArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let m = load::<B>(&self.model, &device, None)?;
+        let (source, names, dataset) = self.fewshot.source()?;
+        let ks = parse_list(&self.ks, "ks")?;
+        let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        let mut results = std::collections::BTreeMap::new();
+        for way in parse_list(&self.ways, "ways")? {
+            for shot in parse_list(&self.shots, "shots")? {
+                let csv = self.episodes_dir.as_ref().map(|d| d.join(format!("{way}_way_{shot}_shot.csv")));
+                let eps = episodes_for(csv.as_deref(), way, shot, &self.fewshot, dataset.as_ref())?;
+                let settings = FewShotEval { way, shot, ks: ks.clone(), options: self.fewshot.options() };
+                let pb = bar(eps.len() * ks.len(), &format!("{way}-way {shot}-shot"));
+                let acc = run_fewshot(&m.v2l, &m.llm, &m.tok, source.as_ref(), &names, &eps, &settings, &mut log, &mut |d, _| pb.set_position(d as u64))
+                    .map_err(err)?;
+                pb.finish_and_clear();
+                results.insert((way, shot), acc);
+            }
+        }
+        let o = self.fewshot.options();
+        let notes = vec![
+            format!("images: {}; episodes: {}", source.describe(), self.episodes_dir.as_ref().map_or(format!("generated ({} per setting, seed {})", self.fewshot.count, self.fewshot.seed), |d| d.display().to_string())),
+            format!("instruction {:?}, decoding {:?}, repeat {}, 16 greedy steps, exact-prefix scoring", o.style, o.decoding, o.repeat),
+            format!("models: {}", m.provenance),
+            format!("log: {}", self.out.log.display()),
+        ];
+        emit(&fewshot_table(&results, notes), &self.out)
+    }
+}
+
+/// Image-set options of `eval restore` / `eval reconstruct`.
+#[derive(Debug, Clone, Args)]
+pub struct ImageSetArgs {
+    /// A folder of images (recursive, sorted).
+    #[arg(long, conflicts_with = "dataset")]
+    pub images: Option<PathBuf>,
+    /// A cached dataset (fashion-mnist[:train|:test], mnist).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Use only the first N images (the reference uses 5001 for restoration).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl ImageSetArgs {
+    fn load(&self) -> Result<Vec<(String, DynamicImage)>, String> {
+        let mut out = Vec::new();
+        match (&self.images, self.dataset.as_deref()) {
+            (Some(dir), None) => {
+                let files = v2l::codebook::ImageFiles::from_dir(dir).map_err(err)?;
+                for p in files.0.iter().take(self.limit.unwrap_or(usize::MAX)) {
+                    let rel = p.strip_prefix(dir).unwrap_or(p).display().to_string();
+                    out.push((rel, open_image(p).map_err(err)?));
+                }
+            }
+            (None, Some(d)) => {
+                let fs = FewShotArgs {
+                    images: None,
+                    dataset: Some(d.to_string()),
+                    classes: None,
+                    eft_quirk: false,
+                    instruction: InstructionArg::Faithful,
+                    decoding: DecodingArg::Union,
+                    repeat: 0,
+                    max_seq_len: None,
+                    count: 0,
+                    seed: 0,
+                };
+                let (src, _, set) = fs.source()?;
+                let set = set.ok_or("internal: no dataset")?;
+                for it in set.items().into_iter().take(self.limit.unwrap_or(usize::MAX)) {
+                    out.push((it.path.clone(), src.load(&it).map_err(err)?));
+                }
+            }
+            _ => return Err("give --images DIR or --dataset NAME".into()),
+        }
+        if out.is_empty() {
+            return Err("no images".into());
+        }
+        Ok(out)
+    }
+}
+
+/// Arguments of `v2l eval restore`.
+#[derive(Debug, Args)]
+pub struct EvalRestoreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub set: ImageSetArgs,
+    /// Tasks (comma-separated; default all five).
+    #[arg(long, default_value = "inpainting,outpainting,deblur,rotation,shift")]
+    pub tasks: String,
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+    /// Save panels under this folder (`task/<image>.png`).
+    #[arg(long)]
+    pub save_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: EvalOut,
+}
+
+impl crate::device::OnDevice for EvalRestoreArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let tasks = self.tasks.split(',').map(|t| Task::parse(t.trim())).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        let m = load::<B>(&self.model, &device, None)?;
+        let images = self.set.load()?;
+        let restorer = Restorer { tokenizer: &m.v2l, llm: &m.llm, llm_tokenizer: &m.tok, options: self.restore.options() };
+        let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        let pb = bar(images.len() * tasks.len(), "restorations");
+        run_restore(&restorer, &images, &tasks, &mut log, self.save_dir.as_deref(), &mut |d, _| pb.set_position(d as u64)).map_err(err)?;
+        pb.finish_and_clear();
+        let notes = vec![
+            format!("{} images; mode {:?}, seed {}, 10 examples (noise 0.50 → 0.23), 2 tokens per call", images.len(), restorer.options.mode, restorer.options.seed),
+            "PSNR on the Y channel and SSIM (piq) of the decode against the clean tokenizer input".into(),
+            format!("models: {}", m.provenance),
+            format!("log: {}", self.out.log.display()),
+        ];
+        emit(&restore_table(&log, &tasks, notes), &self.out)
+    }
+}
+
+/// Arguments of `v2l eval reconstruct`.
+#[derive(Debug, Args)]
+pub struct EvalReconstructArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub set: ImageSetArgs,
+    /// Input size: 128 (the model's setting) or 256 (the reference's
+    /// `eval_reconstruction.py`, a 32×32 grid).
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    #[command(flatten)]
+    pub out: EvalOut,
+}
+
+impl crate::device::OnDevice for EvalReconstructArgs {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let c = &self.model.checkpoint;
+        let opts = OpenOptions {
+            image_size: Some(self.size),
+            global_tokens: c.global_tokens,
+            global_vocab: self.model.global_vocab.clone(),
+            config: None,
+            batch_size: Some(c.batch_size),
+        };
+        let v2l = V2lTokenizer::<B>::open(&c.checkpoint, &opts, &device).map_err(err)?;
+        let images = self.set.load()?;
+        let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        let pb = bar(images.len(), "images");
+        let mut t = run_reconstruct(&v2l, &images, &mut log, &mut |d, _| pb.set_position(d as u64)).map_err(err)?;
+        pb.finish_and_clear();
+        t.notes.push(format!("model: {}, k = {}", c.checkpoint.display(), v2l.config().k));
+        emit(&t, &self.out)
+    }
+}
+
+/// Arguments of `v2l eval caption` / `v2l eval vqa`.
+#[derive(Debug, Args)]
+pub struct EvalTextArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The set: caption: [{"image", "captions": [...]}]; vqa: [{"image",
+    /// "question", "answers": [...]}]. Image paths are relative to the file.
+    #[arg(long)]
+    pub set: PathBuf,
+    /// In-context examples taken from the start of the set.
+    #[arg(long, default_value_t = 2)]
+    pub shots: usize,
+    /// Global tokens per image; default: the model's k.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Most tokens per answer.
+    #[arg(long, default_value_t = 30)]
+    pub max_tokens: usize,
+    #[command(flatten)]
+    pub out: EvalOut,
+}
+
+/// Which text task `eval` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextTask {
+    /// Captioning.
+    Caption,
+    /// VQA.
+    Vqa,
+}
+
+/// `EvalTextArgs` with its task.
+#[derive(Debug)]
+pub struct TextJob(pub EvalTextArgs, pub TextTask);
+
+impl crate::device::OnDevice for TextJob {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+        let TextJob(a, task) = self;
+        let m = load::<B>(&a.model, &device, None)?;
+        let text = std::fs::read_to_string(&a.set).map_err(|e| format!("{}: {e}", a.set.display()))?;
+        let base = a.set.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let load_img = move |p: &str| open_image(&base.join(p)).map_err(v2l::prompt::PromptError::from);
+        let settings = TextTaskEval { shots: a.shots, k: a.k.unwrap_or(m.v2l.config().k), max_tokens: a.max_tokens };
+        let mut log = JsonlLog::open(&a.out.log).map_err(err)?;
+        let pb = bar(0, "items");
+        let mut progress = |d: usize, t: usize| {
+            pb.set_length(t as u64);
+            pb.set_position(d as u64);
+        };
+        let mut table = match task {
+            TextTask::Caption => {
+                let items: Vec<CaptionItem> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
+                run_caption(&m.v2l, &m.llm, &m.tok, &load_img, &items, settings, &mut log, &mut progress).map_err(err)?
+            }
+            TextTask::Vqa => {
+                let items: Vec<VqaItem> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
+                run_vqa(&m.v2l, &m.llm, &m.tok, &load_img, &items, settings, &mut log, &mut progress).map_err(err)?
+            }
+        };
+        pb.finish_and_clear();
+        table.notes.push(format!("models: {}", m.provenance));
+        emit(&table, &a.out)
+    }
+}
+
+/// Run `v2l eval …`.
+pub fn run_eval(cmd: EvalCommand) -> Result<(), String> {
+    use crate::device::{dispatch, CpuBackend::Flex};
+    match cmd {
+        EvalCommand::Fewshot(a) => {
+            let d = a.model.checkpoint.device.clone();
+            dispatch(&d, Flex, a)
+        }
+        EvalCommand::Restore(a) => {
+            let d = a.model.checkpoint.device.clone();
+            dispatch(&d, Flex, a)
+        }
+        EvalCommand::Reconstruct(a) => {
+            let d = a.model.checkpoint.device.clone();
+            dispatch(&d, Flex, a)
+        }
+        EvalCommand::Caption(a) => {
+            let d = a.model.checkpoint.device.clone();
+            dispatch(&d, Flex, TextJob(a, TextTask::Caption))
+        }
+        EvalCommand::Vqa(a) => {
+            let d = a.model.checkpoint.device.clone();
+            dispatch(&d, Flex, TextJob(a, TextTask::Vqa))
+        }
+    }
+}
