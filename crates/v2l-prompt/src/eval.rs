@@ -289,6 +289,12 @@ pub fn run_fewshot<B: Backend>(
             v2l.config().k
         )));
     }
+    // Every class must have a name before any image is encoded.
+    for ep in episodes {
+        for it in ep.support.iter().chain(std::iter::once(&ep.query)) {
+            names.name(&it.class)?;
+        }
+    }
     let mut words: HashMap<String, Vec<String>> = HashMap::new();
     let total = episodes.len() * settings.ks.len();
     let mut done = 0;

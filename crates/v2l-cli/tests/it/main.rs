@@ -4,6 +4,7 @@
 use std::process::Command;
 
 mod codebook;
+mod tasks;
 mod tokenize;
 
 pub(crate) fn v2l() -> Command {
