@@ -714,6 +714,13 @@ pub struct EvalTextArgs {
     /// Most tokens per answer.
     #[arg(long, default_value_t = 30)]
     pub max_tokens: usize,
+    /// Full CLIP weights (both towers) to report the CLIP score of the
+    /// generated captions (caption only).
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
+    /// CLIP BPE vocabulary for --clip; default: the cached `clip-bpe` asset.
+    #[arg(long)]
+    pub bpe: Option<PathBuf>,
     #[command(flatten)]
     pub out: EvalOut,
 }
@@ -748,7 +755,19 @@ impl crate::device::OnDevice for TextJob {
         let mut table = match task {
             TextTask::Caption => {
                 let items: Vec<CaptionItem> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
-                run_caption(&m.v2l, &m.llm, &m.tok, &load_img, &items, settings, &mut log, &mut progress).map_err(err)?
+                let clip = match &a.clip {
+                    Some(p) => {
+                        let c = v2l::clip::Clip::<B>::load(p, &device).map_err(err)?;
+                        let bpe = match &a.bpe {
+                            Some(b) => b.clone(),
+                            None => crate::quality::cached_asset("clip-bpe", "bpe_simple_vocab_16e6.txt.gz")?,
+                        };
+                        Some((c, v2l::clip::ClipTokenizer::from_bpe_file(&bpe).map_err(err)?))
+                    }
+                    None => None,
+                };
+                let scorer = clip.as_ref().map(|(c, t)| (c, t));
+                run_caption(&m.v2l, &m.llm, &m.tok, &load_img, &items, settings, scorer, &mut log, &mut progress).map_err(err)?
             }
             TextTask::Vqa => {
                 let items: Vec<VqaItem> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;

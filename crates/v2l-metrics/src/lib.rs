@@ -31,6 +31,7 @@
 //! stop at pool3; no class logits).
 
 pub mod accuracy;
+pub mod caption;
 pub mod clip_score;
 mod error;
 pub mod fid_stats;
@@ -41,6 +42,7 @@ pub mod lpips;
 pub mod psnr;
 pub mod ssim;
 pub mod usage;
+pub mod vqa;
 
 pub use error::{MetricsError, Result};
 pub use image::Image;

@@ -76,6 +76,9 @@ pub enum PromptError {
     /// The V2L model failed.
     #[error(transparent)]
     Model(#[from] v2l_model::ModelError),
+    /// CLIP failed.
+    #[error(transparent)]
+    Clip(#[from] v2l_clip::ClipError),
     /// A metric failed.
     #[error(transparent)]
     Metric(#[from] v2l_metrics::MetricsError),

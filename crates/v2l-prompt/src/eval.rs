@@ -634,10 +634,15 @@ fn words_of<B: Backend>(
     Ok(visual_text(&w[..k.min(w.len())]))
 }
 
+/// A full CLIP (both towers) and its tokenizer, for CLIP scores.
+pub type ClipScorer<'a, B> = (&'a v2l_clip::Clip<B>, &'a v2l_clip::ClipTokenizer);
+
 /// Few-shot captioning over a caption set: the first `shots` items are the
 /// examples (with their first caption), every later item is captioned and
 /// logged. Returns the table with BLEU-4 and CIDEr-D (pycocoevalcap
-/// conventions, captions PTB-tokenised) over the logged items.
+/// conventions, captions PTB-tokenised) over the logged items, and the CLIP
+/// score of the generated captions when a CLIP is given
+/// (`100 · max(cos, 0)` averaged, as torchmetrics).
 ///
 /// # Errors
 /// Fewer items than `shots + 1`; model, image and metric errors.
@@ -649,6 +654,7 @@ pub fn run_caption<B: Backend>(
     load: &dyn Fn(&str) -> Result<DynamicImage>,
     items: &[CaptionItem],
     settings: TextTaskEval,
+    clip: Option<ClipScorer<'_, B>>,
     log: &mut JsonlLog,
     progress: OnProgress<'_>,
 ) -> Result<Table> {
@@ -673,10 +679,26 @@ pub fn run_caption<B: Backend>(
             let vis = words_of(v2l, load, &it.image, settings.k)?;
             let prompt = caption_prompt(tok, &examples, &vis)?;
             let caption = generate_answer(llm, tok, &prompt, settings.max_tokens)?;
+            let clip_score = match clip {
+                Some((c, ct)) => {
+                    let img = load(&it.image)?;
+                    let iv = c.encode_images(std::slice::from_ref(&img), 1)?;
+                    let tv = c.encode_texts(ct, std::slice::from_ref(&caption), v2l_clip::Truncation::Truncate, 1)?;
+                    let host = |t: burn::tensor::Tensor<B, 2>| -> Result<Vec<Vec<f32>>> {
+                        let v = t.into_data().to_vec::<f32>().map_err(|e| {
+                            PromptError::InvalidInput(format!("reading CLIP embeddings: {e:?}"))
+                        })?;
+                        Ok(vec![v])
+                    };
+                    Some(v2l_metrics::clip_score::clip_score(&host(iv)?, &host(tv)?)?)
+                }
+                None => None,
+            };
             log.append(
                 &key,
                 json!({"task": "caption", "k": settings.k, "image": it.image, "caption": caption,
-                       "references": it.captions, "prompt_tokens": prompt.len()}),
+                       "references": it.captions, "prompt_tokens": prompt.len(),
+                       "clip_score": clip_score}),
             )?;
         }
         progress(i + 1, queries.len());
@@ -698,13 +720,18 @@ pub fn run_caption<B: Backend>(
     use v2l_metrics::caption::{bleu, cider_d, Tokenization};
     let b = bleu(&cands, &refs, Tokenization::Ptb)?;
     let c = cider_d(&cands, &refs, Tokenization::Ptb)?;
+    let cs = mean_of(log, "clip_score", |r| r["task"] == "caption" && r["k"] == settings.k)
+        .map_or("–".to_string(), |(m, _)| format!("{m:.2}"));
     Ok(Table {
         title: "Few-shot captioning".into(),
-        columns: ["setting", "BLEU-4 ↑", "CIDEr-D ↑", "images"].map(String::from).to_vec(),
+        columns: ["setting", "BLEU-4 ↑", "CIDEr-D ↑", "CLIP score ↑", "images"]
+            .map(String::from)
+            .to_vec(),
         rows: vec![vec![
             format!("{}-shot, k = {}", settings.shots, settings.k),
             format!("{:.2}", 100.0 * b.bleu[3]),
             format!("{:.2}", 100.0 * c.score),
+            cs,
             cands.len().to_string(),
         ]],
         notes: vec![

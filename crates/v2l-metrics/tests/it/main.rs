@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accuracy;
+mod caption;
 mod clip_score;
 mod fid_stats;
 mod inception;

@@ -175,6 +175,27 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
         }
         v2l_metrics::Image::from_chw(chw, 3, h as usize, w as usize).unwrap()
     };
+    // Honest mode (examples from other images; the corrupted image's own
+    // global tokens) on a deblur: all 64 positions, 32 calls.
+    let honest = Restorer { options: RestoreOptions { seed: 2, mode: v2l_prompt::ExampleMode::Honest, ..RestoreOptions::default() }, ..restorer };
+    assert!(honest.restore(&images[1], &[], Task::Deblur).is_err(), "honest mode needs other images");
+    let h = honest.restore(&images[1], &images[2..4], Task::Deblur).unwrap();
+    assert_eq!(h.calls.len(), 32);
+    assert_eq!(h.restored[..3], h.corrupted[..3]);
+
+    // Captioning and VQA stop at the example delimiter.
+    use v2l_prompt::caption::{caption_prompt, generate_answer, vqa_prompt, CaptionExample, VqaExample};
+    let ex = vec![
+        CaptionExample { visual: visual_text(&words[0]), caption: "a plain shirt".into() },
+        CaptionExample { visual: visual_text(&words[1]), caption: "a pair of trousers".into() },
+    ];
+    let cap = generate_answer(&llm, &tok, &caption_prompt(&tok, &ex, &visual_text(&words[2])).unwrap(), 12).unwrap();
+    assert!(!cap.contains('\n') && !cap.contains("###"), "{cap:?}");
+    let vq = vec![VqaExample { visual: visual_text(&words[0]), question: "What is it?".into(), answer: "a shirt".into() }];
+    let ans = generate_answer(&llm, &tok, &vqa_prompt(&tok, &vq, &visual_text(&words[2]), "What is it?").unwrap(), 8).unwrap();
+    assert!(!ans.contains('\n'), "{ans:?}");
+    println!("caption: {cap:?}; answer: {ans:?}");
+
     let psnr = v2l_metrics::psnr::psnr(&to_img(&r.clean_decode), &to_img(&r.restored_decode), v2l_metrics::psnr::PsnrChannels::Rgb).unwrap();
     if mse > 0.0 {
         let want = 10.0 * (255.0f64 * 255.0 / mse).log10();
