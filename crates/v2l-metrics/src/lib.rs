@@ -26,6 +26,9 @@
 //!   `align_corners = False`, `2x − 1`).
 //! - [`fid_stats`]: streaming f64 feature mean/covariance (as `numpy.cov`),
 //!   statistics files (ours, and pytorch-fid's `.npz`), FID from statistics.
+//! - [`caption`]: corpus BLEU-1..4 and CIDEr-D as pycocoevalcap computes
+//!   them, with a PTB-style caption tokenizer.
+//! - [`vqa`]: VQA accuracy with the official answer normalisation.
 //!
 //! Inception Score cannot be computed from the available FID weights (they
 //! stop at pool3; no class logits).
