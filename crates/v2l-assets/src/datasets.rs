@@ -205,10 +205,13 @@ pub fn mnist() -> Result<LabelledImages> {
             .get("data")
             .and_then(serde_json::Value::as_array)
             .ok_or_else(|| bad(&path, "no \"data\" array".into()))?;
-        if data.is_empty() || data.len() % 784 != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(784) {
             return Err(bad(
                 &path,
-                format!("{} values is not a whole number of 28×28 images", data.len()),
+                format!(
+                    "{} values is not a whole number of 28×28 images",
+                    data.len()
+                ),
             ));
         }
         for (i, x) in data.iter().enumerate() {

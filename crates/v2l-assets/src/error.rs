@@ -104,7 +104,9 @@ pub enum AssetError {
         source: std::io::Error,
     },
     /// An asset file needed by a dataset loader is not in the cache.
-    #[error("asset {asset} ({file}) is not in the cache at {path}; run `v2l assets fetch {asset}`")]
+    #[error(
+        "asset {asset} ({file}) is not in the cache at {path}; run `v2l assets fetch {asset}`"
+    )]
     NotFetched {
         /// Asset name.
         asset: String,

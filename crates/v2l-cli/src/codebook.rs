@@ -312,7 +312,13 @@ fn embed_entries<B: Backend>(
     let clip_id = model_id(clip_path)?;
     let pb = bar(entries.len() as u64, "entries embedded");
     let chunks = embedder
-        .embed_chunked(entries, &work, &clip_id, e.chunk_rows, &mut on_progress(&pb))
+        .embed_chunked(
+            entries,
+            &work,
+            &clip_id,
+            e.chunk_rows,
+            &mut on_progress(&pb),
+        )
         .map_err(err)?;
     pb.finish_and_clear();
     let provenance = json!({
@@ -348,7 +354,13 @@ impl crate::device::OnDevice for LocalArgs {
         });
         let ids = (0..n as u32).map(|i| vec![i]).collect();
         chunks
-            .save(&self.out, self.embed.precision.into(), Some(strings), Some(ids), provenance)
+            .save(
+                &self.out,
+                self.embed.precision.into(),
+                Some(strings),
+                Some(ids),
+                provenance,
+            )
             .map_err(err)?;
         println!("wrote {} ({n} rows × {})", self.out.display(), chunks.dim());
         Ok(())
@@ -397,7 +409,11 @@ impl crate::device::OnDevice for ExpandArgs {
         if self.expansions_only {
             let text = serde_json::to_string_pretty(&expanded).map_err(err)?;
             std::fs::write(&self.out, text).map_err(|e| format!("{}: {e}", self.out.display()))?;
-            println!("wrote {} ({} expansions)", self.out.display(), expanded.len());
+            println!(
+                "wrote {} ({} expansions)",
+                self.out.display(),
+                expanded.len()
+            );
             return Ok(());
         }
         let (strings, token_ids) = candidates(&expanded);
@@ -432,9 +448,9 @@ fn image_set(args: &FilterArgs) -> Result<Box<dyn ImageSet>, String> {
     use v2l::assets::datasets::{self, Split};
     match (&args.images, args.dataset.as_deref()) {
         (Some(dir), None) => Ok(Box::new(ImageFiles::from_dir(dir).map_err(err)?)),
-        (None, Some("fashion-mnist" | "fashion-mnist:train")) => {
-            Ok(Box::new(datasets::fashion_mnist(Split::Train).map_err(err)?))
-        }
+        (None, Some("fashion-mnist" | "fashion-mnist:train")) => Ok(Box::new(
+            datasets::fashion_mnist(Split::Train).map_err(err)?,
+        )),
         (None, Some("fashion-mnist:test")) => {
             Ok(Box::new(datasets::fashion_mnist(Split::Test).map_err(err)?))
         }

@@ -82,7 +82,10 @@ pub(crate) fn load_tokenizer_for(
     llm: Option<&Path>,
     tokenizer: Option<&Path>,
 ) -> Result<LlmTokenizer, String> {
-    let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    let is_gguf = |p: &Path| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    };
     let from_gguf = |p: &Path| {
         let g = GgufFile::open(p).map_err(|e| e.to_string())?;
         LlmTokenizer::from_gguf(&g).map_err(|e| e.to_string())

@@ -50,7 +50,11 @@ struct Loaded<B: Backend> {
     provenance: serde_json::Value,
 }
 
-fn load<B: Backend>(m: &ModelArgs, device: &B::Device, image_size: Option<usize>) -> Result<Loaded<B>, String> {
+fn load<B: Backend>(
+    m: &ModelArgs,
+    device: &B::Device,
+    image_size: Option<usize>,
+) -> Result<Loaded<B>, String> {
     let c = &m.checkpoint;
     let opts = OpenOptions {
         image_size: image_size.or(c.image_size),
@@ -81,7 +85,9 @@ fn load<B: Backend>(m: &ModelArgs, device: &B::Device, image_size: Option<usize>
 
 fn bar(total: usize, what: &str) -> ProgressBar {
     let b = ProgressBar::new(total as u64);
-    if let Ok(s) = ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} ({{eta}} left)")) {
+    if let Ok(s) =
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} ({{eta}} left)"))
+    {
         b.set_style(s);
     }
     b
@@ -164,7 +170,7 @@ impl FewShotArgs {
         }
     }
 
-    fn source(&self) -> Result<(Box<dyn ImageSource>, ClassNames, Option<DatasetImages>), String> {
+    fn source(&self) -> Result<Source, String> {
         use v2l::assets::datasets::{self, Split};
         match (&self.images, self.dataset.as_deref()) {
             (Some(root), None) => {
@@ -177,10 +183,18 @@ impl FewShotArgs {
             }
             (None, Some(d)) => {
                 let (set, key) = match d {
-                    "fashion-mnist" | "fashion-mnist:test" => (datasets::fashion_mnist(Split::Test), "fashion-mnist"),
-                    "fashion-mnist:train" => (datasets::fashion_mnist(Split::Train), "fashion-mnist"),
+                    "fashion-mnist" | "fashion-mnist:test" => {
+                        (datasets::fashion_mnist(Split::Test), "fashion-mnist")
+                    }
+                    "fashion-mnist:train" => {
+                        (datasets::fashion_mnist(Split::Train), "fashion-mnist")
+                    }
                     "mnist" => (datasets::mnist(), "mnist"),
-                    other => return Err(format!("unknown --dataset {other:?}: fashion-mnist[:train|:test] or mnist")),
+                    other => {
+                        return Err(format!(
+                            "unknown --dataset {other:?}: fashion-mnist[:train|:test] or mnist"
+                        ))
+                    }
                 };
                 let set = DatasetImages(set.map_err(err)?);
                 let names = ClassNames::builtin(key).map_err(err)?;
@@ -191,6 +205,9 @@ impl FewShotArgs {
     }
 }
 
+/// Episode images, class names, and the dataset when one was chosen.
+type Source = (Box<dyn ImageSource>, ClassNames, Option<DatasetImages>);
+
 fn episodes_for(
     csv: Option<&Path>,
     way: usize,
@@ -200,7 +217,9 @@ fn episodes_for(
 ) -> Result<Vec<Episode>, String> {
     match (csv, dataset) {
         (Some(p), _) => read_csv(p, Some((way, shot))).map_err(err),
-        (None, Some(d)) => generate_episodes(&d.items(), way, shot, args.count, args.seed).map_err(err),
+        (None, Some(d)) => {
+            generate_episodes(&d.items(), way, shot, args.count, args.seed).map_err(err)
+        }
         (None, None) => Err("give --episodes CSV (or use --dataset to generate episodes)".into()),
     }
 }
@@ -236,7 +255,13 @@ impl crate::device::OnDevice for ClassifyArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let m = load::<B>(&self.model, &device, None)?;
         let (source, names, dataset) = self.fewshot.source()?;
-        let eps = episodes_for(self.episodes.as_deref(), self.way, self.shot, &self.fewshot, dataset.as_ref())?;
+        let eps = episodes_for(
+            self.episodes.as_deref(),
+            self.way,
+            self.shot,
+            &self.fewshot,
+            dataset.as_ref(),
+        )?;
         let k = self.k.unwrap_or(m.v2l.config().k);
         let tmp;
         let log_path = match &self.log {
@@ -247,12 +272,27 @@ impl crate::device::OnDevice for ClassifyArgs {
             }
         };
         let mut log = JsonlLog::open(&log_path).map_err(err)?;
-        let settings = FewShotEval { way: self.way, shot: self.shot, ks: vec![k], options: self.fewshot.options() };
+        let settings = FewShotEval {
+            way: self.way,
+            shot: self.shot,
+            ks: vec![k],
+            options: self.fewshot.options(),
+        };
         let pb = bar(eps.len(), "episodes");
-        let acc = run_fewshot(&m.v2l, &m.llm, &m.tok, source.as_ref(), &names, &eps, &settings, &mut log, &mut |d, t| {
-            pb.set_length(t as u64);
-            pb.set_position(d as u64);
-        })
+        let acc = run_fewshot(
+            &m.v2l,
+            &m.llm,
+            &m.tok,
+            source.as_ref(),
+            &names,
+            &eps,
+            &settings,
+            &mut log,
+            &mut |d, t| {
+                pb.set_length(t as u64);
+                pb.set_position(d as u64);
+            },
+        )
         .map_err(err)?;
         pb.finish_and_clear();
         if self.json {
@@ -278,7 +318,14 @@ impl crate::device::OnDevice for ClassifyArgs {
 
 fn tempfile_path(what: &str) -> Result<PathBuf, String> {
     let dir = std::env::temp_dir();
-    Ok(dir.join(format!("v2l-{what}-{}-{}.jsonl", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))))
+    Ok(dir.join(format!(
+        "v2l-{what}-{}-{}.jsonl",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )))
 }
 
 /// Arguments of `v2l caption`.
@@ -312,11 +359,19 @@ fn words<B: Backend>(v2l: &V2lTokenizer<B>, path: &Path, k: usize) -> Result<Str
 
 fn read_json_list(path: &Path) -> Result<Vec<serde_json::Value>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    v.as_array().cloned().ok_or_else(|| format!("{}: expected a JSON list", path.display()))
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    v.as_array()
+        .cloned()
+        .ok_or_else(|| format!("{}: expected a JSON list", path.display()))
 }
 
-fn field<'a>(v: &'a serde_json::Value, name: &str, path: &Path, i: usize) -> Result<&'a str, String> {
+fn field<'a>(
+    v: &'a serde_json::Value,
+    name: &str,
+    path: &Path,
+    i: usize,
+) -> Result<&'a str, String> {
     v[name]
         .as_str()
         .ok_or_else(|| format!("{}: item {i} has no string {name:?}", path.display()))
@@ -380,8 +435,17 @@ impl crate::device::OnDevice for VqaArgs {
                 answer: field(e, "answer", &self.examples, i)?.to_string(),
             });
         }
-        let prompt = vqa_prompt(&m.tok, &examples, &words(&m.v2l, &self.image, k)?, &self.question).map_err(err)?;
-        println!("{}", generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?);
+        let prompt = vqa_prompt(
+            &m.tok,
+            &examples,
+            &words(&m.v2l, &self.image, k)?,
+            &self.question,
+        )
+        .map_err(err)?;
+        println!(
+            "{}",
+            generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?
+        );
         Ok(())
     }
 }
@@ -456,15 +520,28 @@ impl crate::device::OnDevice for RestoreCmdArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let task = Task::parse(&self.task).map_err(err)?;
         let m = load::<B>(&self.model, &device, None)?;
-        let restorer = Restorer { tokenizer: &m.v2l, llm: &m.llm, llm_tokenizer: &m.tok, options: self.restore.options() };
-        std::fs::create_dir_all(&self.out_dir).map_err(|e| format!("{}: {e}", self.out_dir.display()))?;
+        let restorer = Restorer {
+            tokenizer: &m.v2l,
+            llm: &m.llm,
+            llm_tokenizer: &m.tok,
+            options: self.restore.options(),
+        };
+        std::fs::create_dir_all(&self.out_dir)
+            .map_err(|e| format!("{}: {e}", self.out_dir.display()))?;
         let mut images = named_images(&self.images)?;
         let n = images.len();
         images.extend(named_images(&self.others)?);
         let mut log = JsonlLog::open(self.out_dir.join("results.jsonl")).map_err(err)?;
         let pb = bar(n, "images");
-        run_restore(&restorer, &images[..n.max(1).min(images.len())], &[task], &mut log, Some(&self.out_dir), &mut |d, _| pb.set_position(d as u64))
-            .map_err(err)?;
+        run_restore(
+            &restorer,
+            &images[..n.max(1).min(images.len())],
+            &[task],
+            &mut log,
+            Some(&self.out_dir),
+            &mut |d, _| pb.set_position(d as u64),
+        )
+        .map_err(err)?;
         pb.finish_and_clear();
         for r in log.records() {
             println!("{r}");
@@ -510,7 +587,11 @@ fn emit(table: &Table, out: &EvalOut) -> Result<(), String> {
 
 fn parse_list(s: &str, what: &str) -> Result<Vec<usize>, String> {
     s.split(',')
-        .map(|x| x.trim().parse().map_err(|_| format!("--{what} {s:?}: expected numbers like 1,3,5")))
+        .map(|x| {
+            x.trim()
+                .parse()
+                .map_err(|_| format!("--{what} {s:?}: expected numbers like 1,3,5"))
+        })
         .collect()
 }
 
@@ -547,20 +628,51 @@ impl crate::device::OnDevice for EvalFewshotArgs {
         let mut results = std::collections::BTreeMap::new();
         for way in parse_list(&self.ways, "ways")? {
             for shot in parse_list(&self.shots, "shots")? {
-                let csv = self.episodes_dir.as_ref().map(|d| d.join(format!("{way}_way_{shot}_shot.csv")));
+                let csv = self
+                    .episodes_dir
+                    .as_ref()
+                    .map(|d| d.join(format!("{way}_way_{shot}_shot.csv")));
                 let eps = episodes_for(csv.as_deref(), way, shot, &self.fewshot, dataset.as_ref())?;
-                let settings = FewShotEval { way, shot, ks: ks.clone(), options: self.fewshot.options() };
+                let settings = FewShotEval {
+                    way,
+                    shot,
+                    ks: ks.clone(),
+                    options: self.fewshot.options(),
+                };
                 let pb = bar(eps.len() * ks.len(), &format!("{way}-way {shot}-shot"));
-                let acc = run_fewshot(&m.v2l, &m.llm, &m.tok, source.as_ref(), &names, &eps, &settings, &mut log, &mut |d, _| pb.set_position(d as u64))
-                    .map_err(err)?;
+                let acc = run_fewshot(
+                    &m.v2l,
+                    &m.llm,
+                    &m.tok,
+                    source.as_ref(),
+                    &names,
+                    &eps,
+                    &settings,
+                    &mut log,
+                    &mut |d, _| pb.set_position(d as u64),
+                )
+                .map_err(err)?;
                 pb.finish_and_clear();
                 results.insert((way, shot), acc);
             }
         }
         let o = self.fewshot.options();
         let notes = vec![
-            format!("images: {}; episodes: {}", source.describe(), self.episodes_dir.as_ref().map_or(format!("generated ({} per setting, seed {})", self.fewshot.count, self.fewshot.seed), |d| d.display().to_string())),
-            format!("instruction {:?}, decoding {:?}, repeat {}, 16 greedy steps, exact-prefix scoring", o.style, o.decoding, o.repeat),
+            format!(
+                "images: {}; episodes: {}",
+                source.describe(),
+                self.episodes_dir.as_ref().map_or(
+                    format!(
+                        "generated ({} per setting, seed {})",
+                        self.fewshot.count, self.fewshot.seed
+                    ),
+                    |d| d.display().to_string()
+                )
+            ),
+            format!(
+                "instruction {:?}, decoding {:?}, repeat {}, 16 greedy steps, exact-prefix scoring",
+                o.style, o.decoding, o.repeat
+            ),
             format!("models: {}", m.provenance),
             format!("log: {}", self.out.log.display()),
         ];
@@ -608,7 +720,11 @@ impl ImageSetArgs {
                 };
                 let (src, _, set) = fs.source()?;
                 let set = set.ok_or("internal: no dataset")?;
-                for it in set.items().into_iter().take(self.limit.unwrap_or(usize::MAX)) {
+                for it in set
+                    .items()
+                    .into_iter()
+                    .take(self.limit.unwrap_or(usize::MAX))
+                {
                     out.push((it.path.clone(), src.load(&it).map_err(err)?));
                 }
             }
@@ -642,17 +758,41 @@ pub struct EvalRestoreArgs {
 
 impl crate::device::OnDevice for EvalRestoreArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
-        let tasks = self.tasks.split(',').map(|t| Task::parse(t.trim())).collect::<Result<Vec<_>, _>>().map_err(err)?;
+        let tasks = self
+            .tasks
+            .split(',')
+            .map(|t| Task::parse(t.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
         let m = load::<B>(&self.model, &device, None)?;
         let images = self.set.load()?;
-        let restorer = Restorer { tokenizer: &m.v2l, llm: &m.llm, llm_tokenizer: &m.tok, options: self.restore.options() };
+        let restorer = Restorer {
+            tokenizer: &m.v2l,
+            llm: &m.llm,
+            llm_tokenizer: &m.tok,
+            options: self.restore.options(),
+        };
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
         let pb = bar(images.len() * tasks.len(), "restorations");
-        run_restore(&restorer, &images, &tasks, &mut log, self.save_dir.as_deref(), &mut |d, _| pb.set_position(d as u64)).map_err(err)?;
+        run_restore(
+            &restorer,
+            &images,
+            &tasks,
+            &mut log,
+            self.save_dir.as_deref(),
+            &mut |d, _| pb.set_position(d as u64),
+        )
+        .map_err(err)?;
         pb.finish_and_clear();
         let notes = vec![
-            format!("{} images; mode {:?}, seed {}, 10 examples (noise 0.50 → 0.23), 2 tokens per call", images.len(), restorer.options.mode, restorer.options.seed),
-            "PSNR on the Y channel and SSIM (piq) of the decode against the clean tokenizer input".into(),
+            format!(
+                "{} images; mode {:?}, seed {}, 10 examples (noise 0.50 → 0.23), 2 tokens per call",
+                images.len(),
+                restorer.options.mode,
+                restorer.options.seed
+            ),
+            "PSNR on the Y channel and SSIM (piq) of the decode against the clean tokenizer input"
+                .into(),
             format!("models: {}", m.provenance),
             format!("log: {}", self.out.log.display()),
         ];
@@ -689,9 +829,16 @@ impl crate::device::OnDevice for EvalReconstructArgs {
         let images = self.set.load()?;
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
         let pb = bar(images.len(), "images");
-        let mut t = run_reconstruct(&v2l, &images, &mut log, &mut |d, _| pb.set_position(d as u64)).map_err(err)?;
+        let mut t = run_reconstruct(&v2l, &images, &mut log, &mut |d, _| {
+            pb.set_position(d as u64)
+        })
+        .map_err(err)?;
         pb.finish_and_clear();
-        t.notes.push(format!("model: {}, k = {}", c.checkpoint.display(), v2l.config().k));
+        t.notes.push(format!(
+            "model: {}, k = {}",
+            c.checkpoint.display(),
+            v2l.config().k
+        ));
         emit(&t, &self.out)
     }
 }
@@ -742,10 +889,16 @@ impl crate::device::OnDevice for TextJob {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let TextJob(a, task) = self;
         let m = load::<B>(&a.model, &device, None)?;
-        let text = std::fs::read_to_string(&a.set).map_err(|e| format!("{}: {e}", a.set.display()))?;
+        let text =
+            std::fs::read_to_string(&a.set).map_err(|e| format!("{}: {e}", a.set.display()))?;
         let base = a.set.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let load_img = move |p: &str| open_image(&base.join(p)).map_err(v2l::prompt::PromptError::from);
-        let settings = TextTaskEval { shots: a.shots, k: a.k.unwrap_or(m.v2l.config().k), max_tokens: a.max_tokens };
+        let load_img =
+            move |p: &str| open_image(&base.join(p)).map_err(v2l::prompt::PromptError::from);
+        let settings = TextTaskEval {
+            shots: a.shots,
+            k: a.k.unwrap_or(m.v2l.config().k),
+            max_tokens: a.max_tokens,
+        };
         let mut log = JsonlLog::open(&a.out.log).map_err(err)?;
         let pb = bar(0, "items");
         let mut progress = |d: usize, t: usize| {
@@ -754,24 +907,53 @@ impl crate::device::OnDevice for TextJob {
         };
         let mut table = match task {
             TextTask::Caption => {
-                let items: Vec<CaptionItem> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
+                let items: Vec<CaptionItem> =
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
                 let clip = match &a.clip {
                     Some(p) => {
                         let c = v2l::clip::Clip::<B>::load(p, &device).map_err(err)?;
                         let bpe = match &a.bpe {
                             Some(b) => b.clone(),
-                            None => crate::quality::cached_asset("clip-bpe", "bpe_simple_vocab_16e6.txt.gz")?,
+                            None => crate::quality::cached_asset(
+                                "clip-bpe",
+                                "bpe_simple_vocab_16e6.txt.gz",
+                            )?,
                         };
-                        Some((c, v2l::clip::ClipTokenizer::from_bpe_file(&bpe).map_err(err)?))
+                        Some((
+                            c,
+                            v2l::clip::ClipTokenizer::from_bpe_file(&bpe).map_err(err)?,
+                        ))
                     }
                     None => None,
                 };
                 let scorer = clip.as_ref().map(|(c, t)| (c, t));
-                run_caption(&m.v2l, &m.llm, &m.tok, &load_img, &items, settings, scorer, &mut log, &mut progress).map_err(err)?
+                run_caption(
+                    &m.v2l,
+                    &m.llm,
+                    &m.tok,
+                    &load_img,
+                    &items,
+                    settings,
+                    scorer,
+                    &mut log,
+                    &mut progress,
+                )
+                .map_err(err)?
             }
             TextTask::Vqa => {
-                let items: Vec<VqaItem> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
-                run_vqa(&m.v2l, &m.llm, &m.tok, &load_img, &items, settings, &mut log, &mut progress).map_err(err)?
+                let items: Vec<VqaItem> =
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
+                run_vqa(
+                    &m.v2l,
+                    &m.llm,
+                    &m.tok,
+                    &load_img,
+                    &items,
+                    settings,
+                    &mut log,
+                    &mut progress,
+                )
+                .map_err(err)?
             }
         };
         pb.finish_and_clear();

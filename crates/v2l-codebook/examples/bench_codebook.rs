@@ -61,14 +61,27 @@ fn main() {
             let n: usize = args[2].parse().unwrap();
             let (clip, tok) = match size {
                 "tiny" => (
-                    Clip::<B>::load(manifest("../v2l-clip/tests/fixtures/model/tiny_openai.pth"), &device).unwrap(),
-                    ClipTokenizer::from_bpe_file(manifest("tests/fixtures/templates/tiny_bpe.txt")).unwrap(),
+                    Clip::<B>::load(
+                        manifest("../v2l-clip/tests/fixtures/model/tiny_openai.pth"),
+                        &device,
+                    )
+                    .unwrap(),
+                    ClipTokenizer::from_bpe_file(manifest("tests/fixtures/templates/tiny_bpe.txt"))
+                        .unwrap(),
                 ),
                 "b32" | "l14" => {
-                    let cfg = if size == "b32" { ClipConfig::vit_b_32() } else { ClipConfig::vit_l_14() };
+                    let cfg = if size == "b32" {
+                        ClipConfig::vit_b_32()
+                    } else {
+                        ClipConfig::vit_l_14()
+                    };
                     (
                         Clip::<B>::random(cfg, 0, &device).unwrap(),
-                        ClipTokenizer::from_bpe_file(asset("clip-bpe", "bpe_simple_vocab_16e6.txt.gz")).unwrap(),
+                        ClipTokenizer::from_bpe_file(asset(
+                            "clip-bpe",
+                            "bpe_simple_vocab_16e6.txt.gz",
+                        ))
+                        .unwrap(),
                     )
                 }
                 other => panic!("unknown size {other}"),
@@ -98,9 +111,12 @@ fn main() {
             let step = tok.vocab_size() / n;
             let ids: Vec<u32> = (0..n).map(|i| (i * step) as u32).collect();
             let exp = Expander::new(&tok, ExpansionMode::Faithful);
-            exp.expand(&ids[..1], &mut LlamaNext::new(&model, batch)).unwrap();
+            exp.expand(&ids[..1], &mut LlamaNext::new(&model, batch))
+                .unwrap();
             let t = Instant::now();
-            let out = exp.expand(&ids, &mut LlamaNext::new(&model, batch)).unwrap();
+            let out = exp
+                .expand(&ids, &mut LlamaNext::new(&model, batch))
+                .unwrap();
             let s = t.elapsed().as_secs_f64();
             assert_eq!(out.len(), n);
             println!(
@@ -111,16 +127,28 @@ fn main() {
         Some("memory") => {
             let n: usize = args[1].parse().unwrap();
             let templates: usize = args.get(2).map_or(80, |t| t.parse().unwrap());
-            let clip = Clip::<B>::load(manifest("../v2l-clip/tests/fixtures/model/tiny_openai.pth"), &device).unwrap();
-            let tok = ClipTokenizer::from_bpe_file(manifest("tests/fixtures/templates/tiny_bpe.txt")).unwrap();
+            let clip = Clip::<B>::load(
+                manifest("../v2l-clip/tests/fixtures/model/tiny_openai.pth"),
+                &device,
+            )
+            .unwrap();
+            let tok =
+                ClipTokenizer::from_bpe_file(manifest("tests/fixtures/templates/tiny_bpe.txt"))
+                    .unwrap();
             let e = entries(n);
-            let dir = std::env::temp_dir().join(format!("v2l-bench-memory-{n}-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("v2l-bench-memory-{n}-{}", std::process::id()));
             let mut embedder = TemplateEmbedder::new(&clip, &tok)
                 .unwrap()
                 .truncation(v2l_clip::Truncation::Truncate);
             if templates != 80 {
                 embedder = embedder
-                    .with_templates(v2l_codebook::IMAGENET_TEMPLATES[..templates].iter().map(|s| s.to_string()).collect())
+                    .with_templates(
+                        v2l_codebook::IMAGENET_TEMPLATES[..templates]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    )
                     .unwrap();
             }
             let t = Instant::now();
@@ -128,7 +156,13 @@ fn main() {
                 .embed_chunked(&e, dir.join("work"), "tiny", 512, &mut |_| {})
                 .unwrap();
             chunks
-                .save(dir.join("out.safetensors"), Precision::F16, Some(e.clone()), None, serde_json::Value::Null)
+                .save(
+                    dir.join("out.safetensors"),
+                    Precision::F16,
+                    Some(e.clone()),
+                    None,
+                    serde_json::Value::Null,
+                )
                 .unwrap();
             let s = t.elapsed().as_secs_f64();
             std::fs::remove_dir_all(&dir).ok();
@@ -137,6 +171,8 @@ fn main() {
                 n as f64 / s
             );
         }
-        _ => eprintln!("usage: bench_codebook embed <tiny|b32|l14> <n> | expand <n> <batch> | memory <n>"),
+        _ => eprintln!(
+            "usage: bench_codebook embed <tiny|b32|l14> <n> | expand <n> <batch> | memory <n>"
+        ),
     }
 }

@@ -137,7 +137,7 @@ pub(crate) fn write_streamed(
     })
     .to_string();
     let mut header = header.into_bytes();
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let tmp = path.with_extension("safetensors.tmp");
@@ -357,7 +357,8 @@ impl Codebook {
         let json = sidecar_path(path);
         if json.is_file() {
             let text = std::fs::read_to_string(&json).map_err(io(&json))?;
-            let side: SidecarParts = serde_json::from_str(&text).map_err(|e| format_err(&json, e))?;
+            let side: SidecarParts =
+                serde_json::from_str(&text).map_err(|e| format_err(&json, e))?;
             if (side.rows, side.dim) != (rows, dim) {
                 return Err(format_err(
                     &json,

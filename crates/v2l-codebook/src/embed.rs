@@ -329,7 +329,10 @@ impl EmbeddingChunks {
     fn chunk(&self, c: usize) -> Result<Vec<f32>> {
         let lo = c * self.chunk_rows;
         let hi = (lo + self.chunk_rows).min(self.rows);
-        read_f32_chunk(&self.work.chunk("embeddings", c, "f32"), (hi - lo) * self.dim)
+        read_f32_chunk(
+            &self.work.chunk("embeddings", c, "f32"),
+            (hi - lo) * self.dim,
+        )
     }
 
     /// All rows in memory (`[rows, dim]`).

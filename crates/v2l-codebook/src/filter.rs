@@ -205,16 +205,12 @@ impl ImageFiles {
                 let p = entry.map_err(io(&d))?.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| {
-                        matches!(
-                            e.to_ascii_lowercase().as_str(),
-                            "png" | "jpg" | "jpeg" | "bmp" | "webp" | "gif" | "tif" | "tiff"
-                        )
-                    })
-                {
+                } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(
+                        e.to_ascii_lowercase().as_str(),
+                        "png" | "jpg" | "jpeg" | "bmp" | "webp" | "gif" | "tif" | "tiff"
+                    )
+                }) {
                     files.push(p);
                 }
             }
@@ -265,7 +261,10 @@ impl ImageSet for LabelledImages {
                 image::GrayImage::from_raw(self.width as u32, self.height as u32, px)
                     .map(DynamicImage::ImageLuma8)
                     .ok_or_else(|| {
-                        CodebookError::InvalidInput(format!("{}: image {i} is incomplete", self.name))
+                        CodebookError::InvalidInput(format!(
+                            "{}: image {i} is incomplete",
+                            self.name
+                        ))
                     })
             })
             .collect()

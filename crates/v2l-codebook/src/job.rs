@@ -112,12 +112,11 @@ impl WorkDir {
                 return Err(CodebookError::JobMismatch { dir, what });
             }
         } else {
-            let text = serde_json::to_string_pretty(fingerprint).map_err(|e| {
-                CodebookError::Format {
+            let text =
+                serde_json::to_string_pretty(fingerprint).map_err(|e| CodebookError::Format {
                     path: job.clone(),
                     message: e.to_string(),
-                }
-            })?;
+                })?;
             write_atomic(&job, text.as_bytes())?;
         }
         Ok(Self { dir })

@@ -91,7 +91,10 @@ pub fn vqa_prompt(
     for e in examples {
         b.text("condition", "###\nCondition: < ")?
             .text("visual", &e.visual)?
-            .text("question", &format!(" >\nQuestion: {}\nAnswer: ", e.question))?
+            .text(
+                "question",
+                &format!(" >\nQuestion: {}\nAnswer: ", e.question),
+            )?
             .text("answer", &format!("{}\n", e.answer))?;
     }
     b.text("condition", "###\nCondition: < ")?

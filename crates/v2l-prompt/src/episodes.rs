@@ -304,12 +304,20 @@ impl ClassNames {
                         names.insert(k.clone(), n.clone());
                     }
                     serde_json::Value::Array(a) => match (a.first(), a.get(1)) {
-                        (Some(serde_json::Value::String(w)), Some(serde_json::Value::String(n))) => {
+                        (
+                            Some(serde_json::Value::String(w)),
+                            Some(serde_json::Value::String(n)),
+                        ) => {
                             names.insert(w.clone(), n.clone());
                         }
                         _ => return Err(bad(1, format!("entry {k:?}: expected [wnid, name]"))),
                     },
-                    _ => return Err(bad(1, format!("entry {k:?}: expected a name or [wnid, name]"))),
+                    _ => {
+                        return Err(bad(
+                            1,
+                            format!("entry {k:?}: expected a name or [wnid, name]"),
+                        ))
+                    }
                 }
             }
             return Ok(Self { names });

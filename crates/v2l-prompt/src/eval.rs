@@ -121,9 +121,9 @@ impl JsonlLog {
     /// # Errors
     /// I/O errors; a value that is not an object.
     pub fn append(&mut self, key: &str, mut value: Value) -> Result<()> {
-        let obj = value.as_object_mut().ok_or_else(|| {
-            PromptError::InvalidInput("log records must be JSON objects".into())
-        })?;
+        let obj = value
+            .as_object_mut()
+            .ok_or_else(|| PromptError::InvalidInput("log records must be JSON objects".into()))?;
         obj.insert("key".into(), json!(key));
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -231,7 +231,8 @@ impl DatasetImages {
 
 impl ImageSource for DatasetImages {
     fn load(&self, item: &Item) -> Result<DynamicImage> {
-        let bad = || PromptError::InvalidInput(format!("{}: no image {:?}", self.0.name, item.path));
+        let bad =
+            || PromptError::InvalidInput(format!("{}: no image {:?}", self.0.name, item.path));
         let index: usize = item
             .path
             .split_once('/')
@@ -306,17 +307,24 @@ pub fn run_fewshot<B: Backend>(
                 progress(done, total);
                 continue;
             }
-            let all: Vec<&Item> = ep.support.iter().chain(std::iter::once(&ep.query)).collect();
+            let all: Vec<&Item> = ep
+                .support
+                .iter()
+                .chain(std::iter::once(&ep.query))
+                .collect();
             for it in &all {
                 if !words.contains_key(&it.path) {
                     let img = images.load(it)?;
                     let t = v2l.encode_images(std::slice::from_ref(&img))?;
-                    let w = t.global_words.and_then(|w| w.into_iter().next()).ok_or_else(|| {
-                        PromptError::InvalidInput(
-                            "the tokenizer has no global strings (pass the global vocabulary)"
-                                .into(),
-                        )
-                    })?;
+                    let w = t
+                        .global_words
+                        .and_then(|w| w.into_iter().next())
+                        .ok_or_else(|| {
+                            PromptError::InvalidInput(
+                                "the tokenizer has no global strings (pass the global vocabulary)"
+                                    .into(),
+                            )
+                        })?;
                     words.insert(it.path.clone(), w);
                 }
             }
@@ -361,7 +369,10 @@ pub fn run_fewshot<B: Backend>(
 
 /// The few-shot table: rows k, one column per N-way K-shot setting, cells
 /// accuracy in % with the episode count.
-pub fn fewshot_table(results: &BTreeMap<(usize, usize), BTreeMap<usize, Accuracy>>, notes: Vec<String>) -> Table {
+pub fn fewshot_table(
+    results: &BTreeMap<(usize, usize), BTreeMap<usize, Accuracy>>,
+    notes: Vec<String>,
+) -> Table {
     let settings: Vec<(usize, usize)> = results.keys().copied().collect();
     let ks: std::collections::BTreeSet<usize> =
         results.values().flat_map(|m| m.keys().copied()).collect();
@@ -452,22 +463,38 @@ pub fn run_restore<B: Backend>(
                 std::fs::create_dir_all(&d).map_err(io(&d))?;
                 let (w, h) = r.clean_image.dimensions();
                 let mut panel = RgbImage::new(4 * w, h);
-                for (p, im) in [&r.clean_image, &r.corrupted_image, &r.clean_decode, &r.restored_decode]
-                    .iter()
-                    .enumerate()
+                for (p, im) in [
+                    &r.clean_image,
+                    &r.corrupted_image,
+                    &r.clean_decode,
+                    &r.restored_decode,
+                ]
+                .iter()
+                .enumerate()
                 {
                     image::imageops::replace(&mut panel, *im, i64::from(p as u32 * w), 0);
                 }
                 let safe: String = id
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect();
                 let p = d.join(format!("{safe}.png"));
                 panel
                     .save(&p)
                     .map_err(|e| PromptError::InvalidInput(format!("{}: {e}", p.display())))?;
             }
-            let changed = r.restored.iter().zip(&r.clean).filter(|(a, b)| a != b).count();
+            let changed = r
+                .restored
+                .iter()
+                .zip(&r.clean)
+                .filter(|(a, b)| a != b)
+                .count();
             log.append(
                 &key,
                 json!({
@@ -484,7 +511,11 @@ pub fn run_restore<B: Backend>(
 }
 
 /// Mean of a numeric field over the log's records matching `filter`.
-pub fn mean_of(log: &JsonlLog, field: &str, filter: impl Fn(&Value) -> bool) -> Option<(f64, usize)> {
+pub fn mean_of(
+    log: &JsonlLog,
+    field: &str,
+    filter: impl Fn(&Value) -> bool,
+) -> Option<(f64, usize)> {
     let v: Vec<f64> = log
         .records()
         .filter(|r| filter(r))
@@ -516,9 +547,16 @@ pub fn restore_table(log: &JsonlLog, tasks: &[Task], notes: Vec<String>) -> Tabl
         .collect();
     Table {
         title: "Restoration by a frozen LLM".into(),
-        columns: ["task", "PSNR-Y ↑", "SSIM ↑", "clean decode PSNR-Y", "clean decode SSIM", "images"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "task",
+            "PSNR-Y ↑",
+            "SSIM ↑",
+            "clean decode PSNR-Y",
+            "clean decode SSIM",
+            "images",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
         notes,
     }
@@ -566,18 +604,30 @@ pub fn run_reconstruct<B: Backend>(
         .flat_map(|r| {
             r["local_ids"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect::<Vec<_>>())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64())
+                        .map(|x| x as u32)
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default()
         })
         .collect();
     let usage = v2l_metrics::usage::codebook_usage(ids, v2l.config().n_local)?;
-    let cell = |field: &str| mean_of(log, field, same).map_or("–".into(), |(m, _)| format!("{m:.3}"));
+    let cell =
+        |field: &str| mean_of(log, field, same).map_or("–".into(), |(m, _)| format!("{m:.3}"));
     let count = mean_of(log, "psnr_y", same).map_or(0, |(_, c)| c);
     Ok(Table {
         title: format!("Reconstruction at {n}×{n}"),
-        columns: ["setting", "PSNR-Y ↑", "SSIM ↑", "effective tokens", "images"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "setting",
+            "PSNR-Y ↑",
+            "SSIM ↑",
+            "effective tokens",
+            "images",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: vec![vec![
             format!("{n} px"),
             cell("psnr_y"),
@@ -628,9 +678,10 @@ fn words_of<B: Backend>(
 ) -> Result<String> {
     let img = load(path)?;
     let t = v2l.encode_images(std::slice::from_ref(&img))?;
-    let w = t.global_words.and_then(|w| w.into_iter().next()).ok_or_else(|| {
-        PromptError::InvalidInput("the tokenizer has no global strings".into())
-    })?;
+    let w = t
+        .global_words
+        .and_then(|w| w.into_iter().next())
+        .ok_or_else(|| PromptError::InvalidInput("the tokenizer has no global strings".into()))?;
     Ok(visual_text(&w[..k.min(w.len())]))
 }
 
@@ -683,7 +734,12 @@ pub fn run_caption<B: Backend>(
                 Some((c, ct)) => {
                     let img = load(&it.image)?;
                     let iv = c.encode_images(std::slice::from_ref(&img), 1)?;
-                    let tv = c.encode_texts(ct, std::slice::from_ref(&caption), v2l_clip::Truncation::Truncate, 1)?;
+                    let tv = c.encode_texts(
+                        ct,
+                        std::slice::from_ref(&caption),
+                        v2l_clip::Truncation::Truncate,
+                        1,
+                    )?;
                     let host = |t: burn::tensor::Tensor<B, 2>| -> Result<Vec<Vec<f32>>> {
                         let v = t.into_data().to_vec::<f32>().map_err(|e| {
                             PromptError::InvalidInput(format!("reading CLIP embeddings: {e:?}"))
@@ -707,21 +763,30 @@ pub fn run_caption<B: Backend>(
         .records()
         .filter(|r| r["task"] == "caption" && r["k"] == settings.k)
         .collect();
-    let cands: Vec<String> = recs.iter().map(|r| r["caption"].as_str().unwrap_or("").to_string()).collect();
+    let cands: Vec<String> = recs
+        .iter()
+        .map(|r| r["caption"].as_str().unwrap_or("").to_string())
+        .collect();
     let refs: Vec<Vec<String>> = recs
         .iter()
         .map(|r| {
             r["references"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         })
         .collect();
     use v2l_metrics::caption::{bleu, cider_d, Tokenization};
     let b = bleu(&cands, &refs, Tokenization::Ptb)?;
     let c = cider_d(&cands, &refs, Tokenization::Ptb)?;
-    let cs = mean_of(log, "clip_score", |r| r["task"] == "caption" && r["k"] == settings.k)
-        .map_or("–".to_string(), |(m, _)| format!("{m:.2}"));
+    let cs = mean_of(log, "clip_score", |r| {
+        r["task"] == "caption" && r["k"] == settings.k
+    })
+    .map_or("–".to_string(), |(m, _)| format!("{m:.2}"));
     Ok(Table {
         title: "Few-shot captioning".into(),
         columns: ["setting", "BLEU-4 ↑", "CIDEr-D ↑", "CLIP score ↑", "images"]
@@ -735,7 +800,8 @@ pub fn run_caption<B: Backend>(
             cands.len().to_string(),
         ]],
         notes: vec![
-            "prompts are v2l-rs's design (the reference has no captioning code); see docs/tasks.md".into(),
+            "prompts are v2l-rs's design (the reference has no captioning code); see docs/tasks.md"
+                .into(),
             "BLEU-4 and CIDEr-D as pycocoevalcap computes them on PTB-style tokens, ×100".into(),
             format!("log: {}", log.path().display()),
         ],
@@ -791,11 +857,15 @@ pub fn run_vqa<B: Backend>(
         }
         progress(i + 1, queries.len());
     }
-    let (mean, n) = mean_of(log, "accuracy", |r| r["task"] == "vqa" && r["k"] == settings.k)
-        .unwrap_or((f64::NAN, 0));
+    let (mean, n) = mean_of(log, "accuracy", |r| {
+        r["task"] == "vqa" && r["k"] == settings.k
+    })
+    .unwrap_or((f64::NAN, 0));
     Ok(Table {
         title: "Few-shot VQA".into(),
-        columns: ["setting", "VQA accuracy ↑", "questions"].map(String::from).to_vec(),
+        columns: ["setting", "VQA accuracy ↑", "questions"]
+            .map(String::from)
+            .to_vec(),
         rows: vec![vec![
             format!("{}-shot, k = {}", settings.shots, settings.k),
             format!("{:.2}", 100.0 * mean),

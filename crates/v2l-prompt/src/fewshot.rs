@@ -8,14 +8,13 @@
 
 use burn::tensor::backend::Backend;
 use serde::Serialize;
-use v2l_llm::{Constraint, GenerateOptions, Llama, Sampling, Trie, UnionMask};
 use v2l_llm::tokenizer::LlmTokenizer;
+use v2l_llm::{Constraint, GenerateOptions, Llama, Sampling, Trie, UnionMask};
 use v2l_metrics::accuracy::{is_correct, MatchRule};
 
 use crate::error::Result;
 use crate::prompt::{
-    check_context, class_candidates, fewshot_prompt, sorted_classes, InstructionStyle,
-    LabelledText,
+    check_context, class_candidates, fewshot_prompt, sorted_classes, InstructionStyle, LabelledText,
 };
 
 /// The reference's number of generated tokens.

@@ -20,15 +20,15 @@
 //! with the `llama-tokenizer-js` package (`scripts/gen_prompt_fixtures.mjs`).
 
 pub mod caption;
-mod error;
 pub mod episodes;
+mod error;
 pub mod eval;
 pub mod fewshot;
 pub mod prompt;
 pub mod restore;
 
-pub use error::{PromptError, Result};
 pub use episodes::{ClassNames, Episode, Item};
+pub use error::{PromptError, Result};
 pub use fewshot::{classify, Decoding, FewShotOptions, Prediction, TextEpisode};
 pub use prompt::{InstructionStyle, LabelledText};
 pub use restore::{ExampleMode, RestoreOptions, Restorer, Task};

@@ -179,7 +179,11 @@ pub fn noisy_examples(
     rng: &mut StdRng,
 ) -> Result<Vec<ExamplePair>> {
     let len = sources.first().map_or(0, |s| s.0.len());
-    if sources.is_empty() || sources.iter().any(|(a, b)| a.len() != len || b.len() != len) {
+    if sources.is_empty()
+        || sources
+            .iter()
+            .any(|(a, b)| a.len() != len || b.len() != len)
+    {
         return Err(PromptError::InvalidInput(
             "example sources must be non-empty (clean, corrupted) pairs of one length".into(),
         ));
@@ -279,7 +283,10 @@ pub fn restore_ids(
     options: &RestoreOptions,
 ) -> Result<(Vec<u32>, Vec<Call>)> {
     let total = k + grid[0] * grid[1];
-    if corrupted.len() != total || examples.iter().any(|(a, b)| a.len() != total || b.len() != total)
+    if corrupted.len() != total
+        || examples
+            .iter()
+            .any(|(a, b)| a.len() != total || b.len() != total)
     {
         return Err(PromptError::InvalidInput(format!(
             "sequences must hold {k} global + {}×{} local ids = {total}",
@@ -306,12 +313,18 @@ pub fn restore_ids(
         let (ex_in, query_in): (Vec<Vec<u32>>, Vec<u32>) = if task.uses_preceding() {
             let lo = start.saturating_sub(options.prompt_length);
             (
-                examples.iter().map(|(c, _)| c[lo..start].to_vec()).collect(),
+                examples
+                    .iter()
+                    .map(|(c, _)| c[lo..start].to_vec())
+                    .collect(),
                 current[lo..start].to_vec(),
             )
         } else {
             (
-                examples.iter().map(|(_, t)| t[start..end].to_vec()).collect(),
+                examples
+                    .iter()
+                    .map(|(_, t)| t[start..end].to_vec())
+                    .collect(),
                 current[start..end].to_vec(),
             )
         };
@@ -345,7 +358,9 @@ pub fn gaussian_kernel(ksize: usize) -> Vec<f64> {
         1 => vec![1.0],
         3 => vec![0.25, 0.5, 0.25],
         5 => vec![0.0625, 0.25, 0.375, 0.25, 0.0625],
-        7 => vec![0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+        7 => vec![
+            0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125,
+        ],
         9 => [4.0, 13.0, 30.0, 51.0, 60.0, 51.0, 30.0, 13.0, 4.0]
             .iter()
             .map(|v| v / 256.0)
@@ -446,8 +461,7 @@ pub fn shift_crop(rgb: &RgbImage, n: u32) -> Result<Vec<f32>> {
         for x in 0..n {
             let px = resized.get_pixel(x0 + x, y0 + y);
             for c in 0..3 {
-                out[c * plane + (y * n + x) as usize] =
-                    (f64::from(px.0[c]) / 127.5 - 1.0) as f32;
+                out[c * plane + (y * n + x) as usize] = (f64::from(px.0[c]) / 127.5 - 1.0) as f32;
             }
         }
     }
@@ -460,7 +474,13 @@ pub fn shift_crop(rgb: &RgbImage, n: u32) -> Result<Vec<f32>> {
 ///
 /// # Errors
 /// A wrong-sized input.
-pub fn corrupt(task: Task, x: &[f32], n: usize, original: &RgbImage, rng: &mut StdRng) -> Result<Vec<f32>> {
+pub fn corrupt(
+    task: Task,
+    x: &[f32],
+    n: usize,
+    original: &RgbImage,
+    rng: &mut StdRng,
+) -> Result<Vec<f32>> {
     if x.len() != 3 * n * n {
         return Err(PromptError::InvalidInput(format!(
             "expected a [3, {n}, {n}] input, got {} values",
@@ -531,7 +551,9 @@ impl<B: Backend> Restorer<'_, B> {
         clip_source: &DynamicImage,
         n: usize,
     ) -> Result<(Vec<u32>, [usize; 2])> {
-        let (_, c) = self.tokenizer.preprocess(std::slice::from_ref(clip_source))?;
+        let (_, c) = self
+            .tokenizer
+            .preprocess(std::slice::from_ref(clip_source))?;
         let device = c.device();
         let t = burn::tensor::Tensor::<B, 4>::from_data(
             burn::tensor::TensorData::new(x, [1, 3, n, n]),
@@ -551,7 +573,12 @@ impl<B: Backend> Restorer<'_, B> {
     /// # Errors
     /// A local codebook that does not match the LLM vocabulary; honest mode
     /// without other images; tokenizer, model and context errors.
-    pub fn restore(&self, image: &DynamicImage, others: &[DynamicImage], task: Task) -> Result<Restoration> {
+    pub fn restore(
+        &self,
+        image: &DynamicImage,
+        others: &[DynamicImage],
+        task: Task,
+    ) -> Result<Restoration> {
         let cfg = self.tokenizer.config();
         let vocab = self.llm_tokenizer.vocab_size();
         if cfg.n_local != vocab {

@@ -82,8 +82,18 @@ fn local_expand_filter_pipeline() {
     std::fs::write(&tok, json.to_string()).unwrap();
     let local = d.join("local.safetensors");
     run_ok(&[
-        "codebook", "local", "--tokenizer", s(&tok), "--clip", s(&tiny_clip()), "--bpe", s(&bpe),
-        "--precision", "f32", "--out", s(&local),
+        "codebook",
+        "local",
+        "--tokenizer",
+        s(&tok),
+        "--clip",
+        s(&tiny_clip()),
+        "--bpe",
+        s(&bpe),
+        "--precision",
+        "f32",
+        "--out",
+        s(&local),
     ]);
     let cb = Codebook::load(&local).unwrap();
     assert_eq!(cb.strings().unwrap(), ["[UNK]", "dog", "café"]);
@@ -112,10 +122,18 @@ fn local_expand_filter_pipeline() {
     };
     let exp = d.join("expansions.json");
     run_ok(&[
-        "codebook", "expand", "--llm", s(&gguf), "--ids", "35..36", "--expansions-only",
-        "--out", s(&exp),
+        "codebook",
+        "expand",
+        "--llm",
+        s(&gguf),
+        "--ids",
+        "35..36",
+        "--expansions-only",
+        "--out",
+        s(&exp),
     ]);
-    let got: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&exp).unwrap()).unwrap();
+    let got: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&exp).unwrap()).unwrap();
     let reference: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(cb_fixture("expansion/reference.json")).unwrap(),
     )
@@ -127,8 +145,20 @@ fn local_expand_filter_pipeline() {
 
     let cands = d.join("candidates.safetensors");
     run_ok(&[
-        "codebook", "expand", "--llm", s(&gguf), "--ids", "35..37", "--mode", "corrected",
-        "--clip", s(&tiny_clip()), "--bpe", s(&bpe), "--out", s(&cands),
+        "codebook",
+        "expand",
+        "--llm",
+        s(&gguf),
+        "--ids",
+        "35..37",
+        "--mode",
+        "corrected",
+        "--clip",
+        s(&tiny_clip()),
+        "--bpe",
+        s(&bpe),
+        "--out",
+        s(&cands),
     ]);
     let c = Codebook::load(&cands).unwrap();
     assert_eq!(c.rows(), 6);
@@ -143,21 +173,56 @@ fn local_expand_filter_pipeline() {
         let img = image::RgbImage::from_fn(24, 20, |x, y| {
             image::Rgb([(x * 9 + i * 40) as u8, (y * 11) as u8, (i * 50) as u8])
         });
-        let p = if i % 2 == 0 { imgs.join(format!("{i}.png")) } else { imgs.join(format!("sub/{i}.png")) };
+        let p = if i % 2 == 0 {
+            imgs.join(format!("{i}.png"))
+        } else {
+            imgs.join(format!("sub/{i}.png"))
+        };
         img.save(p).unwrap();
     }
     let global = d.join("global.safetensors");
     run_ok(&[
-        "codebook", "filter", "--candidates", s(&cands), "--clip", s(&tiny_clip()), "--images",
-        s(&imgs), "--top", "2", "--keep", "3", "--out", s(&global),
+        "codebook",
+        "filter",
+        "--candidates",
+        s(&cands),
+        "--clip",
+        s(&tiny_clip()),
+        "--images",
+        s(&imgs),
+        "--top",
+        "2",
+        "--keep",
+        "3",
+        "--out",
+        s(&global),
     ]);
     let g = Codebook::load(&global).unwrap();
     assert_eq!(g.rows(), 3);
     assert!(g.votes().unwrap().iter().sum::<u64>() <= 10);
     assert_eq!(g.provenance["images"], 5);
     // Bad inputs.
-    let e = run_err(&["codebook", "expand", "--llm", s(&gguf), "--ids", "9..2", "--expansions-only", "--out", s(&exp)]);
+    let e = run_err(&[
+        "codebook",
+        "expand",
+        "--llm",
+        s(&gguf),
+        "--ids",
+        "9..2",
+        "--expansions-only",
+        "--out",
+        s(&exp),
+    ]);
     assert!(e.contains("--ids"), "{e}");
-    let e = run_err(&["codebook", "filter", "--candidates", s(&cands), "--clip", s(&tiny_clip()), "--out", s(&global)]);
+    let e = run_err(&[
+        "codebook",
+        "filter",
+        "--candidates",
+        s(&cands),
+        "--clip",
+        s(&tiny_clip()),
+        "--out",
+        s(&global),
+    ]);
     assert!(e.contains("--images"), "{e}");
 }

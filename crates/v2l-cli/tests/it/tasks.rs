@@ -13,7 +13,9 @@ use crate::v2l;
 type B = v2l::backend::Cpu;
 
 fn root(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 fn s(p: &Path) -> &str {
@@ -34,20 +36,28 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     }))
     .unwrap();
     let model = V2lModel::<B>::random(&config, 3, &Default::default()).unwrap();
-    let words: Vec<String> = ["red", "fur", "wool", "coat", "x", "y"].map(String::from).to_vec();
+    let words: Vec<String> = ["red", "fur", "wool", "coat", "x", "y"]
+        .map(String::from)
+        .to_vec();
     let src = TorchArchive::open(&tiny).unwrap();
     let bundle = dir.join("bundle");
     write_bundle(
         &bundle,
         &model,
-        &BundleExtras { clip: Some((&src, "visual.")), global_words: Some(&words), provenance: serde_json::Value::Null },
+        &BundleExtras {
+            clip: Some((&src, "visual.")),
+            global_words: Some(&words),
+            provenance: serde_json::Value::Null,
+        },
     )
     .unwrap();
     // A word-level tokenizer for the tiny LLaMA (256 ids, BOS <s> = 1).
     let mut vocab = serde_json::Map::new();
-    for (i, w) in ["[UNK]", "<s>", "</s>", "###", "Input:", "<", ">", "Output:", "red", "fur", "wool", "coat"]
-        .iter()
-        .enumerate()
+    for (i, w) in [
+        "[UNK]", "<s>", "</s>", "###", "Input:", "<", ">", "Output:", "red", "fur", "wool", "coat",
+    ]
+    .iter()
+    .enumerate()
     {
         vocab.insert((*w).to_string(), i.into());
     }
@@ -77,7 +87,13 @@ fn images(dir: &Path) -> PathBuf {
     for (c, shade) in [("a", 40u8), ("b", 200u8)] {
         std::fs::create_dir_all(imgs.join(c)).unwrap();
         for i in 0..3u8 {
-            let im = image::RgbImage::from_fn(36, 32, |x, y| image::Rgb([shade, ((x * 7 + u32::from(i) * 20) % 256) as u8, ((y * 5) % 256) as u8]));
+            let im = image::RgbImage::from_fn(36, 32, |x, y| {
+                image::Rgb([
+                    shade,
+                    ((x * 7 + u32::from(i) * 20) % 256) as u8,
+                    ((y * 5) % 256) as u8,
+                ])
+            });
             im.save(imgs.join(c).join(format!("{i}.png"))).unwrap();
         }
     }
@@ -100,12 +116,37 @@ fn classify_restore_and_eval_on_tiny_models() {
     let csv = d.join("2_way_1_shot.csv");
     std::fs::write(&csv, "a/0.png,b/0.png,a/1.png,\nb/1.png,a/2.png,b/2.png,\n").unwrap();
     let log = d.join("classify.jsonl");
-    let common = ["--checkpoint", s(&bundle), "--llm", s(&llm), "--tokenizer", s(&tok)];
+    let common = [
+        "--checkpoint",
+        s(&bundle),
+        "--llm",
+        s(&llm),
+        "--tokenizer",
+        s(&tok),
+    ];
     let mut args: Vec<&str> = vec!["classify"];
     args.extend(common);
-    args.extend(["--images", s(&imgs), "--classes", s(&classes), "--episodes", s(&csv), "--way", "2", "--shot", "1", "--log", s(&log), "--json"]);
+    args.extend([
+        "--images",
+        s(&imgs),
+        "--classes",
+        s(&classes),
+        "--episodes",
+        s(&csv),
+        "--way",
+        "2",
+        "--shot",
+        "1",
+        "--log",
+        s(&log),
+        "--json",
+    ]);
     let out = run(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let records: Vec<serde_json::Value> = stdout
         .lines()
@@ -118,9 +159,15 @@ fn classify_restore_and_eval_on_tiny_models() {
         assert_eq!(r["tokens"].as_array().unwrap().len(), 16);
         // Scored as an exact prefix of the decoded text.
         let pred = r["prediction"].as_str().unwrap();
-        assert_eq!(r["correct"], pred.starts_with(r["target"].as_str().unwrap()));
+        assert_eq!(
+            r["correct"],
+            pred.starts_with(r["target"].as_str().unwrap())
+        );
     }
-    assert!(stdout.contains(&format!("2-way 1-shot, k = 3: {correct}/2 correct")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("2-way 1-shot, k = 3: {correct}/2 correct")),
+        "{stdout}"
+    );
     // Rerunning with the same log computes nothing new.
     let before = std::fs::read_to_string(&log).unwrap();
     assert!(run(&args).status.success());
@@ -132,7 +179,14 @@ fn classify_restore_and_eval_on_tiny_models() {
     std::fs::write(&bad_csv, "a/0.png,b/0.png,a/1.png,\na/0.png,\n").unwrap();
     let mut a2: Vec<&str> = vec!["classify"];
     a2.extend(common);
-    a2.extend(["--images", s(&imgs), "--classes", s(&classes), "--episodes", s(&bad_csv)]);
+    a2.extend([
+        "--images",
+        s(&imgs),
+        "--classes",
+        s(&classes),
+        "--episodes",
+        s(&bad_csv),
+    ]);
     let e = String::from_utf8(run(&a2).stderr).unwrap();
     assert!(e.contains("line 2"), "{e}");
     std::fs::write(&bad_csv, "a/0.png,c/0.png,a/1.png,\n").unwrap();
@@ -140,7 +194,16 @@ fn classify_restore_and_eval_on_tiny_models() {
     assert!(e.contains("unknown class id \"c\""), "{e}");
     let mut a3: Vec<&str> = vec!["classify"];
     a3.extend(common);
-    a3.extend(["--images", s(&imgs), "--classes", s(&classes), "--episodes", s(&csv), "--max-seq-len", "20"]);
+    a3.extend([
+        "--images",
+        s(&imgs),
+        "--classes",
+        s(&classes),
+        "--episodes",
+        s(&csv),
+        "--max-seq-len",
+        "20",
+    ]);
     let e = String::from_utf8(run(&a3).stderr).unwrap();
     assert!(e.contains("context window of 20"), "{e}");
 
@@ -161,9 +224,30 @@ fn classify_restore_and_eval_on_tiny_models() {
     let table = d.join("table.md");
     let eval_log = d.join("eval.jsonl");
     let rec_log = d.join("rec.jsonl");
-    a5.extend(["--images", s(&imgs), "--classes", s(&classes), "--episodes-dir", s(d), "--ways", "2", "--shots", "1", "--ks", "1,3", "--log", s(&eval_log), "--table", s(&table)]);
+    a5.extend([
+        "--images",
+        s(&imgs),
+        "--classes",
+        s(&classes),
+        "--episodes-dir",
+        s(d),
+        "--ways",
+        "2",
+        "--shots",
+        "1",
+        "--ks",
+        "1,3",
+        "--log",
+        s(&eval_log),
+        "--table",
+        s(&table),
+    ]);
     let out = run(&a5);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let md = std::fs::read_to_string(&table).unwrap();
     assert!(md.contains("| global tokens k | 2-way 1-shot |"), "{md}");
     assert!(md.contains("(n=2)"), "{md}");
@@ -172,7 +256,14 @@ fn classify_restore_and_eval_on_tiny_models() {
     a6.extend(common);
     a6.extend(["--images", s(&imgs), "--size", "32", "--log", s(&rec_log)]);
     let out = run(&a6);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let md = String::from_utf8(out.stdout).unwrap();
-    assert!(md.contains("Reconstruction at 32×32") && md.contains("| 32 px |"), "{md}");
+    assert!(
+        md.contains("Reconstruction at 32×32") && md.contains("| 32 px |"),
+        "{md}"
+    );
 }

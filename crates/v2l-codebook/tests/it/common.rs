@@ -18,7 +18,8 @@ pub fn fixture(rel: &str) -> PathBuf {
 /// The tiny random CLIP of v2l-clip's fixtures (text vocab 1000, width 128,
 /// 2 layers, output 64; vision 32 px).
 pub fn tiny_clip_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../v2l-clip/tests/fixtures/model/tiny_openai.pth")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../v2l-clip/tests/fixtures/model/tiny_openai.pth")
 }
 
 /// LLaMA-2's tokenizer (from the `llama2-vocab` asset), if cached.

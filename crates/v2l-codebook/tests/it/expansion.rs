@@ -44,16 +44,38 @@ fn smollm2_expansion_matches_transformers_greedy() {
             let m = &r[key];
             assert_eq!(g.id as u64, r["id"].as_u64().unwrap());
             assert_eq!(g.unigram, r["text1"].as_str().unwrap(), "id {}", g.id);
-            assert_eq!(expander.prompt(&g.unigram).unwrap(), ids(&m["prompt1_ids"]), "id {}", g.id);
+            assert_eq!(
+                expander.prompt(&g.unigram).unwrap(),
+                ids(&m["prompt1_ids"]),
+                "id {}",
+                g.id
+            );
             let near = |gap: &str| m[gap].as_f64().unwrap() < NEAR_TIE;
             if g.next[0] != m["n1"].as_u64().unwrap() as u32 {
-                assert!(near("gap1"), "{key} id {}: n1 {} vs {}", g.id, g.next[0], m["n1"]);
+                assert!(
+                    near("gap1"),
+                    "{key} id {}: n1 {} vs {}",
+                    g.id,
+                    g.next[0],
+                    m["n1"]
+                );
                 continue;
             }
             assert_eq!(g.bigram, m["text2"].as_str().unwrap(), "{key} id {}", g.id);
-            assert_eq!(expander.prompt(&g.bigram).unwrap(), ids(&m["prompt2_ids"]), "id {}", g.id);
+            assert_eq!(
+                expander.prompt(&g.bigram).unwrap(),
+                ids(&m["prompt2_ids"]),
+                "id {}",
+                g.id
+            );
             if g.next[1] != m["n2"].as_u64().unwrap() as u32 {
-                assert!(near("gap2"), "{key} id {}: n2 {} vs {}", g.id, g.next[1], m["n2"]);
+                assert!(
+                    near("gap2"),
+                    "{key} id {}: n2 {} vs {}",
+                    g.id,
+                    g.next[1],
+                    m["n2"]
+                );
                 continue;
             }
             assert_eq!(g.trigram, m["text3"].as_str().unwrap(), "{key} id {}", g.id);

@@ -114,7 +114,9 @@ fn voting_job_matches_brute_force_and_resumes() {
     // 40 random candidate rows of width 64 (the tiny CLIP's output width).
     let mut state = 12345u64;
     let mut rnd = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as f64 / (1u64 << 31) as f64 - 1.0) as f32
     };
     let rows: Vec<f32> = (0..40 * 64).map(|_| rnd()).collect();
@@ -123,14 +125,27 @@ fn voting_job_matches_brute_force_and_resumes() {
     // Brute force in f64 from CLIP's embeddings.
     let n = 7;
     let imgs: Vec<DynamicImage> = (0..n).map(synthetic_image).collect();
-    let emb = clip.encode_images(&imgs, 4).unwrap().into_data().to_vec::<f32>().unwrap();
+    let emb = clip
+        .encode_images(&imgs, 4)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     let mut expected = vec![0u64; 40];
     for e in emb.chunks(64) {
         let norm = e.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
         let mut dots: Vec<(usize, f64)> = rows
             .chunks(64)
             .enumerate()
-            .map(|(j, r)| (j, r.iter().zip(e).map(|(&a, &b)| f64::from(a) * f64::from(b) / norm).sum()))
+            .map(|(j, r)| {
+                (
+                    j,
+                    r.iter()
+                        .zip(e)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b) / norm)
+                        .sum(),
+                )
+            })
             .collect();
         dots.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         for &(j, _) in &dots[..5] {
@@ -141,7 +156,11 @@ fn voting_job_matches_brute_force_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("votes");
     // First run fails at image 4: chunks [0, 2) and [2, 4) are kept.
-    let failing = Synthetic { n, fail_at: Some(4), loaded: RefCell::new(Vec::new()) };
+    let failing = Synthetic {
+        n,
+        fail_at: Some(4),
+        loaded: RefCell::new(Vec::new()),
+    };
     let mut reports = Vec::new();
     let err = filter::vote(&clip, &cb, &failing, 5, 2, &work, "tiny", &mut |p| {
         reports.push((p.done, p.total))
@@ -149,7 +168,11 @@ fn voting_job_matches_brute_force_and_resumes() {
     assert!(err.is_err());
     assert_eq!(reports.last(), Some(&(4, 7)));
     // The second run loads only the images not yet counted.
-    let working = Synthetic { n, fail_at: None, loaded: RefCell::new(Vec::new()) };
+    let working = Synthetic {
+        n,
+        fail_at: None,
+        loaded: RefCell::new(Vec::new()),
+    };
     let votes = filter::vote(&clip, &cb, &working, 5, 2, &work, "tiny", &mut |_| {}).unwrap();
     assert_eq!(*working.loaded.borrow(), vec![4, 5, 6]);
     assert_eq!(votes.images, 7);
@@ -157,5 +180,8 @@ fn voting_job_matches_brute_force_and_resumes() {
     assert_eq!(votes.counts, expected);
     // Another CLIP id in the same folder is refused.
     let e = filter::vote(&clip, &cb, &working, 5, 2, &work, "other", &mut |_| {}).unwrap_err();
-    assert!(matches!(e, CodebookError::JobMismatch { ref what, .. } if what == "clip"), "{e}");
+    assert!(
+        matches!(e, CodebookError::JobMismatch { ref what, .. } if what == "clip"),
+        "{e}"
+    );
 }

@@ -27,15 +27,19 @@ fn expected(key: &str) -> Vec<f32> {
 fn tiny() -> (Clip<B>, ClipTokenizer) {
     let clip = Clip::<B>::load(tiny_clip_path(), &Default::default()).unwrap();
     let tok = ClipTokenizer::from_bpe_file(fixture("templates/tiny_bpe.txt")).unwrap();
-    assert_eq!((tok.vocab_size(), tok.sot_id(), tok.eot_id()), (1000, 998, 999));
+    assert_eq!(
+        (tok.vocab_size(), tok.sot_id(), tok.eot_id()),
+        (1000, 998, 999)
+    );
     (clip, tok)
 }
 
 #[test]
 fn templates_are_clips_80() {
-    let reference: Vec<String> =
-        serde_json::from_str(&std::fs::read_to_string(fixture("templates/templates.json")).unwrap())
-            .unwrap();
+    let reference: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(fixture("templates/templates.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(reference, IMAGENET_TEMPLATES);
 }
 
@@ -59,7 +63,9 @@ fn template_average_matches_python() {
     let renorm = expected("mean_renormalised");
     // One entry per forward pass, and several: the same rows.
     for batch in [80, 640] {
-        let e = TemplateEmbedder::new(&clip, &tok).unwrap().batch_prompts(batch);
+        let e = TemplateEmbedder::new(&clip, &tok)
+            .unwrap()
+            .batch_prompts(batch);
         let got = e.embed(&entries).unwrap();
         let err = rel_err(&got, &mean);
         println!("batch {batch}: rel. error {err:.2e}");
@@ -70,7 +76,9 @@ fn template_average_matches_python() {
             assert!(n < 0.999 && n > 0.1, "{n}");
         }
     }
-    let e = TemplateEmbedder::new(&clip, &tok).unwrap().renormalize(true);
+    let e = TemplateEmbedder::new(&clip, &tok)
+        .unwrap()
+        .renormalize(true);
     let err = rel_err(&e.embed(&entries).unwrap(), &renorm);
     assert!(err <= 1e-4, "{err}");
 }
@@ -103,19 +111,30 @@ fn local_codebook_row_i_is_token_i_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let llm_tok = word_tokenizer(dir.path());
     let texts = vocabulary_texts(&llm_tok).unwrap();
-    assert_eq!(texts, ["[UNK]", "ing", "dog", "3", "café", "doghouse", "zzz"]);
+    assert_eq!(
+        texts,
+        ["[UNK]", "ing", "dog", "3", "café", "doghouse", "zzz"]
+    );
 
     let embedder = TemplateEmbedder::new(&clip, &tok).unwrap();
     let work = dir.path().join("work");
     let mut last = None;
     let chunks = embedder
-        .embed_chunked(&texts, &work, "tiny", 2, &mut |p| last = Some((p.done, p.total)))
+        .embed_chunked(&texts, &work, "tiny", 2, &mut |p| {
+            last = Some((p.done, p.total))
+        })
         .unwrap();
     assert_eq!(last, Some((7, 7)));
     let out = dir.path().join("local.safetensors");
     let ids: Vec<Vec<u32>> = (0..7).map(|i| vec![i]).collect();
     chunks
-        .save(&out, Precision::F32, Some(texts.clone()), Some(ids.clone()), serde_json::json!({"kind": "local"}))
+        .save(
+            &out,
+            Precision::F32,
+            Some(texts.clone()),
+            Some(ids.clone()),
+            serde_json::json!({"kind": "local"}),
+        )
         .unwrap();
     let cb = Codebook::load(&out).unwrap();
     assert_eq!((cb.rows(), cb.dim()), (7, 64));
@@ -133,7 +152,9 @@ fn local_codebook_row_i_is_token_i_and_resumes() {
     }
     // f16 storage rounds each value.
     let half = dir.path().join("half.safetensors");
-    chunks.save(&half, Precision::F16, None, None, serde_json::Value::Null).unwrap();
+    chunks
+        .save(&half, Precision::F16, None, None, serde_json::Value::Null)
+        .unwrap();
     let h = Codebook::load(&half).unwrap();
     let rounded: Vec<f32> = cb
         .embeddings()
@@ -160,7 +181,10 @@ fn local_codebook_row_i_is_token_i_and_resumes() {
         .renormalize(true)
         .embed_chunked(&texts, &work, "tiny", 2, &mut |_| {})
         .unwrap_err();
-    assert!(matches!(e, CodebookError::JobMismatch { ref what, .. } if what == "renormalize"), "{e}");
+    assert!(
+        matches!(e, CodebookError::JobMismatch { ref what, .. } if what == "renormalize"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -170,13 +194,22 @@ fn over_long_entries_are_named() {
     let entries = vec!["dog".to_string(), long.clone(), "ing".into(), long];
     let embedder = TemplateEmbedder::new(&clip, &tok).unwrap();
     match embedder.check_lengths(&entries) {
-        Err(CodebookError::EntryTooLong { count, index, tokens, context, .. }) => {
+        Err(CodebookError::EntryTooLong {
+            count,
+            index,
+            tokens,
+            context,
+            ..
+        }) => {
             assert_eq!((count, index, context), (2, 1, 77));
             assert!(tokens > 77);
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(embedder.embed(&entries), Err(CodebookError::EntryTooLong { index: 1, .. })));
+    assert!(matches!(
+        embedder.embed(&entries),
+        Err(CodebookError::EntryTooLong { index: 1, .. })
+    ));
     // With truncation the entries embed.
     let cut = TemplateEmbedder::new(&clip, &tok)
         .unwrap()

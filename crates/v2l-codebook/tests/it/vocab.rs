@@ -87,7 +87,10 @@ fn expansion_glues_in_faithful_mode_and_keeps_spaces_in_corrected_mode() {
         assert_eq!((e.unigram.as_str(), e.bigram.as_str()), ("dog", bigram));
         assert_eq!(e.trigram, trigram, "{mode:?}");
         assert_eq!(e.next, [house, party]);
-        assert_eq!(e.token_ids(), [vec![dog], vec![dog, house], vec![dog, house, party]]);
+        assert_eq!(
+            e.token_ids(),
+            [vec![dog], vec![dog, house], vec![dog, house, party]]
+        );
         // The prompts: BOS (LLaMA's convention) + "a photo of {text}".
         assert_eq!(llm.seen[0], vec![enc("a photo of dog")]);
         assert_eq!(llm.seen[0][0][0], 1);
@@ -110,7 +113,14 @@ fn candidates_follow_the_reference_order() {
     let (strings, token_ids) = candidates(&out);
     assert_eq!(
         strings,
-        ["dog", "cat", "doghouse", "cathouse", "doghouseparty", "cathouseparty"]
+        [
+            "dog",
+            "cat",
+            "doghouse",
+            "cathouse",
+            "doghouseparty",
+            "cathouseparty"
+        ]
     );
     assert_eq!(token_ids[3], vec![ids[1], house]);
     assert_eq!(token_ids[4], vec![ids[0], house, party]);

@@ -30,7 +30,9 @@ use v2l_prompt::LabelledText;
 type B = Flex;
 
 fn root(rel: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 #[test]
@@ -49,8 +51,14 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
     let device = Default::default();
     let tok = LlmTokenizer::from_gguf(&GgufFile::open(&gguf).unwrap()).unwrap();
     let llm = Llama::<B>::open(&gguf, &device).unwrap();
-    let clip = Clip::<B>::load(root("v2l-clip/tests/fixtures/model/tiny_openai.pth"), &device).unwrap();
-    let bpe = ClipTokenizer::from_bpe_file(root("v2l-codebook/tests/fixtures/templates/tiny_bpe.txt")).unwrap();
+    let clip = Clip::<B>::load(
+        root("v2l-clip/tests/fixtures/model/tiny_openai.pth"),
+        &device,
+    )
+    .unwrap();
+    let bpe =
+        ClipTokenizer::from_bpe_file(root("v2l-codebook/tests/fixtures/templates/tiny_bpe.txt"))
+            .unwrap();
     let embedder = TemplateEmbedder::new(&clip, &bpe)
         .unwrap()
         .with_templates(vec!["a photo of {}.".into()])
@@ -64,7 +72,13 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
     // Row i is token i: the row of " dog" is the embedding of " dog" alone.
     let dog = tok.token_to_id("Ġdog").unwrap() as usize;
     let alone = embedder.embed(&[" dog"]).unwrap();
-    let diff = local.row(dog).unwrap().iter().zip(&alone).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let diff = local
+        .row(dog)
+        .unwrap()
+        .iter()
+        .zip(&alone)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     assert!(diff < 1e-5, "{diff}");
 
     let data = v2l_assets::datasets::fashion_mnist(v2l_assets::datasets::Split::Test).unwrap();
@@ -81,7 +95,12 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
         .collect();
     let mut votes = filter::Votes::new(300, 5);
     let emb = v2l_clip::normalize(clip.encode_images(&images, 8).unwrap());
-    votes.add(&filter::prepare(&cands).unwrap(), &emb.into_data().to_vec::<f32>().unwrap()).unwrap();
+    votes
+        .add(
+            &filter::prepare(&cands).unwrap(),
+            &emb.into_data().to_vec::<f32>().unwrap(),
+        )
+        .unwrap();
     assert_eq!(votes.counts.iter().sum::<u64>(), 200);
     let global = filter_codebook(&cands, &votes, Selection::TopN(40)).unwrap();
     assert_eq!(global.rows(), 40);
@@ -98,9 +117,19 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
     }))
     .unwrap();
     let mut model = V2lModel::<B>::random(&config, 11, &device).unwrap();
-    model.replace_local_codebook(local.embeddings().to_vec()).unwrap();
-    model.replace_global_codebook(global.embeddings().to_vec()).unwrap();
-    model.clip = Clip::<B>::load(root("v2l-clip/tests/fixtures/model/tiny_openai.pth"), &device).unwrap().into_towers().0;
+    model
+        .replace_local_codebook(local.embeddings().to_vec())
+        .unwrap();
+    model
+        .replace_global_codebook(global.embeddings().to_vec())
+        .unwrap();
+    model.clip = Clip::<B>::load(
+        root("v2l-clip/tests/fixtures/model/tiny_openai.pth"),
+        &device,
+    )
+    .unwrap()
+    .into_towers()
+    .0;
     let v2l = V2lTokenizer::new(model, Some(global.strings().unwrap().to_vec()), &device).unwrap();
     let tokens = v2l.encode_images(&images[..12]).unwrap();
     assert_eq!(tokens.grid, [8, 8]);
@@ -119,14 +148,20 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
         visual_text(&words[i])
     };
     for decoding in [Decoding::UnionMask, Decoding::Trie] {
-        let opts = FewShotOptions { decoding, ..FewShotOptions::default() };
+        let opts = FewShotOptions {
+            decoding,
+            ..FewShotOptions::default()
+        };
         let mut correct = 0;
         for ep in &episodes {
             let te = TextEpisode {
                 support: ep
                     .support
                     .iter()
-                    .map(|s| LabelledText { visual: text_of(s), label: names.name(&s.class).unwrap().into() })
+                    .map(|s| LabelledText {
+                        visual: text_of(s),
+                        label: names.name(&s.class).unwrap().into(),
+                    })
                     .collect(),
                 query_visual: text_of(&ep.query),
                 target: names.name(&ep.query.class).unwrap().into(),
@@ -137,8 +172,16 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
                 Decoding::UnionMask => {
                     assert_eq!(p.tokens.len(), 16);
                     for (j, &t) in p.tokens.iter().enumerate() {
-                        let row: Vec<u32> = cands.iter().filter_map(|c| c.get(j).copied()).collect();
-                        assert!(if row.is_empty() { t == 0 } else { row.contains(&t) }, "step {j}: {t}");
+                        let row: Vec<u32> =
+                            cands.iter().filter_map(|c| c.get(j).copied()).collect();
+                        assert!(
+                            if row.is_empty() {
+                                t == 0
+                            } else {
+                                row.contains(&t)
+                            },
+                            "step {j}: {t}"
+                        );
                     }
                 }
                 Decoding::Trie => assert!(cands.contains(&p.tokens), "{:?}", p.tokens),
@@ -151,20 +194,41 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
     }
 
     // 3b. One inpainting (8×8 grid: the 4×4 centre, 8 calls of 2 tokens).
-    let restorer = Restorer { tokenizer: &v2l, llm: &llm, llm_tokenizer: &tok, options: RestoreOptions { seed: 1, ..RestoreOptions::default() } };
+    let restorer = Restorer {
+        tokenizer: &v2l,
+        llm: &llm,
+        llm_tokenizer: &tok,
+        options: RestoreOptions {
+            seed: 1,
+            ..RestoreOptions::default()
+        },
+    };
     let r = restorer.restore(&images[0], &[], Task::Inpainting).unwrap();
     assert_eq!(r.calls.len(), 8);
     let mask = prediction_mask(Task::Inpainting, [8, 8]);
-    for p in 0..64 {
-        if !mask[p] {
-            assert_eq!(r.restored[3 + p], r.clean[3 + p], "position {p} outside the hole changed");
+    for (p, &hole) in mask.iter().enumerate() {
+        if !hole {
+            assert_eq!(
+                r.restored[3 + p],
+                r.clean[3 + p],
+                "position {p} outside the hole changed"
+            );
         }
     }
     assert!(r.restored.iter().all(|&i| (i as usize) < 49_152));
-    assert_eq!(r.restored[..3], r.clean[..3], "faithful mode decodes the clean global tokens");
+    assert_eq!(
+        r.restored[..3],
+        r.clean[..3],
+        "faithful mode decodes the clean global tokens"
+    );
     // PSNR of the restored decode against the clean decode, by hand.
     let (a, b) = (r.clean_decode.as_raw(), r.restored_decode.as_raw());
-    let mse = a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>() / a.len() as f64;
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
     let to_img = |im: &image::RgbImage| {
         let (w, h) = im.dimensions();
         let mut chw = vec![0f32; 3 * (w * h) as usize];
@@ -177,26 +241,67 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
     };
     // Honest mode (examples from other images; the corrupted image's own
     // global tokens) on a deblur: all 64 positions, 32 calls.
-    let honest = Restorer { options: RestoreOptions { seed: 2, mode: v2l_prompt::ExampleMode::Honest, ..RestoreOptions::default() }, ..restorer };
-    assert!(honest.restore(&images[1], &[], Task::Deblur).is_err(), "honest mode needs other images");
-    let h = honest.restore(&images[1], &images[2..4], Task::Deblur).unwrap();
+    let honest = Restorer {
+        options: RestoreOptions {
+            seed: 2,
+            mode: v2l_prompt::ExampleMode::Honest,
+            ..RestoreOptions::default()
+        },
+        ..restorer
+    };
+    assert!(
+        honest.restore(&images[1], &[], Task::Deblur).is_err(),
+        "honest mode needs other images"
+    );
+    let h = honest
+        .restore(&images[1], &images[2..4], Task::Deblur)
+        .unwrap();
     assert_eq!(h.calls.len(), 32);
     assert_eq!(h.restored[..3], h.corrupted[..3]);
 
     // Captioning and VQA stop at the example delimiter.
-    use v2l_prompt::caption::{caption_prompt, generate_answer, vqa_prompt, CaptionExample, VqaExample};
+    use v2l_prompt::caption::{
+        caption_prompt, generate_answer, vqa_prompt, CaptionExample, VqaExample,
+    };
     let ex = vec![
-        CaptionExample { visual: visual_text(&words[0]), caption: "a plain shirt".into() },
-        CaptionExample { visual: visual_text(&words[1]), caption: "a pair of trousers".into() },
+        CaptionExample {
+            visual: visual_text(&words[0]),
+            caption: "a plain shirt".into(),
+        },
+        CaptionExample {
+            visual: visual_text(&words[1]),
+            caption: "a pair of trousers".into(),
+        },
     ];
-    let cap = generate_answer(&llm, &tok, &caption_prompt(&tok, &ex, &visual_text(&words[2])).unwrap(), 12).unwrap();
+    let cap = generate_answer(
+        &llm,
+        &tok,
+        &caption_prompt(&tok, &ex, &visual_text(&words[2])).unwrap(),
+        12,
+    )
+    .unwrap();
     assert!(!cap.contains('\n') && !cap.contains("###"), "{cap:?}");
-    let vq = vec![VqaExample { visual: visual_text(&words[0]), question: "What is it?".into(), answer: "a shirt".into() }];
-    let ans = generate_answer(&llm, &tok, &vqa_prompt(&tok, &vq, &visual_text(&words[2]), "What is it?").unwrap(), 8).unwrap();
+    let vq = vec![VqaExample {
+        visual: visual_text(&words[0]),
+        question: "What is it?".into(),
+        answer: "a shirt".into(),
+    }];
+    let ans = generate_answer(
+        &llm,
+        &tok,
+        &vqa_prompt(&tok, &vq, &visual_text(&words[2]), "What is it?").unwrap(),
+        8,
+    )
+    .unwrap();
     assert!(!ans.contains('\n'), "{ans:?}");
     println!("caption: {cap:?}; answer: {ans:?}");
 
-    let psnr = v2l_metrics::psnr::psnr(&to_img(&r.clean_decode), &to_img(&r.restored_decode), v2l_metrics::psnr::PsnrChannels::Rgb).unwrap();
+    let psnr = v2l_metrics::psnr::psnr(
+        &to_img(&r.clean_decode),
+        &to_img(&r.restored_decode),
+        v2l_metrics::psnr::PsnrChannels::Rgb,
+    )
+    .unwrap();
     if mse > 0.0 {
         let want = 10.0 * (255.0f64 * 255.0 / mse).log10();
         assert!((psnr - want).abs() < 1e-3, "{psnr} vs {want}");

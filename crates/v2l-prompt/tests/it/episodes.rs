@@ -21,7 +21,11 @@ fn csv_parses_the_reference_format_and_names_bad_lines() {
     // A malformed entry, named with its line.
     let bad = "n01/a,n02/b,\nn01/a,nopath,n01/q,\n";
     match parse_csv(bad, None, "f.csv").unwrap_err() {
-        PromptError::Episode { line, message, path } => {
+        PromptError::Episode {
+            line,
+            message,
+            path,
+        } => {
             assert_eq!((line, path.as_str()), (2, "f.csv"));
             assert!(message.contains("nopath"), "{message}");
         }
@@ -43,21 +47,32 @@ fn class_names_from_the_standard_formats() {
     let p = dir.path().join("idx.json");
     std::fs::write(&p, json).unwrap();
     // The evaluation scripts' quirk: eft becomes two spaces.
-    assert_eq!(ClassNames::read(&p, true).unwrap().name(EFT_WNID).unwrap(), "  ");
-    assert_eq!(ClassNames::read(&p, false).unwrap().name(EFT_WNID).unwrap(), "eft");
+    assert_eq!(
+        ClassNames::read(&p, true).unwrap().name(EFT_WNID).unwrap(),
+        "  "
+    );
+    assert_eq!(
+        ClassNames::read(&p, false).unwrap().name(EFT_WNID).unwrap(),
+        "eft"
+    );
     let lines = ClassNames::parse("n01 great white shark\nn02 tench\n", "t").unwrap();
     assert_eq!(lines.name("n01").unwrap(), "great white shark");
     let flat = ClassNames::parse(r#"{"a": "apple"}"#, "t").unwrap();
     assert_eq!(flat.name("a").unwrap(), "apple");
     // An unknown class id is an error naming it.
     match names.name("n99") {
-        Err(PromptError::UnknownClass { id, known }) => assert_eq!((id.as_str(), known), ("n99", 3)),
+        Err(PromptError::UnknownClass { id, known }) => {
+            assert_eq!((id.as_str(), known), ("n99", 3))
+        }
         other => panic!("{other:?}"),
     }
     assert!(ClassNames::parse("{\"a\": 3}", "t").is_err());
     let fm = ClassNames::builtin("fashion-mnist").unwrap();
     assert_eq!(fm.name("9").unwrap(), "Ankle boot");
-    assert_eq!(ClassNames::builtin("mnist").unwrap().name("3").unwrap(), "three");
+    assert_eq!(
+        ClassNames::builtin("mnist").unwrap().name("3").unwrap(),
+        "three"
+    );
     assert!(ClassNames::builtin("cifar").is_err());
 }
 
@@ -72,7 +87,10 @@ fn generated_episodes_are_seeded_and_never_leak_the_query() {
     for e in &a {
         assert_eq!(e.support.len(), 6);
         assert_eq!(e.classes().len(), 3);
-        assert!(!e.support.contains(&e.query), "query in its own support set");
+        assert!(
+            !e.support.contains(&e.query),
+            "query in its own support set"
+        );
         assert!(e.support.iter().any(|s| s.class == e.query.class));
         for c in e.classes() {
             assert_eq!(e.support.iter().filter(|s| s.class == c).count(), 2);

@@ -10,8 +10,10 @@ fn log_resumes_and_drops_a_cut_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("run.jsonl");
     let mut log = JsonlLog::open(&p).unwrap();
-    log.append("a", serde_json::json!({"task": "t", "x": 1.0})).unwrap();
-    log.append("b", serde_json::json!({"task": "t", "x": 3.0})).unwrap();
+    log.append("a", serde_json::json!({"task": "t", "x": 1.0}))
+        .unwrap();
+    log.append("b", serde_json::json!({"task": "t", "x": 3.0}))
+        .unwrap();
     // An interruption in the middle of a line.
     let mut text = std::fs::read_to_string(&p).unwrap();
     text.push_str("{\"task\": \"t\", \"x\"");
@@ -20,7 +22,8 @@ fn log_resumes_and_drops_a_cut_line() {
     assert_eq!(log.len(), 2);
     assert!(log.is_done("a") && log.is_done("b") && !log.is_done("c"));
     assert_eq!(mean_of(&log, "x", |r| r["task"] == "t"), Some((2.0, 2)));
-    log.append("c", serde_json::json!({"task": "t", "x": 5.0})).unwrap();
+    log.append("c", serde_json::json!({"task": "t", "x": 5.0}))
+        .unwrap();
     let again = JsonlLog::open(&p).unwrap();
     assert_eq!(again.len(), 3);
     assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 3);
@@ -33,7 +36,10 @@ fn log_resumes_and_drops_a_cut_line() {
 #[test]
 fn tables_render_as_markdown() {
     let mut r = BTreeMap::new();
-    let acc = |c, t| Accuracy { correct: c, total: t };
+    let acc = |c, t| Accuracy {
+        correct: c,
+        total: t,
+    };
     r.insert((2, 1), BTreeMap::from([(5, acc(3, 4)), (21, acc(1, 4))]));
     r.insert((5, 1), BTreeMap::from([(5, acc(1, 2))]));
     let t = fewshot_table(&r, vec!["LLM: test".into()]);
@@ -46,6 +52,10 @@ fn tables_render_as_markdown() {
          | 21 | 25.0 (n=4) | – |\n\n\
          - LLM: test\n"
     );
-    let empty = Table { title: "x".into(), columns: vec!["a".into()], ..Table::default() };
+    let empty = Table {
+        title: "x".into(),
+        columns: vec!["a".into()],
+        ..Table::default()
+    };
     assert_eq!(empty.to_markdown(), "### x\n\n| a |\n|---|\n");
 }

@@ -11,13 +11,21 @@ use crate::common::{tiny_llm_dir, word_tokenizer};
 
 type B = NdArray;
 
-const WORDS: &[&str] = &["###", "Input:", "<", ">", "Output:", "red", "fur", "wool", "coat", "x", "y"];
+const WORDS: &[&str] = &[
+    "###", "Input:", "<", ">", "Output:", "red", "fur", "wool", "coat", "x", "y",
+];
 
 fn episode() -> TextEpisode {
     TextEpisode {
         support: vec![
-            LabelledText { visual: "x y".into(), label: "red fur".into() },
-            LabelledText { visual: "y y".into(), label: "wool coat".into() },
+            LabelledText {
+                visual: "x y".into(),
+                label: "red fur".into(),
+            },
+            LabelledText {
+                visual: "y y".into(),
+                label: "wool coat".into(),
+            },
         ],
         query_visual: "x x".into(),
         target: "red fur".into(),
@@ -26,13 +34,19 @@ fn episode() -> TextEpisode {
 
 fn logits_after(llm: &Llama<B>, ids: &[u32]) -> Vec<f32> {
     let mut cache = llm.new_cache();
-    llm.next_logits(&[ids.to_vec()], &mut cache).unwrap().remove(0)
+    llm.next_logits(&[ids.to_vec()], &mut cache)
+        .unwrap()
+        .remove(0)
 }
 
 fn best(logits: &[f32], allowed: &[u32]) -> u32 {
     *allowed
         .iter()
-        .max_by(|&&a, &&b| logits[a as usize].total_cmp(&logits[b as usize]).then(b.cmp(&a)))
+        .max_by(|&&a, &&b| {
+            logits[a as usize]
+                .total_cmp(&logits[b as usize])
+                .then(b.cmp(&a))
+        })
         .unwrap()
 }
 
@@ -43,18 +57,25 @@ fn union_mask_and_trie_decoding_on_a_tiny_llm() {
     let llm = Llama::<B>::open(tiny_llm_dir(), &Default::default()).unwrap();
     let id = |w: &str| tok.token_to_id(w).unwrap();
     let ep = episode();
-    let opts = FewShotOptions { style: InstructionStyle::None, ..FewShotOptions::default() };
+    let opts = FewShotOptions {
+        style: InstructionStyle::None,
+        ..FewShotOptions::default()
+    };
     let prompt = episode_prompt(&tok, &ep, &opts).unwrap();
     assert_eq!(prompt[0], 1, "BOS once");
 
     // Union mask: step 0 {red, wool}, step 1 {fur, coat}, step 2 {EOS},
     // then empty rows → id 0; always 16 steps.
-    let rows: [Vec<u32>; 3] = [vec![id("red"), id("wool")], vec![id("fur"), id("coat")], vec![2]];
+    let rows: [Vec<u32>; 3] = [
+        vec![id("red"), id("wool")],
+        vec![id("fur"), id("coat")],
+        vec![2],
+    ];
     let mut seq = prompt.clone();
     let mut want = Vec::new();
     for step in 0..16 {
         let l = logits_after(&llm, &seq);
-        let t = if step < 3 { best(&l, &rows[step]) } else { 0 };
+        let t = rows.get(step).map_or(0, |r| best(&l, r));
         want.push(t);
         seq.push(t);
     }
@@ -69,13 +90,24 @@ fn union_mask_and_trie_decoding_on_a_tiny_llm() {
     assert_eq!(p.correct, name == "red fur", "{name} / {}", p.text);
 
     // Trie: only whole names, stop after EOS.
-    let trie = FewShotOptions { decoding: Decoding::Trie, ..opts.clone() };
+    let trie = FewShotOptions {
+        decoding: Decoding::Trie,
+        ..opts.clone()
+    };
     let t0 = best(&logits_after(&llm, &prompt), &[id("red"), id("wool")]);
-    let t1 = if t0 == id("red") { id("fur") } else { id("coat") };
+    let t1 = if t0 == id("red") {
+        id("fur")
+    } else {
+        id("coat")
+    };
     let p = classify(&llm, &tok, &ep, &trie).unwrap();
     assert_eq!(p.tokens, vec![t0, t1, 2]);
     assert_eq!(p.correct, t0 == id("red"));
-    assert!(p.text.starts_with(if t0 == id("red") { "red fur" } else { "wool coat" }));
+    assert!(p.text.starts_with(if t0 == id("red") {
+        "red fur"
+    } else {
+        "wool coat"
+    }));
 }
 
 #[test]
@@ -86,13 +118,24 @@ fn over_long_prompts_fail_before_generation() {
     let mut ep = episode();
     // The tiny model's context is 64 positions.
     ep.support = (0..12)
-        .map(|i| LabelledText { visual: "x y x".into(), label: if i % 2 == 0 { "red fur" } else { "wool coat" }.into() })
+        .map(|i| LabelledText {
+            visual: "x y x".into(),
+            label: if i % 2 == 0 { "red fur" } else { "wool coat" }.into(),
+        })
         .collect();
     match classify(&llm, &tok, &ep, &FewShotOptions::default()) {
-        Err(PromptError::ContextOverflow { context, generate, .. }) => assert_eq!((context, generate), (64, 16)),
+        Err(PromptError::ContextOverflow {
+            context, generate, ..
+        }) => assert_eq!((context, generate), (64, 16)),
         other => panic!("{other:?}"),
     }
     // A smaller declared window (the reference's max_seq_len) is honoured.
-    let opts = FewShotOptions { context: Some(20), ..FewShotOptions::default() };
-    assert!(matches!(classify(&llm, &tok, &episode(), &opts), Err(PromptError::ContextOverflow { context: 20, .. })));
+    let opts = FewShotOptions {
+        context: Some(20),
+        ..FewShotOptions::default()
+    };
+    assert!(matches!(
+        classify(&llm, &tok, &episode(), &opts),
+        Err(PromptError::ContextOverflow { context: 20, .. })
+    ));
 }

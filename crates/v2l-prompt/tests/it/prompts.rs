@@ -13,7 +13,11 @@ fn reference() -> serde_json::Value {
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
@@ -57,14 +61,22 @@ fn fewshot_prompt_matches_llama_tokenizer_js() {
         (InstructionStyle::Faithful, "faithful"),
         (InstructionStyle::Corrected, "corrected"),
     ] {
-        let opts = FewShotOptions { style, ..FewShotOptions::default() };
+        let opts = FewShotOptions {
+            style,
+            ..FewShotOptions::default()
+        };
         let got = episode_prompt(&tok, &episode, &opts).unwrap();
         assert_eq!(got, ids(&f["ids"][key]), "{key}");
         assert_eq!(got[0], 1, "BOS once, first");
         assert_eq!(got.iter().filter(|&&i| i == 1).count(), 1);
     }
     let cands = class_candidates(&tok, &episode.classes()).unwrap();
-    let want: Vec<Vec<u32>> = f["candidates"].as_array().unwrap().iter().map(ids).collect();
+    let want: Vec<Vec<u32>> = f["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
     assert_eq!(cands, want);
 }
 

@@ -52,8 +52,18 @@ fn noise_schedule_gives_the_reference_counts() {
     }
     // Seeded: the same seed gives the same examples.
     let mut rng2 = StdRng::seed_from_u64(3);
-    assert_eq!(ex, noisy_examples(&[(&clean, &corrupt)], 21, &NOISE_RATES, 32_000, &mut rng2).unwrap());
-    assert!(noisy_examples(&[(&clean, &corrupt[..5])], 21, &NOISE_RATES, 32_000, &mut rng2).is_err());
+    assert_eq!(
+        ex,
+        noisy_examples(&[(&clean, &corrupt)], 21, &NOISE_RATES, 32_000, &mut rng2).unwrap()
+    );
+    assert!(noisy_examples(
+        &[(&clean, &corrupt[..5])],
+        21,
+        &NOISE_RATES,
+        32_000,
+        &mut rng2
+    )
+    .is_err());
 }
 
 /// Writes `1000 + call index` twice and records the prompts.
@@ -80,13 +90,27 @@ fn write_back_is_autoregressive_in_raster_order() {
     let clean: Vec<u32> = (0..277).map(|i| 100 + i).collect();
     let mut rng = StdRng::seed_from_u64(0);
     let examples = noisy_examples(&[(&clean, &clean)], k, &NOISE_RATES, 32_000, &mut rng).unwrap();
-    let mut g = Scripted { prompts: Vec::new(), context: None };
+    let mut g = Scripted {
+        prompts: Vec::new(),
+        context: None,
+    };
     let opts = RestoreOptions::default();
-    let (out, calls) =
-        restore_ids(&tok, &mut g, Task::Inpainting, &clean, &examples, k, [16, 16], &opts).unwrap();
+    let (out, calls) = restore_ids(
+        &tok,
+        &mut g,
+        Task::Inpainting,
+        &clean,
+        &examples,
+        k,
+        [16, 16],
+        &opts,
+    )
+    .unwrap();
     // 8 rows × 4 calls of 2 tokens, in raster order.
     let starts: Vec<usize> = calls.iter().map(|c| c.start).collect();
-    let want: Vec<usize> = (4..12).flat_map(|r| (0..4).map(move |j| k + r * 16 + 4 + 2 * j)).collect();
+    let want: Vec<usize> = (4..12)
+        .flat_map(|r| (0..4).map(move |j| k + r * 16 + 4 + 2 * j))
+        .collect();
     assert_eq!(starts, want);
     for (i, c) in calls.iter().enumerate() {
         assert_eq!(out[c.start..c.start + 2], [1000 + i as u32; 2]);
@@ -100,7 +124,9 @@ fn write_back_is_autoregressive_in_raster_order() {
     }
     // The query of call 1 ends with the 16 tokens before its start, which
     // include call 0's answer (autoregressive), then " >\nOutput: ".
-    let tail = tok.encode(" >\nOutput: ", v2l_llm::tokenizer::AddSpecial::Neither).unwrap();
+    let tail = tok
+        .encode(" >\nOutput: ", v2l_llm::tokenizer::AddSpecial::Neither)
+        .unwrap();
     let p1 = &g.prompts[1];
     let q = &p1[p1.len() - tail.len() - 16..p1.len() - tail.len()];
     let mut expect = clean[calls[1].start - 16..calls[1].start].to_vec();
@@ -110,20 +136,51 @@ fn write_back_is_autoregressive_in_raster_order() {
 
     // Deblur-style: inputs are the corrupted tokens at the same positions.
     let corrupt: Vec<u32> = (0..277).map(|i| 3000 + i).collect();
-    let mut g = Scripted { prompts: Vec::new(), context: None };
-    let (out, calls) =
-        restore_ids(&tok, &mut g, Task::Deblur, &corrupt, &examples, k, [16, 16], &opts).unwrap();
+    let mut g = Scripted {
+        prompts: Vec::new(),
+        context: None,
+    };
+    let (out, calls) = restore_ids(
+        &tok,
+        &mut g,
+        Task::Deblur,
+        &corrupt,
+        &examples,
+        k,
+        [16, 16],
+        &opts,
+    )
+    .unwrap();
     assert_eq!(calls.len(), 128);
     assert_eq!(calls[0].start, 21);
     assert_eq!(out[21..23], [1000, 1000]);
     assert_eq!(out[275..277], [1127, 1127]);
     let p0 = &g.prompts[0];
-    assert_eq!(p0[p0.len() - tail.len() - 2..p0.len() - tail.len()], [3021, 3022]);
+    assert_eq!(
+        p0[p0.len() - tail.len() - 2..p0.len() - tail.len()],
+        [3021, 3022]
+    );
 
     // A prompt past the context window fails before generating.
-    let mut g = Scripted { prompts: Vec::new(), context: Some(100) };
-    let e = restore_ids(&tok, &mut g, Task::Deblur, &corrupt, &examples, k, [16, 16], &opts).unwrap_err();
-    assert!(matches!(e, PromptError::ContextOverflow { context: 100, .. }), "{e}");
+    let mut g = Scripted {
+        prompts: Vec::new(),
+        context: Some(100),
+    };
+    let e = restore_ids(
+        &tok,
+        &mut g,
+        Task::Deblur,
+        &corrupt,
+        &examples,
+        k,
+        [16, 16],
+        &opts,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, PromptError::ContextOverflow { context: 100, .. }),
+        "{e}"
+    );
     assert!(g.prompts.is_empty());
 }
 
@@ -143,7 +200,11 @@ fn corruptions_match_cv2_and_numpy() {
     for k in [5, 7, 9, 11] {
         let want = f.read_f32(&format!("blur_{k}")).unwrap().1;
         let got = gaussian_blur(&x, 3, 20, 20, k);
-        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(err < 2e-6, "kernel {k}: {err}");
     }
     assert_eq!(rot90_ccw(&x, 3, 20), f.read_f32("rot90").unwrap().1);
