@@ -98,22 +98,10 @@ fn main() -> ExitCode {
         Command::Reconstruct(args) => tokenize::run_reconstruct(args),
         Command::Decode(args) => tokenize::run_decode(args),
         Command::ImportOfficial(args) => tokenize::run_import(args),
-        Command::Classify(a) => {
-            let d = a.model.checkpoint.device.clone();
-            device::dispatch(&d, device::CpuBackend::Flex, a)
-        }
-        Command::Caption(a) => {
-            let d = a.model.checkpoint.device.clone();
-            device::dispatch(&d, device::CpuBackend::Flex, a)
-        }
-        Command::Vqa(a) => {
-            let d = a.model.checkpoint.device.clone();
-            device::dispatch(&d, device::CpuBackend::Flex, a)
-        }
-        Command::Restore(a) => {
-            let d = a.model.checkpoint.device.clone();
-            device::dispatch(&d, device::CpuBackend::Flex, a)
-        }
+        Command::Classify(a) => tasks::run(a),
+        Command::Caption(a) => tasks::run(a),
+        Command::Vqa(a) => tasks::run(a),
+        Command::Restore(a) => tasks::run(a),
         Command::Eval(cmd) => tasks::run_eval(cmd),
     };
     match result {

@@ -171,7 +171,6 @@ impl FewShotArgs {
     }
 
     fn source(&self) -> Result<Source, String> {
-        use v2l::assets::datasets::{self, Split};
         match (&self.images, self.dataset.as_deref()) {
             (Some(root), None) => {
                 let path = self
@@ -182,27 +181,34 @@ impl FewShotArgs {
                 Ok((Box::new(FolderImages(root.clone())), names, None))
             }
             (None, Some(d)) => {
-                let (set, key) = match d {
-                    "fashion-mnist" | "fashion-mnist:test" => {
-                        (datasets::fashion_mnist(Split::Test), "fashion-mnist")
-                    }
-                    "fashion-mnist:train" => {
-                        (datasets::fashion_mnist(Split::Train), "fashion-mnist")
-                    }
-                    "mnist" => (datasets::mnist(), "mnist"),
-                    other => {
-                        return Err(format!(
-                            "unknown --dataset {other:?}: fashion-mnist[:train|:test] or mnist"
-                        ))
-                    }
-                };
-                let set = DatasetImages(set.map_err(err)?);
-                let names = ClassNames::builtin(key).map_err(err)?;
+                let (set, names) = open_dataset(d)?;
                 Ok((Box::new(set.clone()), names, Some(set)))
             }
             _ => Err("give --images DIR (with --classes) or --dataset NAME".into()),
         }
     }
+}
+
+/// A cached dataset by name (`fashion-mnist[:test|:train]`, `mnist`) with
+/// its built-in class names.
+fn open_dataset(name: &str) -> Result<(DatasetImages, ClassNames), String> {
+    use v2l::assets::datasets::{self, Split};
+    let (set, key) = match name {
+        "fashion-mnist" | "fashion-mnist:test" => {
+            (datasets::fashion_mnist(Split::Test), "fashion-mnist")
+        }
+        "fashion-mnist:train" => (datasets::fashion_mnist(Split::Train), "fashion-mnist"),
+        "mnist" => (datasets::mnist(), "mnist"),
+        other => {
+            return Err(format!(
+                "unknown --dataset {other:?}: fashion-mnist[:train|:test] or mnist"
+            ))
+        }
+    };
+    Ok((
+        DatasetImages(set.map_err(err)?),
+        ClassNames::builtin(key).map_err(err)?,
+    ))
 }
 
 /// Episode images, class names, and the dataset when one was chosen.
@@ -706,26 +712,13 @@ impl ImageSetArgs {
                 }
             }
             (None, Some(d)) => {
-                let fs = FewShotArgs {
-                    images: None,
-                    dataset: Some(d.to_string()),
-                    classes: None,
-                    eft_quirk: false,
-                    instruction: InstructionArg::Faithful,
-                    decoding: DecodingArg::Union,
-                    repeat: 0,
-                    max_seq_len: None,
-                    count: 0,
-                    seed: 0,
-                };
-                let (src, _, set) = fs.source()?;
-                let set = set.ok_or("internal: no dataset")?;
+                let (set, _) = open_dataset(d)?;
                 for it in set
                     .items()
                     .into_iter()
                     .take(self.limit.unwrap_or(usize::MAX))
                 {
-                    out.push((it.path.clone(), src.load(&it).map_err(err)?));
+                    out.push((it.path.clone(), set.load(&it).map_err(err)?));
                 }
             }
             _ => return Err("give --images DIR or --dataset NAME".into()),
@@ -962,29 +955,47 @@ impl crate::device::OnDevice for TextJob {
     }
 }
 
+/// A task command that runs on `--device`.
+pub trait Job: crate::device::OnDevice {
+    /// The `--device` value.
+    fn device(&self) -> String;
+}
+
+macro_rules! job {
+    ($($t:ty => |$a:ident| $e:expr),* $(,)?) => {
+        $(impl Job for $t {
+            fn device(&self) -> String {
+                let $a = self;
+                $e.clone()
+            }
+        })*
+    };
+}
+
+job!(
+    ClassifyArgs => |a| a.model.checkpoint.device,
+    CaptionArgs => |a| a.model.checkpoint.device,
+    VqaArgs => |a| a.model.checkpoint.device,
+    RestoreCmdArgs => |a| a.model.checkpoint.device,
+    EvalFewshotArgs => |a| a.model.checkpoint.device,
+    EvalRestoreArgs => |a| a.model.checkpoint.device,
+    EvalReconstructArgs => |a| a.model.checkpoint.device,
+    TextJob => |a| a.0.model.checkpoint.device,
+);
+
+/// Run a task command on its device (Flex on the CPU).
+pub fn run<J: Job>(job: J) -> Result<(), String> {
+    let d = job.device();
+    crate::device::dispatch(&d, crate::device::CpuBackend::Flex, job)
+}
+
 /// Run `v2l eval …`.
 pub fn run_eval(cmd: EvalCommand) -> Result<(), String> {
-    use crate::device::{dispatch, CpuBackend::Flex};
     match cmd {
-        EvalCommand::Fewshot(a) => {
-            let d = a.model.checkpoint.device.clone();
-            dispatch(&d, Flex, a)
-        }
-        EvalCommand::Restore(a) => {
-            let d = a.model.checkpoint.device.clone();
-            dispatch(&d, Flex, a)
-        }
-        EvalCommand::Reconstruct(a) => {
-            let d = a.model.checkpoint.device.clone();
-            dispatch(&d, Flex, a)
-        }
-        EvalCommand::Caption(a) => {
-            let d = a.model.checkpoint.device.clone();
-            dispatch(&d, Flex, TextJob(a, TextTask::Caption))
-        }
-        EvalCommand::Vqa(a) => {
-            let d = a.model.checkpoint.device.clone();
-            dispatch(&d, Flex, TextJob(a, TextTask::Vqa))
-        }
+        EvalCommand::Fewshot(a) => run(a),
+        EvalCommand::Restore(a) => run(a),
+        EvalCommand::Reconstruct(a) => run(a),
+        EvalCommand::Caption(a) => run(TextJob(a, TextTask::Caption)),
+        EvalCommand::Vqa(a) => run(TextJob(a, TextTask::Vqa)),
     }
 }

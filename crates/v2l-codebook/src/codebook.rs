@@ -9,6 +9,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CodebookError, Result};
+use crate::job::io;
 
 /// How embeddings are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,13 +172,6 @@ pub(crate) fn write_streamed(
     drop(w);
     std::fs::rename(&tmp, path).map_err(io(path))?;
     parts.write(path)
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CodebookError + '_ {
-    move |source| CodebookError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 fn format_err(path: &Path, m: impl std::fmt::Display) -> CodebookError {

@@ -545,22 +545,25 @@ pub struct Restorer<'a, B: Backend> {
 }
 
 impl<B: Backend> Restorer<'_, B> {
+    /// The CLIP embedding of an image (the global branch's input).
+    fn embedding(&self, image: &DynamicImage) -> Result<burn::tensor::Tensor<B, 2>> {
+        let (_, c) = self.tokenizer.preprocess(std::slice::from_ref(image))?;
+        Ok(self.tokenizer.model().clip_embedding(c)?)
+    }
+
+    /// Tokens of a tokenizer input `x` (`[3, n, n]`) with a CLIP embedding:
+    /// `[k + h·w]` (global then local ids) and the grid.
     fn tokens(
         &self,
         x: Vec<f32>,
-        clip_source: &DynamicImage,
+        embedding: burn::tensor::Tensor<B, 2>,
         n: usize,
     ) -> Result<(Vec<u32>, [usize; 2])> {
-        let (_, c) = self
-            .tokenizer
-            .preprocess(std::slice::from_ref(clip_source))?;
-        let device = c.device();
         let t = burn::tensor::Tensor::<B, 4>::from_data(
             burn::tensor::TensorData::new(x, [1, 3, n, n]),
-            &device,
+            &embedding.device(),
         );
-        let emb = self.tokenizer.model().clip_embedding(c)?;
-        let vt = self.tokenizer.encode_with_embedding(t, emb)?;
+        let vt = self.tokenizer.encode_with_embedding(t, embedding)?;
         let mut seq = vt.global_ids.first().cloned().unwrap_or_default();
         seq.extend(vt.local_ids.first().cloned().unwrap_or_default());
         Ok((seq, vt.grid))
@@ -597,12 +600,15 @@ impl<B: Backend> Restorer<'_, B> {
             .map_err(|e| PromptError::InvalidInput(e.to_string()))?;
         let xt = corrupt(task, &x, n, &rgb, &mut rng)?;
         let corrupted_image = chw_to_rgb(&xt, n);
-        let (clean, grid) = self.tokens(x.clone(), image, n)?;
+        let clean_embedding = self.embedding(image)?;
+        let (clean, grid) = self.tokens(x.clone(), clean_embedding.clone(), n)?;
         let corrupted = match self.options.mode {
-            ExampleMode::Faithful => self.tokens(xt, image, n)?.0,
+            // The reference tokenises the corrupted image with the clean
+            // image's CLIP input.
+            ExampleMode::Faithful => self.tokens(xt, clean_embedding, n)?.0,
             ExampleMode::Honest => {
                 let own = DynamicImage::ImageRgb8(corrupted_image.clone());
-                self.tokens(xt, &own, n)?.0
+                self.tokens(xt, self.embedding(&own)?, n)?.0
             }
         };
         let other_pairs: Vec<(Vec<u32>, Vec<u32>)> = match self.options.mode {
@@ -620,9 +626,9 @@ impl<B: Backend> Restorer<'_, B> {
                         .apply(&orgb)
                         .map_err(|e| PromptError::InvalidInput(e.to_string()))?;
                     let oxt = corrupt(task, &ox, n, &orgb, &mut rng)?;
-                    let oc = self.tokens(ox, o, n)?.0;
+                    let oc = self.tokens(ox, self.embedding(o)?, n)?.0;
                     let own = DynamicImage::ImageRgb8(chw_to_rgb(&oxt, n));
-                    let ot = self.tokens(oxt, &own, n)?.0;
+                    let ot = self.tokens(oxt, self.embedding(&own)?, n)?.0;
                     v.push((oc, ot));
                 }
                 v
