@@ -267,3 +267,165 @@ fn classify_restore_and_eval_on_tiny_models() {
         "{md}"
     );
 }
+
+#[test]
+fn eval_caption_and_vqa_with_clip_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (bundle, tok) = setup(d);
+    images(d);
+    let llm = root("v2l-llm/tests/fixtures/llama/hf");
+    let tiny_clip = root("v2l-clip/tests/fixtures/model/tiny_openai.pth");
+    let bpe = root("v2l-codebook/tests/fixtures/templates/tiny_bpe.txt");
+    let caps = d.join("captions.json");
+    std::fs::write(
+        &caps,
+        serde_json::json!([
+            {"image": "images/a/0.png", "captions": ["red fur"]},
+            {"image": "images/b/0.png", "captions": ["wool coat"]},
+            {"image": "images/a/1.png", "captions": ["red fur", "a red fur"]},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let log = d.join("cap.jsonl");
+    let common = [
+        "--checkpoint",
+        s(&bundle),
+        "--llm",
+        s(&llm),
+        "--tokenizer",
+        s(&tok),
+    ];
+    let mut a: Vec<&str> = vec!["eval", "caption"];
+    a.extend(common);
+    a.extend([
+        "--set",
+        s(&caps),
+        "--shots",
+        "2",
+        "--max-tokens",
+        "4",
+        "--clip",
+        s(&tiny_clip),
+        "--bpe",
+        s(&bpe),
+        "--log",
+        s(&log),
+    ]);
+    let out = run(&a);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.contains("| BLEU-4 ↑ | CIDEr-D ↑ | CLIP score ↑ | images |"),
+        "{md}"
+    );
+    assert!(md.contains("| 2-shot, k = 3 |"), "{md}");
+    // The logged CLIP score is 100·max(cos, 0) of the query image and the
+    // generated caption, recomputed here.
+    let rec: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let caption = rec["caption"].as_str().unwrap().to_string();
+    let clip = v2l::clip::Clip::<B>::load(&tiny_clip, &Default::default()).unwrap();
+    let ct = v2l::clip::ClipTokenizer::from_bpe_file(&bpe).unwrap();
+    let img = image::open(d.join("images/a/1.png")).unwrap();
+    let iv = clip
+        .encode_images(&[img], 1)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let tv = clip
+        .encode_texts(&ct, &[caption], v2l::clip::Truncation::Truncate, 1)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let dot: f64 = iv
+        .iter()
+        .zip(&tv)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
+    let n = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    let want = 100.0 * (dot / (n(&iv) * n(&tv))).max(0.0);
+    assert!(
+        (rec["clip_score"].as_f64().unwrap() - want).abs() < 1e-3,
+        "{rec} vs {want}"
+    );
+
+    // VQA: the logged accuracy is the leave-one-out rule on the answers.
+    let vqa = d.join("vqa.json");
+    let answers = |x: &str| vec![x.to_string(); 10];
+    std::fs::write(
+        &vqa,
+        serde_json::json!([
+            {"image": "images/a/0.png", "question": "what", "answers": answers("red")},
+            {"image": "images/b/0.png", "question": "what", "answers": answers("wool")},
+            {"image": "images/a/1.png", "question": "what", "answers": ["red", "red", "fur", "w5", "w5", "w5", "w5", "x", "y", "z"]},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let vlog = d.join("vqa.jsonl");
+    let mut a: Vec<&str> = vec!["eval", "vqa"];
+    a.extend(common);
+    a.extend([
+        "--set",
+        s(&vqa),
+        "--shots",
+        "2",
+        "--max-tokens",
+        "1",
+        "--log",
+        s(&vlog),
+    ]);
+    let out = run(&a);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&vlog)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let ans = rec["answer"].as_str().unwrap().to_string();
+    let humans: Vec<String> = rec["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let loo: f64 = (0..10)
+        .map(|i| {
+            let m = humans
+                .iter()
+                .enumerate()
+                .filter(|&(j, h)| j != i && *h == ans)
+                .count();
+            (m as f64 / 3.0).min(1.0)
+        })
+        .sum::<f64>()
+        / 10.0;
+    assert!(
+        (rec["accuracy"].as_f64().unwrap() - loo).abs() < 1e-12,
+        "{rec}"
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("| 2-shot, k = 3 |"));
+}
