@@ -67,13 +67,19 @@ fn load<B: Backend>(
     let tok = crate::complete::load_tokenizer_for(Some(&m.llm), m.tokenizer.as_deref())?;
     let weights = LlamaWeights::open(&m.llm).map_err(err)?;
     let llm = Llama::<B>::load(&weights, device).map_err(err)?;
+    let llm_file = if m.llm.is_file() {
+        json!({"file": m.llm.display().to_string(), "bytes": std::fs::metadata(&m.llm).map(|x| x.len()).ok()})
+    } else {
+        json!({"folder": m.llm.display().to_string()})
+    };
     let provenance = json!({
         "v2l": c.checkpoint.display().to_string(),
-        "llm": m.llm.display().to_string(),
+        "v2l_provenance": v2l.provenance(),
+        "llm": llm_file,
         "llm_vocab": tok.vocab_size(),
         "image_size": v2l.image_size().map_err(err)?,
         "k": v2l.config().k,
-        "version": env!("CARGO_PKG_VERSION"),
+        "tool": format!("v2l-rs {}", env!("CARGO_PKG_VERSION")),
     });
     Ok(Loaded {
         v2l,
@@ -278,6 +284,7 @@ impl crate::device::OnDevice for ClassifyArgs {
             }
         };
         let mut log = JsonlLog::open(&log_path).map_err(err)?;
+        log.set_provenance(m.provenance.clone());
         let settings = FewShotEval {
             way: self.way,
             shot: self.shot,
@@ -538,6 +545,7 @@ impl crate::device::OnDevice for RestoreCmdArgs {
         let n = images.len();
         images.extend(named_images(&self.others)?);
         let mut log = JsonlLog::open(self.out_dir.join("results.jsonl")).map_err(err)?;
+        log.set_provenance(m.provenance.clone());
         let pb = bar(n, "images");
         run_restore(
             &restorer,
@@ -631,6 +639,7 @@ impl crate::device::OnDevice for EvalFewshotArgs {
         let (source, names, dataset) = self.fewshot.source()?;
         let ks = parse_list(&self.ks, "ks")?;
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        log.set_provenance(m.provenance.clone());
         let mut results = std::collections::BTreeMap::new();
         for way in parse_list(&self.ways, "ways")? {
             for shot in parse_list(&self.shots, "shots")? {
@@ -766,6 +775,7 @@ impl crate::device::OnDevice for EvalRestoreArgs {
             options: self.restore.options(),
         };
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        log.set_provenance(m.provenance.clone());
         let pb = bar(images.len() * tasks.len(), "restorations");
         run_restore(
             &restorer,
@@ -821,6 +831,7 @@ impl crate::device::OnDevice for EvalReconstructArgs {
         let v2l = V2lTokenizer::<B>::open(&c.checkpoint, &opts, &device).map_err(err)?;
         let images = self.set.load()?;
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        log.set_provenance(json!({"v2l": c.checkpoint.display().to_string(), "v2l_provenance": v2l.provenance(), "image_size": self.size, "tool": format!("v2l-rs {}", env!("CARGO_PKG_VERSION"))}));
         let pb = bar(images.len(), "images");
         let mut t = run_reconstruct(&v2l, &images, &mut log, &mut |d, _| {
             pb.set_position(d as u64)
@@ -893,6 +904,7 @@ impl crate::device::OnDevice for TextJob {
             max_tokens: a.max_tokens,
         };
         let mut log = JsonlLog::open(&a.out.log).map_err(err)?;
+        log.set_provenance(m.provenance.clone());
         let pb = bar(0, "items");
         let mut progress = |d: usize, t: usize| {
             pb.set_length(t as u64);

@@ -32,6 +32,7 @@ pub struct JsonlLog {
     path: PathBuf,
     records: BTreeMap<String, Value>,
     order: Vec<String>,
+    provenance: Option<Value>,
 }
 
 impl JsonlLog {
@@ -88,7 +89,14 @@ impl JsonlLog {
             path,
             records,
             order,
+            provenance: None,
         })
+    }
+
+    /// Attach `provenance` (models, hashes, settings) to every record
+    /// appended from now on, under `"provenance"`.
+    pub fn set_provenance(&mut self, provenance: Value) {
+        self.provenance = Some(provenance);
     }
 
     /// Whether `key` is finished.
@@ -125,6 +133,9 @@ impl JsonlLog {
             .as_object_mut()
             .ok_or_else(|| PromptError::InvalidInput("log records must be JSON objects".into()))?;
         obj.insert("key".into(), json!(key));
+        if let Some(p) = &self.provenance {
+            obj.entry("provenance").or_insert_with(|| p.clone());
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

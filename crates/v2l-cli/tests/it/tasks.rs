@@ -157,6 +157,14 @@ fn classify_restore_and_eval_on_tiny_models() {
     let correct = records.iter().filter(|r| r["correct"] == true).count();
     for r in &records {
         assert_eq!(r["tokens"].as_array().unwrap().len(), 16);
+        // Every record carries its provenance.
+        assert_eq!(
+            (
+                r["provenance"]["image_size"].as_u64(),
+                r["provenance"]["k"].as_u64()
+            ),
+            (Some(32), Some(3))
+        );
         // Scored as an exact prefix of the decoded text.
         let pred = r["prediction"].as_str().unwrap();
         assert_eq!(
