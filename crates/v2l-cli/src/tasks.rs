@@ -551,6 +551,7 @@ impl crate::device::OnDevice for RestoreCmdArgs {
             &restorer,
             &images[..n.max(1).min(images.len())],
             &[task],
+            None,
             &mut log,
             Some(&self.out_dir),
             &mut |d, _| pb.set_position(d as u64),
@@ -751,9 +752,19 @@ pub struct EvalRestoreArgs {
     pub tasks: String,
     #[command(flatten)]
     pub restore: RestoreArgs,
-    /// Save panels under this folder (`task/<image>.png`).
+    /// Save panels under this folder (`task/<image>.png`), with the clean
+    /// inputs and restored decodes alone in `task/clean/` and
+    /// `task/restored/` for `v2l fid`.
     #[arg(long)]
     pub save_dir: Option<PathBuf>,
+    /// Also report LPIPS (AlexNet v0.1, the reference's pyiqa metric) from
+    /// the cached `lpips-backbones` asset.
+    #[arg(long)]
+    pub lpips: bool,
+    /// With --lpips: rescale inputs twice as pyiqa does when fed [-1, 1]
+    /// images (the reference's numbers).
+    #[arg(long)]
+    pub pyiqa_compat: bool,
     #[command(flatten)]
     pub out: EvalOut,
 }
@@ -776,11 +787,28 @@ impl crate::device::OnDevice for EvalRestoreArgs {
         };
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
         log.set_provenance(m.provenance.clone());
+        let lpips = if self.lpips {
+            use v2l::metrics::lpips::{InputRange, Lpips, LpipsNet, ASSET};
+            let w = crate::quality::cached_asset(ASSET, LpipsNet::Alex.asset_file())?;
+            let range = if self.pyiqa_compat {
+                InputRange::PyiqaDoubleRescale
+            } else {
+                InputRange::MinusOneOne
+            };
+            Some(
+                Lpips::<B>::load(LpipsNet::Alex, &w, &device)
+                    .map_err(err)?
+                    .with_input_range(range),
+            )
+        } else {
+            None
+        };
         let pb = bar(images.len() * tasks.len(), "restorations");
         run_restore(
             &restorer,
             &images,
             &tasks,
+            lpips.as_ref(),
             &mut log,
             self.save_dir.as_deref(),
             &mut |d, _| pb.set_position(d as u64),

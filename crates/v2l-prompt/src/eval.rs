@@ -435,16 +435,20 @@ pub fn psnr_ssim(a: &RgbImage, b: &RgbImage) -> Result<(f64, f64)> {
 
 /// Run restorations of `images` for each task, logging one line per
 /// (task, image): PSNR (Y) and SSIM of the restored decode against the
-/// clean input, and of the clean decode (the tokenizer's own ceiling).
-/// `save_dir` receives `task/<id>.png` panels (clean | corrupted | clean
-/// decode | restored) when given.
+/// clean input, of the clean decode (the tokenizer's own ceiling), and LPIPS
+/// when a network is given. `save_dir` receives `task/<id>.png` panels
+/// (clean | corrupted | clean decode | restored) and the clean inputs and
+/// restored decodes alone under `task/clean/` and `task/restored/` (for
+/// `v2l fid`).
 ///
 /// # Errors
-/// As [`Restorer::restore`]; I/O errors writing panels.
+/// As [`Restorer::restore`]; I/O errors writing images.
+#[allow(clippy::too_many_arguments)]
 pub fn run_restore<B: Backend>(
     restorer: &Restorer<'_, B>,
     images: &[(String, DynamicImage)],
     tasks: &[Task],
+    lpips: Option<&v2l_metrics::lpips::Lpips<B>>,
     log: &mut JsonlLog,
     save_dir: Option<&Path>,
     progress: OnProgress<'_>,
@@ -469,6 +473,17 @@ pub fn run_restore<B: Backend>(
             let r = restorer.restore(img, &others, task)?;
             let (psnr, ssim) = psnr_ssim(&r.clean_image, &r.restored_decode)?;
             let (psnr_c, ssim_c) = psnr_ssim(&r.clean_image, &r.clean_decode)?;
+            let lp = match lpips {
+                Some(net) => net
+                    .distance_images(
+                        std::slice::from_ref(&r.clean_image),
+                        std::slice::from_ref(&r.restored_decode),
+                    )
+                    .map_err(|e| PromptError::InvalidInput(format!("LPIPS: {e}")))?
+                    .first()
+                    .map(|&v| f64::from(v)),
+                None => None,
+            };
             if let Some(dir) = save_dir {
                 let d = dir.join(task.name());
                 std::fs::create_dir_all(&d).map_err(io(&d))?;
@@ -495,10 +510,19 @@ pub fn run_restore<B: Backend>(
                         }
                     })
                     .collect();
-                let p = d.join(format!("{safe}.png"));
-                panel
-                    .save(&p)
-                    .map_err(|e| PromptError::InvalidInput(format!("{}: {e}", p.display())))?;
+                let save = |im: &RgbImage, p: PathBuf| -> Result<()> {
+                    if let Some(parent) = p.parent() {
+                        std::fs::create_dir_all(parent).map_err(io(parent))?;
+                    }
+                    im.save(&p)
+                        .map_err(|e| PromptError::InvalidInput(format!("{}: {e}", p.display())))
+                };
+                save(&panel, d.join(format!("{safe}.png")))?;
+                save(&r.clean_image, d.join("clean").join(format!("{safe}.png")))?;
+                save(
+                    &r.restored_decode,
+                    d.join("restored").join(format!("{safe}.png")),
+                )?;
             }
             let changed = r
                 .restored
@@ -509,7 +533,7 @@ pub fn run_restore<B: Backend>(
             log.append(
                 &key,
                 json!({
-                    "task": task.name(), "image": id, "psnr_y": psnr, "ssim": ssim,
+                    "task": task.name(), "image": id, "psnr_y": psnr, "ssim": ssim, "lpips": lp,
                     "clean_decode_psnr_y": psnr_c, "clean_decode_ssim": ssim_c,
                     "calls": r.calls.len(), "tokens_differing_from_clean": changed,
                     "mode": restorer.options.mode, "seed": restorer.options.seed,

@@ -239,6 +239,47 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
         }
         v2l_metrics::Image::from_chw(chw, 3, h as usize, w as usize).unwrap()
     };
+    // The harness: one logged inpainting with LPIPS and saved images.
+    let lpips_w = v2l_assets::fetch::test_asset("lpips-backbones", "alexnet.ckpt").unwrap();
+    let lpips = lpips_w.map(|w| {
+        v2l_metrics::lpips::Lpips::<B>::load(v2l_metrics::lpips::LpipsNet::Alex, &w, &device)
+            .unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = v2l_prompt::eval::JsonlLog::open(dir.path().join("r.jsonl")).unwrap();
+    let named = vec![("img0".to_string(), images[0].clone())];
+    v2l_prompt::eval::run_restore(
+        &restorer,
+        &named,
+        &[Task::Inpainting],
+        lpips.as_ref(),
+        &mut log,
+        Some(dir.path()),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let rec = log.get("restore/inpainting/img0").unwrap();
+    assert_eq!(rec["calls"], 8);
+    // Same seed, same image: the logged run restores what `restore` did.
+    assert_eq!(
+        rec["tokens_differing_from_clean"].as_u64().unwrap() as usize,
+        r.restored
+            .iter()
+            .zip(&r.clean)
+            .filter(|(a, b)| a != b)
+            .count()
+    );
+    assert_eq!(rec["lpips"].is_f64(), lpips.is_some());
+    for sub in [
+        "inpainting/img0.png",
+        "inpainting/clean/img0.png",
+        "inpainting/restored/img0.png",
+    ] {
+        assert!(dir.path().join(sub).is_file(), "{sub}");
+    }
+    let table = v2l_prompt::eval::restore_table(&log, &[Task::Inpainting], vec![]).to_markdown();
+    assert!(table.contains("| inpainting |"), "{table}");
+
     // Honest mode (examples from other images; the corrupted image's own
     // global tokens) on a deblur: all 64 positions, 32 calls.
     let honest = Restorer {
