@@ -362,11 +362,7 @@ pub struct CaptionArgs {
 
 fn words<B: Backend>(v2l: &V2lTokenizer<B>, path: &Path, k: usize) -> Result<String, String> {
     let img = open_image(path).map_err(err)?;
-    let t = v2l.encode_images(std::slice::from_ref(&img)).map_err(err)?;
-    let w = t
-        .global_words
-        .and_then(|w| w.into_iter().next())
-        .ok_or("the model has no global strings: pass --global-vocab")?;
+    let w = v2l::prompt::eval::global_words(v2l, &img).map_err(err)?;
     Ok(v2l::prompt::prompt::visual_text(&w[..k.min(w.len())]))
 }
 

@@ -161,6 +161,11 @@ impl<B: Backend> V2lTokenizer<B> {
         &self.model
     }
 
+    /// The device the model runs on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ModelConfig {
         self.model.config()

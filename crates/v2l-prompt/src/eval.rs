@@ -325,17 +325,7 @@ pub fn run_fewshot<B: Backend>(
                 .collect();
             for it in &all {
                 if !words.contains_key(&it.path) {
-                    let img = images.load(it)?;
-                    let t = v2l.encode_images(std::slice::from_ref(&img))?;
-                    let w = t
-                        .global_words
-                        .and_then(|w| w.into_iter().next())
-                        .ok_or_else(|| {
-                            PromptError::InvalidInput(
-                                "the tokenizer has no global strings (pass the global vocabulary)"
-                                    .into(),
-                            )
-                        })?;
+                    let w = global_words(v2l, &images.load(it)?)?;
                     words.insert(it.path.clone(), w);
                 }
             }
@@ -705,18 +695,31 @@ pub struct TextTaskEval {
     pub max_tokens: usize,
 }
 
+/// An image's global words (all k of the tokenizer, nearest first).
+///
+/// # Errors
+/// A tokenizer without global strings; model errors.
+pub fn global_words<B: Backend>(
+    v2l: &V2lTokenizer<B>,
+    image: &DynamicImage,
+) -> Result<Vec<String>> {
+    let t = v2l.encode_images(std::slice::from_ref(image))?;
+    t.global_words
+        .and_then(|w| w.into_iter().next())
+        .ok_or_else(|| {
+            PromptError::InvalidInput(
+                "the tokenizer has no global strings (pass the global vocabulary)".into(),
+            )
+        })
+}
+
 fn words_of<B: Backend>(
     v2l: &V2lTokenizer<B>,
     load: &dyn Fn(&str) -> Result<DynamicImage>,
     path: &str,
     k: usize,
 ) -> Result<String> {
-    let img = load(path)?;
-    let t = v2l.encode_images(std::slice::from_ref(&img))?;
-    let w = t
-        .global_words
-        .and_then(|w| w.into_iter().next())
-        .ok_or_else(|| PromptError::InvalidInput("the tokenizer has no global strings".into()))?;
+    let w = global_words(v2l, &load(path)?)?;
     Ok(visual_text(&w[..k.min(w.len())]))
 }
 
