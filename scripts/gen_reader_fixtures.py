@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Generates the fixtures of `crates/v2l-assets/tests/it/readers.rs`.
+"""Generates the fixtures of `crates/v2l-io/tests/it/readers.rs`.
 
 Run by hand (never in CI), from the workspace root:
 
     python3 -m venv /tmp/venv-fix && /tmp/venv-fix/bin/pip install numpy torch
     /tmp/venv-fix/bin/python scripts/gen_reader_fixtures.py
 
-It writes small files into `crates/v2l-assets/tests/fixtures/readers/` with numpy, pickle and
+It writes small files into `crates/v2l-io/tests/fixtures/readers/` with numpy, pickle and
 torch themselves, plus `expected.json` holding the values those libraries report (so the Rust
 tests compare against an independent implementation, never against their own output). If
 `../shared/golden/v2l-tiny/checkpoint.pth` exists, it also loads it with torch and records
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "crates", "v2l-assets", "tests", "fixtures", "readers")
+OUT = os.path.join(ROOT, "crates", "v2l-io", "tests", "fixtures", "readers")
 GOLDEN = os.path.join(os.path.dirname(ROOT), "shared", "golden", "v2l-tiny", "checkpoint.pth")
 
 expected = {}

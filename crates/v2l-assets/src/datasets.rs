@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{AssetError, Result};
 use crate::fetch::{file_path, file_state, lookup, FileState};
-use crate::readers::idx::{self, IdxData};
+use v2l_io::idx::{self, IdxData};
 
 /// Fashion-MNIST's class names, by label (as its authors name them).
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [

@@ -1,5 +1,5 @@
 //! The error type of `v2l-assets` (fetching and the cache; the readers have
-//! their own [`crate::readers::ReadError`], wrapped here).
+//! their own [`v2l_io::ReadError`], wrapped here).
 
 use std::path::PathBuf;
 
@@ -125,7 +125,7 @@ pub enum AssetError {
     },
     /// A reader failed on an asset file.
     #[error(transparent)]
-    Read(#[from] crate::readers::ReadError),
+    Read(#[from] v2l_io::ReadError),
 }
 
 /// Result alias for this crate's fetching and cache functions.

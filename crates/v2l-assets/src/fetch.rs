@@ -11,7 +11,6 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
 
 use crate::error::{io, AssetError, Result};
 use crate::manifest::{Asset, AssetFile, Client, MANIFEST};
@@ -127,21 +126,7 @@ pub fn file_path(asset: &Asset, file: &AssetFile) -> Result<PathBuf> {
 /// # Errors
 /// [`AssetError::Io`] when the file cannot be read.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).map_err(io("open", path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io("read", path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    v2l_io::hash::sha256_file(path).map_err(io("read", path))
 }
 
 /// The state of one asset file in the cache.

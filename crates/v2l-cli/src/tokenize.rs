@@ -322,7 +322,7 @@ impl crate::device::OnDevice for DecodeArgs {
 }
 
 fn read_codebook(path: &Path, rows: usize, dim: usize) -> Result<Vec<f32>, String> {
-    let src = v2l::assets::readers::tensors::open_tensors(path).map_err(|e| e.to_string())?;
+    let src = v2l::io::tensors::open_tensors(path).map_err(|e| e.to_string())?;
     let keys = src.keys();
     let key = if keys.len() == 1 {
         keys[0].clone()

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::config::ClipConfig;
 use crate::error::{ClipError, Result};
 use crate::model::{
-    OutputOptions, RandomParams, TextOutput, TextTransformer, VisionOutput, VisionTransformer,
+    OutputOptions, TextOutput, TextTransformer, VisionOutput, VisionTransformer,
 };
 use crate::preprocess::ClipPreprocess;
 use crate::tokenizer::{ClipTokenizer, Truncation};
@@ -85,7 +85,7 @@ impl<B: Backend> Clip<B> {
             Some(l) => l.clone(),
             None => Layout::detect(source)?,
         };
-        let mut reader = WeightReader::new(source, layout);
+        let reader = WeightReader::new(source, layout);
         let mut config = match &options.config {
             Some(c) => c.clone(),
             None => {
@@ -116,12 +116,12 @@ impl<B: Backend> Clip<B> {
         let vision = config
             .vision
             .as_ref()
-            .map(|c| VisionTransformer::from_weights(&mut reader, c, device))
+            .map(|c| VisionTransformer::from_weights(&reader, c, device))
             .transpose()?;
         let text = config
             .text
             .as_ref()
-            .map(|c| TextTransformer::from_weights(&mut reader, c, device))
+            .map(|c| TextTransformer::from_weights(&reader, c, device))
             .transpose()?;
         Ok(Self {
             config,
@@ -133,16 +133,16 @@ impl<B: Backend> Clip<B> {
     /// A model with random weights (benchmarks, training from scratch).
     pub fn random(config: ClipConfig, seed: u64, device: &B::Device) -> Result<Self> {
         config.validate()?;
-        let mut src = RandomParams::new(seed);
+        let vb = v2l_nn::Loader::random(seed, device);
         let vision = config
             .vision
             .as_ref()
-            .map(|c| VisionTransformer::load(&mut src, c, device))
+            .map(|c| VisionTransformer::load(&vb, c))
             .transpose()?;
         let text = config
             .text
             .as_ref()
-            .map(|c| TextTransformer::load(&mut src, c, device))
+            .map(|c| TextTransformer::load(&vb, c))
             .transpose()?;
         Ok(Self {
             config,

@@ -59,7 +59,11 @@ pub enum ClipError {
     MissingTower(&'static str),
     /// Reading a weight file (safetensors, `.pth`) failed.
     #[error(transparent)]
-    Read(#[from] v2l_assets::readers::ReadError),
+    Read(#[from] v2l_io::ReadError),
+    /// A tower's weights do not fit its configuration: every missing,
+    /// mis-shaped or unreadable tensor (in the file's own naming), at once.
+    #[error("CLIP weights: {0}")]
+    Weights(#[from] v2l_nn::LoadError),
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io {

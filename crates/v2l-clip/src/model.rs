@@ -1,130 +1,51 @@
 //! The CLIP towers as burn modules.
 //!
-//! Both towers are built from canonical tensors (OpenAI naming and shapes, see
-//! [`crate::weights`]); PyTorch's `[out, in]` linear weights are transposed to
-//! burn's `[in, out]` once, at load.
+//! Both towers are built through `v2l-nn`'s loader from canonical tensors
+//! (OpenAI naming and shapes, see [`crate::weights`]); PyTorch's `[out, in]`
+//! linear weights become burn's `[in, out]` through the loader's declared
+//! layout.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, embedding, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Int, Tensor, TensorData};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use v2l_nn::layers::{self, linear_rows, LinearInit};
+use v2l_nn::{Init, Layout, Loader, Unexpected};
 
 use crate::config::{Activation, TextConfig, TextPooling, VisionConfig};
 use crate::error::{ClipError, Result};
-use crate::weights::{transpose, Tower, WeightReader};
+use crate::weights::{Tower, WeightReader};
 
-/// Where a tower's parameters come from.
-pub(crate) trait ParamSource {
-    /// The canonical tensor `key` with canonical `shape`, flattened.
-    fn get(&mut self, tower: Tower, key: &str, shape: &[usize]) -> Result<Vec<f32>>;
-}
-
-impl ParamSource for WeightReader<'_> {
-    fn get(&mut self, tower: Tower, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        self.read(tower, key, shape)
-    }
-}
-
-/// Random parameters (for benchmarks and training from scratch): LayerNorm
-/// weights 1 and biases 0, everything else N(0, σ) with σ = 0.02 except the
-/// projections (width^-½), as CLIP's own initialisation roughly does.
-#[derive(Debug)]
-pub(crate) struct RandomParams {
-    rng: StdRng,
-}
-
-impl RandomParams {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self {
-            rng: StdRng::seed_from_u64(seed),
-        }
-    }
-}
-
-impl ParamSource for RandomParams {
-    fn get(&mut self, _tower: Tower, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let n: usize = shape.iter().product();
-        let is_ln = key.contains("ln_");
-        if is_ln && key.ends_with("weight") {
-            return Ok(vec![1.0; n]);
-        }
-        if is_ln || key.ends_with("bias") {
-            return Ok(vec![0.0; n]);
-        }
-        let std = if key == "proj" || key == "text_projection" {
-            (shape.first().copied().unwrap_or(1) as f32).powf(-0.5)
-        } else {
-            0.02
-        };
-        // Box-Muller; quality is irrelevant, determinism matters.
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let u1: f32 = self.rng.random::<f32>().max(1e-12);
-            let u2: f32 = self.rng.random::<f32>();
-            let r = (-2.0 * u1.ln()).sqrt() * std;
-            out.push(r * (2.0 * std::f32::consts::PI * u2).cos());
-            if out.len() < n {
-                out.push(r * (2.0 * std::f32::consts::PI * u2).sin());
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn tensor1<B: Backend>(data: Vec<f32>, n: usize, device: &B::Device) -> Tensor<B, 1> {
-    Tensor::from_data(TensorData::new(data, [n]), device)
-}
-
-fn tensor2<B: Backend>(data: Vec<f32>, r: usize, c: usize, device: &B::Device) -> Tensor<B, 2> {
-    Tensor::from_data(TensorData::new(data, [r, c]), device)
-}
+/// CLIP's own initialisation, roughly: weights N(0, 0.02), biases 0,
+/// LayerNorms 1 / 0 (random towers for benchmarks and training from
+/// scratch).
+const WEIGHT_INIT: Init = Init::Normal(0.02);
 
 /// A PyTorch `nn.Linear` (`weight` [out, in], `bias` [out]) as a burn
 /// [`Linear`] ([in, out]).
-fn load_linear<B: Backend>(
-    src: &mut dyn ParamSource,
-    tower: Tower,
-    name: &str,
-    d_in: usize,
-    d_out: usize,
-    device: &B::Device,
-) -> Result<Linear<B>> {
-    let w = src.get(tower, &format!("{name}.weight"), &[d_out, d_in])?;
-    let b = src.get(tower, &format!("{name}.bias"), &[d_out])?;
-    Ok(Linear {
-        weight: Param::from_tensor(tensor2(transpose(&w, d_out, d_in), d_in, d_out, device)),
-        bias: Some(Param::from_tensor(tensor1(b, d_out, device))),
-    })
+fn load_linear<B: Backend>(vb: &Loader<'_, B>, d_in: usize, d_out: usize) -> Linear<B> {
+    let init = LinearInit {
+        weight: WEIGHT_INIT,
+        bias: Init::Zeros,
+    };
+    layers::linear_init(vb, d_in, d_out, true, init)
 }
 
-fn load_layer_norm<B: Backend>(
-    src: &mut dyn ParamSource,
+/// Build a tower from `reader` through the loader; every problem at once.
+fn from_reader<B: Backend, T>(
+    reader: &WeightReader<'_>,
     tower: Tower,
-    name: &str,
-    d: usize,
-    eps: f64,
     device: &B::Device,
-) -> Result<LayerNorm<B>> {
-    let g = src.get(tower, &format!("{name}.weight"), &[d])?;
-    let b = src.get(tower, &format!("{name}.bias"), &[d])?;
-    let mut ln = LayerNormConfig::new(d).with_epsilon(eps).init(device);
-    ln.gamma = Param::from_tensor(tensor1(g, d, device));
-    ln.beta = Some(Param::from_tensor(tensor1(b, d, device)));
-    Ok(ln)
-}
-
-/// A linear layer over `[batch, tokens, d]` as one `[batch·tokens, d]`
-/// matrix product (one large GEMM instead of a batched one; same values).
-fn linear_rows<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [n, t, d] = x.dims();
-    let y = layer.forward(x.reshape([n * t, d]));
-    let [_, out] = y.dims();
-    y.reshape([n, t, out])
+    build: impl FnOnce(&Loader<'_, B>) -> Result<T>,
+) -> Result<T> {
+    let source = reader.tower(tower);
+    let vb = Loader::from_source(&source, device);
+    let t = build(&vb)?;
+    vb.finish(Unexpected::Ignore)?;
+    Ok(t)
 }
 
 /// Multi-head self-attention with PyTorch's fused input projection
@@ -140,42 +61,21 @@ pub struct FusedAttention<B: Backend> {
 }
 
 impl<B: Backend> FusedAttention<B> {
-    fn load(
-        src: &mut dyn ParamSource,
-        tower: Tower,
-        prefix: &str,
-        width: usize,
-        heads: usize,
-        device: &B::Device,
-    ) -> Result<Self> {
-        let w = src.get(
-            tower,
-            &format!("{prefix}in_proj_weight"),
-            &[3 * width, width],
-        )?;
-        let b = src.get(tower, &format!("{prefix}in_proj_bias"), &[3 * width])?;
+    fn load(vb: &Loader<'_, B>, width: usize, heads: usize) -> Self {
         let in_proj = Linear {
-            weight: Param::from_tensor(tensor2(
-                transpose(&w, 3 * width, width),
-                width,
-                3 * width,
-                device,
-            )),
-            bias: Some(Param::from_tensor(tensor1(b, 3 * width, device))),
+            weight: vb.param_as(
+                "in_proj_weight",
+                Layout::Transposed,
+                &[3 * width, width],
+                WEIGHT_INIT,
+            ),
+            bias: Some(vb.param("in_proj_bias", [3 * width], Init::Zeros)),
         };
-        let out_proj = load_linear(
-            src,
-            tower,
-            &format!("{prefix}out_proj"),
-            width,
-            width,
-            device,
-        )?;
-        Ok(Self {
+        Self {
             in_proj,
-            out_proj,
+            out_proj: load_linear(&vb.pp("out_proj"), width, width),
             heads,
-        })
+        }
     }
 
     /// `x`: [batch, tokens, width] → same shape.
@@ -221,27 +121,16 @@ pub struct ResidualAttentionBlock<B: Backend> {
 }
 
 impl<B: Backend> ResidualAttentionBlock<B> {
-    #[allow(clippy::too_many_arguments)]
-    fn load(
-        src: &mut dyn ParamSource,
-        tower: Tower,
-        layer: usize,
-        width: usize,
-        hidden: usize,
-        heads: usize,
-        activation: Activation,
-        eps: f64,
-        device: &B::Device,
-    ) -> Result<Self> {
-        let p = format!("transformer.resblocks.{layer}.");
-        Ok(Self {
-            ln_1: load_layer_norm(src, tower, &format!("{p}ln_1"), width, eps, device)?,
-            attn: FusedAttention::load(src, tower, &format!("{p}attn."), width, heads, device)?,
-            ln_2: load_layer_norm(src, tower, &format!("{p}ln_2"), width, eps, device)?,
-            c_fc: load_linear(src, tower, &format!("{p}mlp.c_fc"), width, hidden, device)?,
-            c_proj: load_linear(src, tower, &format!("{p}mlp.c_proj"), hidden, width, device)?,
-            activation,
-        })
+    fn load(vb: &Loader<'_, B>, shape: &BlockShape) -> Self {
+        let (w, eps) = (shape.width, shape.eps);
+        Self {
+            ln_1: layers::layer_norm(&vb.pp("ln_1"), w, eps),
+            attn: FusedAttention::load(&vb.pp("attn"), w, shape.heads),
+            ln_2: layers::layer_norm(&vb.pp("ln_2"), w, eps),
+            c_fc: load_linear(&vb.pp("mlp.c_fc"), w, shape.mlp_width),
+            c_proj: load_linear(&vb.pp("mlp.c_proj"), shape.mlp_width, w),
+            activation: shape.activation,
+        }
     }
 
     /// `x`: [batch, tokens, width] → same shape.
@@ -256,25 +145,24 @@ impl<B: Backend> ResidualAttentionBlock<B> {
     }
 }
 
-/// The `layers` residual blocks of one tower.
-#[allow(clippy::too_many_arguments)]
-fn load_blocks<B: Backend>(
-    src: &mut dyn ParamSource,
-    tower: Tower,
-    layers: usize,
+/// The geometry shared by a tower's residual blocks.
+struct BlockShape {
     width: usize,
     mlp_width: usize,
     heads: usize,
     activation: Activation,
     eps: f64,
-    device: &B::Device,
-) -> Result<Vec<ResidualAttentionBlock<B>>> {
+}
+
+/// The `layers` residual blocks of one tower
+/// (`transformer.resblocks.{i}`).
+fn load_blocks<B: Backend>(
+    vb: &Loader<'_, B>,
+    layers: usize,
+    shape: &BlockShape,
+) -> Vec<ResidualAttentionBlock<B>> {
     (0..layers)
-        .map(|i| {
-            ResidualAttentionBlock::load(
-                src, tower, i, width, mlp_width, heads, activation, eps, device,
-            )
-        })
+        .map(|i| ResidualAttentionBlock::load(&vb.pp(format!("transformer.resblocks.{i}")), shape))
         .collect()
 }
 
@@ -327,66 +215,46 @@ pub struct VisionTransformer<B: Backend> {
 }
 
 impl<B: Backend> VisionTransformer<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        c: &VisionConfig,
-        device: &B::Device,
-    ) -> Result<Self> {
+    /// Build from canonical names under `vb` (checked against `c`).
+    pub(crate) fn load(vb: &Loader<'_, B>, c: &VisionConfig) -> Result<Self> {
         c.validate()?;
-        let t = Tower::Vision;
         let (w, p) = (c.width, c.patch_size);
-        let conv = src.get(t, "conv1.weight", &[w, 3, p, p])?;
-        let tokens = c.num_tokens();
-        let blocks = load_blocks(
-            src,
-            t,
-            c.layers,
-            w,
-            c.mlp_width(),
-            c.heads,
-            c.activation,
-            c.layer_norm_eps,
-            device,
-        )?;
+        let shape = BlockShape {
+            width: w,
+            mlp_width: c.mlp_width(),
+            heads: c.heads,
+            activation: c.activation,
+            eps: c.layer_norm_eps,
+        };
+        // The patch conv (no bias) as a matrix [3·p², width].
+        let patch_embed = vb.param_as("conv1.weight", Layout::Transposed, &[w, 3, p, p], WEIGHT_INIT);
+        let class_embedding = vb.param("class_embedding", [w], WEIGHT_INIT);
+        let positional_embedding = vb.param("positional_embedding", [c.num_tokens(), w], WEIGHT_INIT);
+        let ln_pre = layers::layer_norm(&vb.pp("ln_pre"), w, c.layer_norm_eps);
+        let blocks = load_blocks(vb, c.layers, &shape);
+        let ln_post = layers::layer_norm(&vb.pp("ln_post"), w, c.layer_norm_eps);
+        let proj = vb.param("proj", [w, c.output_dim], Init::Normal((w as f64).powf(-0.5)));
         Ok(Self {
-            patch_embed: Param::from_tensor(tensor2(
-                transpose(&conv, w, 3 * p * p),
-                3 * p * p,
-                w,
-                device,
-            )),
-            class_embedding: Param::from_tensor(tensor1(
-                src.get(t, "class_embedding", &[w])?,
-                w,
-                device,
-            )),
-            positional_embedding: Param::from_tensor(tensor2(
-                src.get(t, "positional_embedding", &[tokens, w])?,
-                tokens,
-                w,
-                device,
-            )),
-            ln_pre: load_layer_norm(src, t, "ln_pre", w, c.layer_norm_eps, device)?,
+            patch_embed,
+            class_embedding,
+            positional_embedding,
+            ln_pre,
             blocks,
-            ln_post: load_layer_norm(src, t, "ln_post", w, c.layer_norm_eps, device)?,
-            proj: Param::from_tensor(tensor2(
-                src.get(t, "proj", &[w, c.output_dim])?,
-                w,
-                c.output_dim,
-                device,
-            )),
+            ln_post,
+            proj,
             input_resolution: c.input_resolution,
             patch_size: p,
         })
     }
 
-    /// Load from a weight file (every tensor's shape is checked).
+    /// Load from a weight file; every missing or mis-shaped tensor is
+    /// reported at once ([`ClipError::Weights`]).
     pub fn from_weights(
-        reader: &mut WeightReader<'_>,
+        reader: &WeightReader<'_>,
         c: &VisionConfig,
         device: &B::Device,
     ) -> Result<Self> {
-        Self::load(reader, c, device)
+        from_reader(reader, Tower::Vision, device, |vb| Self::load(vb, c))
     }
 
     /// Images `[batch, 3, R, R]` (CLIP-normalised, R = input resolution) →
@@ -480,57 +348,45 @@ pub struct TextTransformer<B: Backend> {
 }
 
 impl<B: Backend> TextTransformer<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        c: &TextConfig,
-        device: &B::Device,
-    ) -> Result<Self> {
+    /// Build from canonical names under `vb` (checked against `c`).
+    pub(crate) fn load(vb: &Loader<'_, B>, c: &TextConfig) -> Result<Self> {
         c.validate()?;
-        let t = Tower::Text;
         let w = c.width;
-        let blocks = load_blocks(
-            src,
-            t,
-            c.layers,
-            w,
-            c.mlp_width(),
-            c.heads,
-            c.activation,
-            c.layer_norm_eps,
-            device,
-        )?;
+        let shape = BlockShape {
+            width: w,
+            mlp_width: c.mlp_width(),
+            heads: c.heads,
+            activation: c.activation,
+            eps: c.layer_norm_eps,
+        };
+        let token_embedding = vb.param("token_embedding.weight", [c.vocab_size, w], WEIGHT_INIT);
+        let positional_embedding =
+            vb.param("positional_embedding", [c.context_length, w], WEIGHT_INIT);
+        let blocks = load_blocks(vb, c.layers, &shape);
+        let ln_final = layers::layer_norm(&vb.pp("ln_final"), w, c.layer_norm_eps);
+        let text_projection = vb.param(
+            "text_projection",
+            [w, c.output_dim],
+            Init::Normal((w as f64).powf(-0.5)),
+        );
         Ok(Self {
-            token_embedding: Param::from_tensor(tensor2(
-                src.get(t, "token_embedding.weight", &[c.vocab_size, w])?,
-                c.vocab_size,
-                w,
-                device,
-            )),
-            positional_embedding: Param::from_tensor(tensor2(
-                src.get(t, "positional_embedding", &[c.context_length, w])?,
-                c.context_length,
-                w,
-                device,
-            )),
+            token_embedding,
+            positional_embedding,
             blocks,
-            ln_final: load_layer_norm(src, t, "ln_final", w, c.layer_norm_eps, device)?,
-            text_projection: Param::from_tensor(tensor2(
-                src.get(t, "text_projection", &[w, c.output_dim])?,
-                w,
-                c.output_dim,
-                device,
-            )),
+            ln_final,
+            text_projection,
             pooling: c.pooling,
         })
     }
 
-    /// Load from a weight file (every tensor's shape is checked).
+    /// Load from a weight file; every missing or mis-shaped tensor is
+    /// reported at once ([`ClipError::Weights`]).
     pub fn from_weights(
-        reader: &mut WeightReader<'_>,
+        reader: &WeightReader<'_>,
         c: &TextConfig,
         device: &B::Device,
     ) -> Result<Self> {
-        Self::load(reader, c, device)
+        from_reader(reader, Tower::Text, device, |vb| Self::load(vb, c))
     }
 
     /// Vocabulary size.

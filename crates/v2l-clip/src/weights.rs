@@ -17,20 +17,11 @@ use crate::config::{
 };
 use crate::error::{ClipError, Result};
 
-pub use v2l_assets::readers::tensors::{
+pub use v2l_io::tensors::{
     open_tensors as open_source, SafetensorsFile, ShardedSafetensors, TensorSource,
 };
 
-/// Transpose a row-major `[rows, cols]` matrix on the host.
-pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
-}
+use v2l_nn::load::transpose;
 
 /// The HF `config.json` beside a weight file (same folder), if any.
 pub fn hf_config_path(path: &Path) -> Option<PathBuf> {
@@ -178,6 +169,66 @@ impl std::fmt::Debug for WeightReader<'_> {
             .field("source", &self.source.describe())
             .field("layout", &self.layout)
             .finish()
+    }
+}
+
+/// One tower of a [`WeightReader`] as a source of canonical tensors
+/// (OpenAI names and shapes, whatever the file's layout).
+#[derive(Debug)]
+pub struct TowerSource<'r, 'a> {
+    reader: &'r WeightReader<'a>,
+    tower: Tower,
+}
+
+impl TensorSource for TowerSource<'_, '_> {
+    fn describe(&self) -> &str {
+        self.reader.source.describe()
+    }
+
+    /// Canonical names are not listed (nothing is reported as unexpected).
+    fn keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        self.reader.shape(self.tower, key).ok()
+    }
+
+    fn read_f32(&self, key: &str) -> v2l_io::Result<(Vec<usize>, Vec<f32>)> {
+        let unsupported = |what: String| v2l_io::ReadError::Unsupported {
+            file: self.describe().to_string(),
+            what,
+        };
+        let shape = self
+            .reader
+            .shape(self.tower, key)
+            .map_err(|e| unsupported(e.to_string()))?;
+        let data = self
+            .reader
+            .read(self.tower, key, &shape)
+            .map_err(|e| match e {
+                ClipError::Read(r) => r,
+                other => unsupported(other.to_string()),
+            })?;
+        Ok((shape, data))
+    }
+
+    fn file_names(&self, key: &str) -> Vec<String> {
+        self.reader.plan_keys(self.tower, key)
+    }
+
+    fn missing_names(&self, key: &str) -> Vec<String> {
+        let keys = self.reader.plan_keys(self.tower, key);
+        let absent: Vec<String> = keys
+            .iter()
+            .filter(|k| self.reader.source.shape(k).is_none())
+            .cloned()
+            .collect();
+        if absent.is_empty() {
+            keys
+        } else {
+            absent
+        }
     }
 }
 
@@ -377,6 +428,25 @@ impl<'a> WeightReader<'a> {
                 }
                 Ok(out)
             }
+        }
+    }
+
+    /// One tower's canonical tensors as a [`TensorSource`] (what the
+    /// towers are built from through `v2l-nn`'s loader; messages name the
+    /// file's own keys).
+    pub fn tower(&self, tower: Tower) -> TowerSource<'_, 'a> {
+        TowerSource {
+            reader: self,
+            tower,
+        }
+    }
+
+    /// The file keys behind a canonical name.
+    fn plan_keys(&self, tower: Tower, canonical: &str) -> Vec<String> {
+        match self.plan(tower, canonical) {
+            Ok(Plan::Direct(k) | Plan::Transposed(k)) => vec![k],
+            Ok(Plan::Concat(keys)) => keys,
+            Err(_) => vec![format!("<{} tower>.{canonical}", tower.name())],
         }
     }
 

@@ -337,7 +337,7 @@ impl Codebook {
     /// Unreadable or malformed files; a sidecar that disagrees with the
     /// embeddings' shape.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        use v2l_assets::readers::tensors::{SafetensorsFile, TensorSource};
+        use v2l_io::tensors::{SafetensorsFile, TensorSource};
         let path = path.as_ref();
         let file = SafetensorsFile::open(path)?;
         let (shape, values) = file.read_f32("embeddings")?;

@@ -85,7 +85,7 @@ pub enum CodebookError {
     },
     /// A safe reader (pickle, `.npy`, `.pth`) failed.
     #[error(transparent)]
-    Read(#[from] v2l_assets::readers::ReadError),
+    Read(#[from] v2l_io::ReadError),
     /// A dataset asset could not be loaded.
     #[error(transparent)]
     Asset(#[from] v2l_assets::AssetError),

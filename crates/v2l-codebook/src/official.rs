@@ -11,8 +11,8 @@
 
 use std::path::Path;
 
-use v2l_assets::readers::tensors::TensorSource;
-use v2l_assets::readers::torch_zip::TorchArchive;
+use v2l_io::tensors::TensorSource;
+use v2l_io::torch_zip::TorchArchive;
 
 use crate::codebook::Codebook;
 use crate::error::{CodebookError, Result};
@@ -54,7 +54,7 @@ pub fn read_embedding_pth(path: impl AsRef<Path>) -> Result<Codebook> {
 /// # Errors
 /// Unreadable file; entries that are not strings.
 pub fn read_vocabulary_npy(path: impl AsRef<Path>) -> Result<Vec<String>> {
-    Ok(v2l_assets::readers::npy::read(path.as_ref())?.to_strings()?)
+    Ok(v2l_io::npy::read(path.as_ref())?.to_strings()?)
 }
 
 /// Import both official codebooks: the local one as is, the global one with

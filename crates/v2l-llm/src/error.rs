@@ -54,7 +54,11 @@ pub enum LlmError {
     InvalidInput(String),
     /// Reading a safetensors / `.pth` file failed.
     #[error(transparent)]
-    Read(#[from] v2l_assets::readers::ReadError),
+    Read(#[from] v2l_io::ReadError),
+    /// The weights do not fit the configuration: every missing, mis-shaped
+    /// or unreadable tensor (in the file's own naming), at once.
+    #[error("LLM weights: {0}")]
+    Weights(#[from] v2l_nn::LoadError),
     /// Reading a GGUF file failed.
     #[error(transparent)]
     Gguf(#[from] GgufError),

@@ -1,7 +1,6 @@
-//! The frozen-LLM runtime of v2l-rs (work in progress, issue [llm]).
+//! The frozen-LLM runtime of v2l-rs.
 //!
-//! Available now:
-//! - [`gguf`]: a GGUF v2/v3 reader (metadata, tensor index, alignment) with
+//! - [`gguf`] (re-exported from `v2l-io`): a GGUF v2/v3 reader (metadata, tensor index, alignment) with
 //!   dequantisation of F32, F16, BF16, F64, integer types, Q4_0, Q4_1, Q5_0,
 //!   Q5_1, Q8_0 and Q2_K–Q6_K, bit-identical to gguf-py.
 //! - [`tokenizer`]: LLM tokenizers with explicit BOS/EOS policy — HF
@@ -12,7 +11,7 @@
 pub mod config;
 mod error;
 pub mod generate;
-pub mod gguf;
+pub use v2l_io::gguf;
 pub mod model;
 pub mod tokenizer;
 pub mod weights;

@@ -2,85 +2,30 @@
 //! (HF's half-split layout; interleaved weights are permuted at load),
 //! grouped-query attention with a KV cache, SwiGLU MLP, tied or untied head.
 
-use burn::module::{Module, Param};
-use burn::nn::Linear;
+use burn::module::Module;
+use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
+use v2l_nn::layers::{self, linear_rows};
+use v2l_nn::{Init, Layout, Loader, Unexpected};
 
 use crate::config::LlamaConfig;
 use crate::error::{LlmError, Result};
 use crate::weights::LlamaWeights;
 
-fn tensor1<B: Backend>(data: Vec<f32>, n: usize, device: &B::Device) -> Tensor<B, 1> {
-    Tensor::from_data(TensorData::new(data, [n]), device)
-}
-
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
-}
+/// Random initialisation of a fresh model (HF's `initializer_range`).
+const WEIGHT_INIT: Init = Init::Normal(0.02);
 
 /// A bias-free PyTorch linear (`[out, in]`) as burn's `[in, out]`.
-fn load_linear<B: Backend>(
-    w: &LlamaWeights,
-    key: &str,
-    d_in: usize,
-    d_out: usize,
-    device: &B::Device,
-) -> Result<Linear<B>> {
-    let data = w.read(key, &[d_out, d_in])?;
-    Ok(Linear {
-        weight: Param::from_tensor(Tensor::from_data(
-            TensorData::new(transpose(&data, d_out, d_in), [d_in, d_out]),
-            device,
-        )),
-        bias: None,
-    })
-}
-
-/// A linear layer over `[batch, tokens, d]` as one 2-D product.
-fn linear_rows<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [n, t, d] = x.dims();
-    let y = layer.forward(x.reshape([n * t, d]));
-    let [_, out] = y.dims();
-    y.reshape([n, t, out])
-}
-
-/// Root-mean-square LayerNorm (`x / sqrt(mean(x²) + ε) · w`).
-#[derive(Module, Debug)]
-pub struct RmsNorm<B: Backend> {
-    /// Scale.
-    pub weight: Param<Tensor<B, 1>>,
-    /// Epsilon.
-    pub eps: f64,
-}
-
-impl<B: Backend> RmsNorm<B> {
-    fn load(w: &LlamaWeights, key: &str, d: usize, eps: f64, device: &B::Device) -> Result<Self> {
-        Ok(Self {
-            weight: Param::from_tensor(tensor1(w.read(key, &[d])?, d, device)),
-            eps,
-        })
-    }
-
-    /// `x`: `[.., d]`.
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let rms = x
-            .clone()
-            .powi_scalar(2)
-            .mean_dim(D - 1)
-            .add_scalar(self.eps)
-            .sqrt();
-        (x / rms) * self.weight.val().unsqueeze()
-    }
+fn load_linear<B: Backend>(vb: &Loader<'_, B>, d_in: usize, d_out: usize) -> Linear<B> {
+    let init = layers::LinearInit {
+        weight: WEIGHT_INIT,
+        bias: Init::Zeros,
+    };
+    layers::linear_init(vb, d_in, d_out, false, init)
 }
 
 /// Self-attention with grouped key/value heads.
@@ -182,42 +127,18 @@ fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2
 }
 
 impl<B: Backend> Attention<B> {
-    fn load(w: &LlamaWeights, layer: usize, c: &LlamaConfig, device: &B::Device) -> Result<Self> {
-        let p = format!("model.layers.{layer}.self_attn.");
+    fn load(vb: &Loader<'_, B>, c: &LlamaConfig) -> Self {
         let (h, kv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
-        Ok(Self {
-            q_proj: load_linear(
-                w,
-                &format!("{p}q_proj.weight"),
-                c.hidden_size,
-                h * d,
-                device,
-            )?,
-            k_proj: load_linear(
-                w,
-                &format!("{p}k_proj.weight"),
-                c.hidden_size,
-                kv * d,
-                device,
-            )?,
-            v_proj: load_linear(
-                w,
-                &format!("{p}v_proj.weight"),
-                c.hidden_size,
-                kv * d,
-                device,
-            )?,
-            o_proj: load_linear(
-                w,
-                &format!("{p}o_proj.weight"),
-                h * d,
-                c.hidden_size,
-                device,
-            )?,
+        let hd = c.hidden_size;
+        Self {
+            q_proj: load_linear(&vb.pp("q_proj"), hd, h * d),
+            k_proj: load_linear(&vb.pp("k_proj"), hd, kv * d),
+            v_proj: load_linear(&vb.pp("v_proj"), hd, kv * d),
+            o_proj: load_linear(&vb.pp("o_proj"), h * d, hd),
             heads: h,
             kv_heads: kv,
             head_dim: d,
-        })
+        }
     }
 
     fn forward(
@@ -298,13 +219,14 @@ pub struct DecoderLayer<B: Backend> {
 #[derive(Module, Debug)]
 pub struct Llama<B: Backend> {
     /// Token embedding `[vocab, hidden]`.
-    pub embed_tokens: Param<Tensor<B, 2>>,
+    pub embed_tokens: Embedding<B>,
     /// Decoder layers.
     pub layers: Vec<DecoderLayer<B>>,
     /// Final norm.
     pub norm: RmsNorm<B>,
-    /// Output head `[hidden, vocab]`; `None` when tied to the embedding.
-    pub lm_head: Option<Param<Tensor<B, 2>>>,
+    /// Output head (`[hidden, vocab]`, no bias); `None` when tied to the
+    /// embedding.
+    pub lm_head: Option<Linear<B>>,
     /// Configuration.
     #[module(skip)]
     pub config: LlamaConfig,
@@ -320,58 +242,66 @@ pub struct LlamaOutput<B: Backend> {
 }
 
 impl<B: Backend> Llama<B> {
-    /// Build the model from opened weights.
+    /// Build the model from opened weights; every missing or mis-shaped
+    /// tensor is reported at once ([`LlmError::Weights`]).
     pub fn load(w: &LlamaWeights, device: &B::Device) -> Result<Self> {
         let c = w.config().clone();
         c.validate()?;
+        let untied = !c.tie_word_embeddings || w.contains("lm_head.weight");
+        let vb = Loader::from_source(w, device);
+        let model = Self::build(&vb, c, untied);
+        vb.finish(Unexpected::Ignore)?;
+        Ok(model)
+    }
+
+    /// A model with seeded random weights (HF's `initializer_range` 0.02,
+    /// norms 1): tests and benchmarks.
+    ///
+    /// # Errors
+    /// An invalid configuration.
+    pub fn random(config: LlamaConfig, seed: u64, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        let untied = !config.tie_word_embeddings;
+        Ok(Self::build(&Loader::random(seed, device), config, untied))
+    }
+
+    /// The parameters in HF naming (`model.layers.{i}.…`).
+    fn build(vb: &Loader<'_, B>, c: LlamaConfig, untied: bool) -> Self {
         let (v, hd) = (c.vocab_size, c.hidden_size);
-        let embed = w.read("model.embed_tokens.weight", &[v, hd])?;
-        let mut layers = Vec::with_capacity(c.num_layers);
-        for i in 0..c.num_layers {
-            let p = format!("model.layers.{i}.");
-            let im = c.intermediate_size;
-            layers.push(DecoderLayer {
-                input_layernorm: RmsNorm::load(
-                    w,
-                    &format!("{p}input_layernorm.weight"),
-                    hd,
-                    c.rms_norm_eps,
-                    device,
-                )?,
-                self_attn: Attention::load(w, i, &c, device)?,
-                post_attention_layernorm: RmsNorm::load(
-                    w,
-                    &format!("{p}post_attention_layernorm.weight"),
-                    hd,
-                    c.rms_norm_eps,
-                    device,
-                )?,
-                mlp: Mlp {
-                    gate_proj: load_linear(w, &format!("{p}mlp.gate_proj.weight"), hd, im, device)?,
-                    up_proj: load_linear(w, &format!("{p}mlp.up_proj.weight"), hd, im, device)?,
-                    down_proj: load_linear(w, &format!("{p}mlp.down_proj.weight"), im, hd, device)?,
-                },
-            });
-        }
-        let lm_head = if c.tie_word_embeddings && !w.contains("lm_head.weight") {
-            None
-        } else {
-            let head = w.read("lm_head.weight", &[v, hd])?;
-            Some(Param::from_tensor(Tensor::from_data(
-                TensorData::new(transpose(&head, v, hd), [hd, v]),
-                device,
-            )))
-        };
-        Ok(Self {
-            embed_tokens: Param::from_tensor(Tensor::from_data(
-                TensorData::new(embed, [v, hd]),
-                device,
-            )),
+        let m = vb.pp("model");
+        let embed_tokens = layers::embedding(&m.pp("embed_tokens"), v, hd, WEIGHT_INIT);
+        let layers = (0..c.num_layers)
+            .map(|i| {
+                let l = m.pp(format!("layers.{i}"));
+                let im = c.intermediate_size;
+                DecoderLayer {
+                    input_layernorm: layers::rms_norm(&l.pp("input_layernorm"), hd, c.rms_norm_eps),
+                    self_attn: Attention::load(&l.pp("self_attn"), &c),
+                    post_attention_layernorm: layers::rms_norm(
+                        &l.pp("post_attention_layernorm"),
+                        hd,
+                        c.rms_norm_eps,
+                    ),
+                    mlp: Mlp {
+                        gate_proj: load_linear(&l.pp("mlp.gate_proj"), hd, im),
+                        up_proj: load_linear(&l.pp("mlp.up_proj"), hd, im),
+                        down_proj: load_linear(&l.pp("mlp.down_proj"), im, hd),
+                    },
+                }
+            })
+            .collect();
+        let norm = layers::rms_norm(&m.pp("norm"), hd, c.rms_norm_eps);
+        let lm_head = untied.then(|| Linear {
+            weight: vb.param_as("lm_head.weight", Layout::Transposed, &[v, hd], WEIGHT_INIT),
+            bias: None,
+        });
+        Self {
+            embed_tokens,
             layers,
-            norm: RmsNorm::load(w, "model.norm.weight", hd, c.rms_norm_eps, device)?,
+            norm,
             lm_head,
             config: c,
-        })
+        }
     }
 
     /// Open and load a model (`.gguf`, HF folder, Meta folder).
@@ -412,9 +342,9 @@ impl<B: Backend> Llama<B> {
                 flat.push(id as i64);
             }
         }
-        let device = self.embed_tokens.device();
+        let device = self.embed_tokens.weight.device();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [n, t]), &device);
-        Ok(embedding(self.embed_tokens.val(), ids))
+        Ok(embedding(self.embed_tokens.weight.val(), ids))
     }
 
     /// Logits of final hidden states: `[batch, tokens, vocab]`.
@@ -422,12 +352,17 @@ impl<B: Backend> Llama<B> {
         let [b, t, d] = hidden.dims();
         let flat = hidden.reshape([b * t, d]);
         let out = match &self.lm_head {
-            Some(w) => flat.matmul(w.val()),
+            Some(head) => flat.matmul(head.weight.val()),
             // Tied head: `embed · hᵀ` then a transpose of the small result,
             // so the [vocab, hidden] embedding is never copied into a
             // transposed layout (a per-step copy of the whole matrix on CPU
             // backends).
-            None => self.embed_tokens.val().matmul(flat.transpose()).transpose(),
+            None => self
+                .embed_tokens
+                .weight
+                .val()
+                .matmul(flat.transpose())
+                .transpose(),
         };
         let [_, v] = out.dims();
         out.reshape([b, t, v])
@@ -457,7 +392,7 @@ impl<B: Backend> Llama<B> {
                 "KV cache belongs to another model".into(),
             ));
         }
-        let device = self.embed_tokens.device();
+        let device = self.embed_tokens.weight.device();
         let rope = rope_tables::<B>(
             start,
             t,

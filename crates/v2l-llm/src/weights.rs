@@ -15,8 +15,8 @@
 
 use std::path::{Path, PathBuf};
 
-use v2l_assets::readers::tensors::{open_tensors, TensorSource};
-use v2l_assets::readers::torch_zip::TorchArchive;
+use v2l_io::tensors::{open_tensors, TensorSource};
+use v2l_io::torch_zip::TorchArchive;
 
 use crate::config::LlamaConfig;
 use crate::error::{LlmError, Result};
@@ -45,10 +45,10 @@ impl TensorSource for GgufSource {
         self.file.tensor_info(key).ok().map(|t| t.shape().to_vec())
     }
 
-    fn read_f32(&self, key: &str) -> v2l_assets::readers::Result<(Vec<usize>, Vec<f32>)> {
+    fn read_f32(&self, key: &str) -> v2l_io::Result<(Vec<usize>, Vec<f32>)> {
         self.file
             .read_f32(key)
-            .map_err(|e| v2l_assets::readers::ReadError::Unsupported {
+            .map_err(|e| v2l_io::ReadError::Unsupported {
                 file: self.name.clone(),
                 what: e.to_string(),
             })
@@ -301,9 +301,67 @@ impl LlamaWeights {
     }
 }
 
+/// The canonical (HF-named, HF-layout) tensors as one source: what
+/// [`crate::Llama::load`] builds from through `v2l-nn`'s loader. Messages
+/// name the file's own keys.
+impl TensorSource for LlamaWeights {
+    fn describe(&self) -> &str {
+        &self.name
+    }
+
+    /// Canonical names are not listed (nothing is reported as unexpected).
+    fn keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        match self.locate(key).ok()? {
+            Source::One(s, k) => s.shape(&k),
+            Source::Shards(parts, _) => {
+                let sources: Vec<&dyn TensorSource> = parts.iter().map(|(s, _)| *s).collect();
+                let k = &parts.first()?.1;
+                merged_shape_of(&sources, k).ok()
+            }
+        }
+    }
+
+    fn read_f32(&self, key: &str) -> v2l_io::Result<(Vec<usize>, Vec<f32>)> {
+        let unsupported = |what: String| v2l_io::ReadError::Unsupported {
+            file: self.name.clone(),
+            what,
+        };
+        let shape = self
+            .shape(key)
+            .ok_or_else(|| unsupported(format!("no tensor behind `{key}`")))?;
+        let data = self.read(key, &shape).map_err(|e| match e {
+            LlmError::Read(r) => r,
+            other => unsupported(other.to_string()),
+        })?;
+        Ok((shape, data))
+    }
+
+    fn file_names(&self, key: &str) -> Vec<String> {
+        match self.locate(key) {
+            Ok(Source::One(_, k)) => vec![k],
+            Ok(Source::Shards(parts, _)) => parts.into_iter().map(|(_, k)| k).collect(),
+            Err(_) => vec![key.to_string()],
+        }
+    }
+
+    fn missing_names(&self, key: &str) -> Vec<String> {
+        self.file_names(key)
+    }
+}
+
 /// Shape of a Meta tensor with its model-parallel shards merged, without
 /// reading data.
 fn merged_shape(sources: &[Box<dyn TensorSource>], meta_key: &str) -> Result<Vec<usize>> {
+    let refs: Vec<&dyn TensorSource> = sources.iter().map(|s| s.as_ref()).collect();
+    merged_shape_of(&refs, meta_key)
+}
+
+/// [`merged_shape`] over borrowed sources.
+fn merged_shape_of(sources: &[&dyn TensorSource], meta_key: &str) -> Result<Vec<usize>> {
     let parts: Vec<Vec<usize>> = sources
         .iter()
         .map(|s| {

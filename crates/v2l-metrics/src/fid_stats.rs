@@ -245,7 +245,7 @@ pub fn load_stats(path: impl AsRef<Path>) -> Result<StoredStats> {
                 .map_err(|e| io_err(path, format!("{name}.npy: {e}")))?;
             let mut buf = Vec::new();
             f.read_to_end(&mut buf).map_err(|e| io_err(path, e))?;
-            v2l_assets::readers::npy::from_bytes(&buf, name)
+            v2l_io::npy::from_bytes(&buf, name)
                 .and_then(|a| a.to_f64())
                 .map_err(|e| io_err(path, e))
         };

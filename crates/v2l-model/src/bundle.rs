@@ -20,8 +20,8 @@ use burn::tensor::backend::Backend;
 use half::f16;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
-use v2l_assets::readers::tensors::{SafetensorsFile, TensorSource};
-use v2l_assets::readers::ReadError;
+use v2l_io::tensors::{SafetensorsFile, TensorSource};
+use v2l_io::ReadError;
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};

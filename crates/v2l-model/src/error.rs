@@ -4,76 +4,15 @@ use std::path::PathBuf;
 
 use crate::preprocess::PreprocessError;
 
-/// A tensor whose shape differs from what the architecture needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShapeProblem {
-    /// The key, in the file's own naming.
-    pub key: String,
-    /// The shape the configuration implies.
-    pub expected: Vec<usize>,
-    /// The shape in the file.
-    pub found: Vec<usize>,
-}
-
-fn list_keys(keys: &[String]) -> String {
-    const SHOWN: usize = 12;
-    let mut s = keys
-        .iter()
-        .take(SHOWN)
-        .map(|k| format!("{k:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if keys.len() > SHOWN {
-        s.push_str(&format!(", … ({} more)", keys.len() - SHOWN));
-    }
-    s
-}
-
-fn describe_weights(missing: &[String], unexpected: &[String], shapes: &[ShapeProblem]) -> String {
-    let mut parts = Vec::new();
-    if !missing.is_empty() {
-        parts.push(format!("{} missing: {}", missing.len(), list_keys(missing)));
-    }
-    if !unexpected.is_empty() {
-        parts.push(format!(
-            "{} unexpected: {}",
-            unexpected.len(),
-            list_keys(unexpected)
-        ));
-    }
-    if !shapes.is_empty() {
-        let s = shapes
-            .iter()
-            .take(12)
-            .map(|p| format!("{:?} is {:?}, expected {:?}", p.key, p.found, p.expected))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let more = if shapes.len() > 12 {
-            format!("; … ({} more)", shapes.len() - 12)
-        } else {
-            String::new()
-        };
-        parts.push(format!("{} mis-shaped: {s}{more}", shapes.len()));
-    }
-    parts.join("; ")
-}
+pub use v2l_nn::{LoadError, ShapeProblem};
 
 /// Everything that can go wrong building, loading or running the V2L model.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// The weights do not fit the architecture: every missing, unexpected
-    /// and mis-shaped tensor, in one error.
-    #[error("{file}: the weights do not match the V2L architecture: {}", describe_weights(.missing, .unexpected, .shapes))]
-    Weights {
-        /// The file (or source description).
-        file: String,
-        /// Keys the architecture needs that the file lacks.
-        missing: Vec<String>,
-        /// Keys in the model's namespaces that the architecture does not use.
-        unexpected: Vec<String>,
-        /// Keys whose shape is wrong.
-        shapes: Vec<ShapeProblem>,
-    },
+    /// The weights do not fit the architecture: every missing, unexpected,
+    /// mis-shaped or unreadable tensor, in one error.
+    #[error("the weights do not match the V2L architecture: {0}")]
+    Weights(#[from] LoadError),
     /// A configuration is inconsistent or cannot be inferred.
     #[error("invalid V2L configuration: {0}")]
     Config(String),
@@ -115,7 +54,7 @@ pub enum ModelError {
     Missing(&'static str),
     /// Reading a weight file failed.
     #[error(transparent)]
-    Read(#[from] v2l_assets::readers::ReadError),
+    Read(#[from] v2l_io::ReadError),
     /// The CLIP tower failed to load or run.
     #[error(transparent)]
     Clip(#[from] v2l_clip::ClipError),

@@ -6,21 +6,27 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use v2l_assets::readers::tensors::TensorSource;
-use v2l_assets::readers::torch_zip::TorchArchive;
+use v2l_io::tensors::TensorSource;
+use v2l_io::torch_zip::TorchArchive;
 use v2l_clip::{ClipConfig, Layout, LoadOptions, VisionConfig, VisionTransformer};
 
 use crate::config::{DdConfig, ImageSize, ModelConfig, DEFAULT_GLOBAL_TOKENS, DEFAULT_IMAGE_SIZE};
-use crate::error::{ModelError, Result};
+use crate::error::{LoadError, ModelError, Result};
 use crate::model::{V2lModel, CLIP_PREFIX};
 
-fn shape_of(source: &dyn TensorSource, key: &str) -> Result<Vec<usize>> {
-    source.shape(key).ok_or_else(|| ModelError::Weights {
+/// The error for a tensor the configuration inference needs.
+fn missing(source: &dyn TensorSource, key: String) -> ModelError {
+    ModelError::Weights(LoadError {
         file: source.describe().to_string(),
-        missing: vec![key.to_string()],
-        unexpected: Vec::new(),
-        shapes: Vec::new(),
+        missing: vec![key],
+        ..LoadError::default()
     })
+}
+
+fn shape_of(source: &dyn TensorSource, key: &str) -> Result<Vec<usize>> {
+    source
+        .shape(key)
+        .ok_or_else(|| missing(source, key.to_string()))
 }
 
 fn dim(source: &dyn TensorSource, key: &str, axis: usize) -> Result<usize> {
@@ -71,12 +77,10 @@ pub fn infer_config(
         ch_mult.push(c / ch);
     }
     if ch_mult.is_empty() {
-        return Err(ModelError::Weights {
-            file: source.describe().to_string(),
-            missing: vec![key("encoder.down.0.block.0.conv1.weight")],
-            unexpected: Vec::new(),
-            shapes: Vec::new(),
-        });
+        return Err(missing(
+            source,
+            key("encoder.down.0.block.0.conv1.weight"),
+        ));
     }
     let mut num_res_blocks = 0;
     while has(&format!(
@@ -357,7 +361,7 @@ impl OfficialCheckpoint {
     }
 }
 
-fn read_args(v: &v2l_assets::readers::pickle::PickleValue) -> OfficialArgs {
+fn read_args(v: &v2l_io::pickle::PickleValue) -> OfficialArgs {
     let int = |k: &str| v.get(k).and_then(|x| x.as_i64());
     OfficialArgs {
         image_size: int("image_size").and_then(|x| usize::try_from(x).ok()),

@@ -27,7 +27,6 @@ pub mod error;
 pub mod import;
 pub mod model;
 pub mod net;
-mod params;
 pub mod preprocess;
 pub mod tokenizer;
 pub mod tokens;

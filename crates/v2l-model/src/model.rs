@@ -2,17 +2,19 @@
 //! quantiser over the projected LLM-vocabulary codebook, the global
 //! quantiser over CLIP image embeddings, `post_quant_conv` and the decoder.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, Param};
+use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use v2l_assets::readers::tensors::TensorSource;
+use v2l_io::tensors::TensorSource;
+use v2l_nn::layers::{self, LinearInit};
+use v2l_nn::{Init, Loader, Names, Unexpected};
 use v2l_clip::{ClipConfig, VisionConfig, VisionTransformer};
 use v2l_quant::tensor::{Strategy, TensorCodebook};
 
-use crate::blocks::{Conv, LinearT};
+use crate::blocks::{conv, Conv};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::net::{Decoder, Encoder};
-use crate::params::{frozen, Init, Named, ParamSource, RandomSource, StateDictSource};
 
 /// Namespaces of the state dict that belong to the tokenizer proper (a key
 /// under one of them that the architecture does not use is "unexpected").
@@ -32,8 +34,9 @@ pub const SKIPPED_NAMESPACES: &[&str] = &["discriminator.", "perceptual_loss."];
 /// Prefix of the CLIP vision tower inside an official checkpoint.
 pub const CLIP_PREFIX: &str = "global_encoder.";
 
-/// A parameter by state-dict name: `(name, shape, row-major values)`.
-pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+/// A parameter by state-dict name: `(name, shape, row-major values)`, in
+/// PyTorch's layout.
+pub use v2l_nn::NamedTensor;
 
 /// The V2L tokenizer (reference `VQModel_LLaMA`), generic over the backend
 /// and trainable under an autodiff backend: the encoder, decoder, both 1×1
@@ -54,7 +57,7 @@ pub struct V2lModel<B: Backend> {
     pub local_codebook: Param<Tensor<B, 2>>,
     /// The trainable projector applied to the whole local codebook
     /// (`codebook_projection`), if the model uses one.
-    pub projector: Option<LinearT<B>>,
+    pub projector: Option<Linear<B>>,
     /// The global codebook `[n_global, embed_dim]`
     /// (`tok_embeddings_global.weight`), frozen, never projected.
     pub global_codebook: Param<Tensor<B, 2>>,
@@ -62,9 +65,9 @@ pub struct V2lModel<B: Backend> {
     pub clip: Option<VisionTransformer<B>>,
     #[module(skip)]
     config: ModelConfig,
-    /// State-dict name of every parameter (for saving).
+    /// State-dict name and layout of every parameter (for saving).
     #[module(skip)]
-    names: Vec<(ParamId, String)>,
+    names: Names,
 }
 
 /// What the encoder side computes for a batch (shapes for `B` images of
@@ -125,9 +128,9 @@ impl<B: Backend> V2lModel<B> {
         device: &B::Device,
     ) -> Result<Self> {
         config.validate()?;
-        let mut src = StateDictSource::new(source, prefix);
-        let model = Self::build(&mut src, None, config, device);
-        src.finish(MODEL_NAMESPACES)?;
+        let vb = Loader::from_source(source, device).pp(prefix);
+        let mut model = Self::build(&vb, None, config);
+        model.names = vb.finish(Unexpected::Under(MODEL_NAMESPACES))?;
         Ok(model)
     }
 
@@ -176,41 +179,9 @@ impl<B: Backend> V2lModel<B> {
     /// # Errors
     /// A backend returns non-f32-convertible data.
     pub fn named_tensors(&self) -> Result<Vec<NamedTensor>> {
-        struct Collect<B: Backend> {
-            found: std::collections::HashMap<ParamId, (Vec<usize>, burn::tensor::TensorData)>,
-            _b: std::marker::PhantomData<B>,
-        }
-        impl<B: Backend> ModuleVisitor<B> for Collect<B> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-                let t = param.val();
-                self.found
-                    .insert(param.id, (t.dims().to_vec(), t.into_data()));
-            }
-        }
-        let mut c = Collect::<B> {
-            found: Default::default(),
-            _b: std::marker::PhantomData,
-        };
-        // Only the tokenizer's own parts (the CLIP tower has no names here).
-        self.encoder.visit(&mut c);
-        self.decoder.visit(&mut c);
-        self.quant_conv.visit(&mut c);
-        self.post_quant_conv.visit(&mut c);
-        self.local_codebook.visit(&mut c);
-        self.projector.visit(&mut c);
-        self.global_codebook.visit(&mut c);
-        let mut out = Vec::with_capacity(self.names.len());
-        for (id, name) in &self.names {
-            let (shape, data) = c.found.remove(id).ok_or_else(|| {
-                ModelError::Backend(format!("parameter {name} not found in the module"))
-            })?;
-            let values = data
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .map_err(|e| ModelError::Backend(format!("{e:?}")))?;
-            out.push((name.clone(), shape, values));
-        }
-        Ok(out)
+        self.names
+            .export(self)
+            .map_err(|e| ModelError::Backend(e.to_string()))
     }
 
     /// A model with seeded random weights (PyTorch's default initialisers;
@@ -222,7 +193,7 @@ impl<B: Backend> V2lModel<B> {
     /// An invalid configuration.
     pub fn random(config: &ModelConfig, seed: u64, device: &B::Device) -> Result<Self> {
         config.validate()?;
-        let mut src = RandomSource::new(seed);
+        let vb = Loader::random(seed, device);
         let clip = match &config.clip_vision {
             Some(vc) => {
                 let cc = ClipConfig {
@@ -235,63 +206,38 @@ impl<B: Backend> V2lModel<B> {
             }
             None => None,
         };
-        Ok(Self::build(&mut src, clip, config, device))
+        let mut model = Self::build(&vb, clip, config);
+        model.names = vb.finish(Unexpected::Ignore)?;
+        Ok(model)
     }
 
-    fn build(
-        src: &mut dyn ParamSource,
-        clip: Option<VisionTransformer<B>>,
-        config: &ModelConfig,
-        device: &B::Device,
-    ) -> Self {
-        let mut named = Named::new(src);
-        let src: &mut dyn ParamSource = &mut named;
+    /// The tokenizer's parameters in build order (the order fixes a seeded
+    /// model's values): encoder, decoder, the 1×1 convs, the local
+    /// codebook, the projector, the global codebook.
+    fn build(vb: &Loader<'_, B>, clip: Option<VisionTransformer<B>>, config: &ModelConfig) -> Self {
         let d = config.embed_dim;
         let z = config.ddconfig.z_channels;
-        let encoder = Encoder::load(src, config, device);
-        let decoder = Decoder::load(src, config, device);
-        let quant_conv = Conv::load(
-            src,
-            "quant_conv",
+        let encoder = Encoder::load(&vb.pp("encoder"), config);
+        let decoder = Decoder::load(&vb.pp("decoder"), config);
+        let quant_conv = conv(
+            &vb.pp("quant_conv"),
             [d, config.encoder_out_channels(), 1],
             1,
             0,
-            device,
         );
-        let post_quant_conv = Conv::load(src, "post_quant_conv", [z, d, 1], 1, 0, device);
-        let local_codebook = frozen(
-            src,
-            "tok_embeddings.weight",
-            [config.n_local, d],
-            Init::Normal(1.0 / (d as f64).sqrt()),
-            device,
-        );
+        let post_quant_conv = conv(&vb.pp("post_quant_conv"), [z, d, 1], 1, 0);
+        let rows = Init::Normal(1.0 / (d as f64).sqrt());
+        let local_codebook = vb.frozen("tok_embeddings.weight", [config.n_local, d], rows);
+        // The reference initialises the projector's weight N(0, 1/D).
         let projector = config.use_projector.then(|| {
             let bound = 1.0 / (d as f64).sqrt();
-            LinearT {
-                weight: crate::params::param(
-                    src,
-                    "codebook_projection.weight",
-                    [d, d],
-                    Init::Normal(bound),
-                    device,
-                ),
-                bias: Some(crate::params::param(
-                    src,
-                    "codebook_projection.bias",
-                    [d],
-                    Init::Uniform(bound),
-                    device,
-                )),
-            }
+            let init = LinearInit {
+                weight: Init::Normal(bound),
+                bias: Init::Uniform(bound),
+            };
+            layers::linear_init(&vb.pp("codebook_projection"), d, d, true, init)
         });
-        let global_codebook = frozen(
-            src,
-            "tok_embeddings_global.weight",
-            [config.n_global, d],
-            Init::Normal(1.0 / (d as f64).sqrt()),
-            device,
-        );
+        let global_codebook = vb.frozen("tok_embeddings_global.weight", [config.n_global, d], rows);
         Self {
             encoder,
             decoder,
@@ -302,7 +248,7 @@ impl<B: Backend> V2lModel<B> {
             global_codebook,
             clip,
             config: config.clone(),
-            names: named.names,
+            names: Names::default(),
         }
     }
 

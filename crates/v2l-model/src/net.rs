@@ -4,11 +4,13 @@
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor};
 
+use burn::nn::GroupNorm;
+use v2l_nn::Loader;
+
 use crate::blocks::{
-    swish, AttnBlock, Conv, CrossAttention, Downsample, GroupNorm, ResnetBlock, Upsample,
+    conv, normalize, swish, AttnBlock, Conv, CrossAttention, Downsample, ResnetBlock, Upsample,
 };
 use crate::config::ModelConfig;
-use crate::params::ParamSource;
 
 /// One encoder level: ResnetBlocks (each followed by attention where the
 /// `resolution` counter says) and a downsample except at the last level.
@@ -43,40 +45,28 @@ pub struct Encoder<B: Backend> {
 }
 
 impl<B: Backend> Encoder<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        config: &ModelConfig,
-        device: &B::Device,
-    ) -> Self {
+    /// Build under `vb` (the `encoder.` scope).
+    pub(crate) fn load(vb: &Loader<'_, B>, config: &ModelConfig) -> Self {
         let dd = &config.ddconfig;
         let levels = dd.levels();
-        let conv_in = Conv::load(
-            src,
-            "encoder.conv_in",
-            [dd.ch, dd.in_channels, 3],
-            1,
-            1,
-            device,
-        );
+        let conv_in = conv(&vb.pp("conv_in"), [dd.ch, dd.in_channels, 3], 1, 1);
         let mut down = Vec::with_capacity(levels);
         let mut c_in = dd.ch;
         for i in 0..levels {
+            let level = vb.pp(format!("down.{i}"));
             let c_out = dd.level_channels(i);
             let with_attn = dd.encoder_level_attention(i);
             let mut block = Vec::new();
             let mut attn = Vec::new();
             for j in 0..dd.num_res_blocks {
-                let key = format!("encoder.down.{i}.block.{j}");
-                block.push(ResnetBlock::load(src, &key, c_in, c_out, device));
+                block.push(ResnetBlock::load(&level.pp(format!("block.{j}")), c_in, c_out));
                 c_in = c_out;
                 if with_attn {
-                    let key = format!("encoder.down.{i}.attn.{j}");
-                    attn.push(AttnBlock::load(src, &key, c_out, device));
+                    attn.push(AttnBlock::load(&level.pp(format!("attn.{j}")), c_out));
                 }
             }
-            let downsample = (i + 1 != levels).then(|| {
-                Downsample::load(src, &format!("encoder.down.{i}.downsample"), c_out, device)
-            });
+            let downsample =
+                (i + 1 != levels).then(|| Downsample::load(&level.pp("downsample"), c_out));
             down.push(EncoderLevel {
                 block,
                 attn,
@@ -87,17 +77,15 @@ impl<B: Backend> Encoder<B> {
         Self {
             conv_in,
             down,
-            mid_block_1: ResnetBlock::load(src, "encoder.mid.block_1", c, c, device),
-            mid_attn_1: AttnBlock::load(src, "encoder.mid.attn_1", c, device),
-            mid_block_2: ResnetBlock::load(src, "encoder.mid.block_2", c, c, device),
-            norm_out: GroupNorm::load(src, "encoder.norm_out", c, device),
-            conv_out: Conv::load(
-                src,
-                "encoder.conv_out",
+            mid_block_1: ResnetBlock::load(&vb.pp("mid.block_1"), c, c),
+            mid_attn_1: AttnBlock::load(&vb.pp("mid.attn_1"), c),
+            mid_block_2: ResnetBlock::load(&vb.pp("mid.block_2"), c, c),
+            norm_out: normalize(&vb.pp("norm_out"), c),
+            conv_out: conv(
+                &vb.pp("conv_out"),
                 [config.encoder_out_channels(), c, 3],
                 1,
                 1,
-                device,
             ),
         }
     }
@@ -159,54 +147,40 @@ pub struct Decoder<B: Backend> {
 }
 
 impl<B: Backend> Decoder<B> {
-    pub(crate) fn load(
-        src: &mut dyn ParamSource,
-        config: &ModelConfig,
-        device: &B::Device,
-    ) -> Self {
+    /// Build under `vb` (the `decoder.` scope).
+    pub(crate) fn load(vb: &Loader<'_, B>, config: &ModelConfig) -> Self {
         let dd = &config.ddconfig;
         let levels = dd.levels();
         let c_mid = dd.mid_channels();
-        let conv_in = Conv::load(
-            src,
-            "decoder.conv_in",
-            [c_mid, dd.z_channels, 3],
-            1,
-            1,
-            device,
-        );
-        let mid_block_1 = ResnetBlock::load(src, "decoder.mid.block_1", c_mid, c_mid, device);
-        let mid_attn_1 = AttnBlock::load(src, "decoder.mid.attn_1", c_mid, device);
+        let conv_in = conv(&vb.pp("conv_in"), [c_mid, dd.z_channels, 3], 1, 1);
+        let mid_block_1 = ResnetBlock::load(&vb.pp("mid.block_1"), c_mid, c_mid);
+        let mid_attn_1 = AttnBlock::load(&vb.pp("mid.attn_1"), c_mid);
         let mid_cross_attn_1 = CrossAttention::load(
-            src,
-            "decoder.mid.cross_attn_1",
+            &vb.pp("mid.cross_attn_1"),
             c_mid,
             config.embed_dim,
             config.cross_attn_heads,
             config.cross_attn_dim_head(),
-            device,
         );
-        let mid_block_2 = ResnetBlock::load(src, "decoder.mid.block_2", c_mid, c_mid, device);
+        let mid_block_2 = ResnetBlock::load(&vb.pp("mid.block_2"), c_mid, c_mid);
         // Built from the last level down, as the reference runs them, then
         // stored by level index.
         let mut up: Vec<Option<DecoderLevel<B>>> = (0..levels).map(|_| None).collect();
         let mut c_in = c_mid;
         for i in (0..levels).rev() {
+            let level = vb.pp(format!("up.{i}"));
             let c_out = dd.level_channels(i);
             let with_attn = dd.decoder_level_attention(i);
             let mut block = Vec::new();
             let mut attn = Vec::new();
             for j in 0..=dd.num_res_blocks {
-                let key = format!("decoder.up.{i}.block.{j}");
-                block.push(ResnetBlock::load(src, &key, c_in, c_out, device));
+                block.push(ResnetBlock::load(&level.pp(format!("block.{j}")), c_in, c_out));
                 c_in = c_out;
                 if with_attn {
-                    let key = format!("decoder.up.{i}.attn.{j}");
-                    attn.push(AttnBlock::load(src, &key, c_out, device));
+                    attn.push(AttnBlock::load(&level.pp(format!("attn.{j}")), c_out));
                 }
             }
-            let upsample = (i != 0)
-                .then(|| Upsample::load(src, &format!("decoder.up.{i}.upsample"), c_out, device));
+            let upsample = (i != 0).then(|| Upsample::load(&level.pp("upsample"), c_out));
             up[i] = Some(DecoderLevel {
                 block,
                 attn,
@@ -222,8 +196,8 @@ impl<B: Backend> Decoder<B> {
             mid_cross_attn_1,
             mid_block_2,
             up,
-            norm_out: GroupNorm::load(src, "decoder.norm_out", c0, device),
-            conv_out: Conv::load(src, "decoder.conv_out", [dd.out_ch, c0, 3], 1, 1, device),
+            norm_out: normalize(&vb.pp("norm_out"), c0),
+            conv_out: conv(&vb.pp("conv_out"), [dd.out_ch, c0, 3], 1, 1),
         }
     }
 

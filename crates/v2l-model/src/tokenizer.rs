@@ -56,7 +56,7 @@ pub fn read_global_vocab(path: &Path) -> Result<Vec<String>> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     if is_npy {
-        return Ok(v2l_assets::readers::npy::read(path)?.to_strings()?);
+        return Ok(v2l_io::npy::read(path)?.to_strings()?);
     }
     let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
@@ -144,7 +144,7 @@ impl<B: Backend> V2lTokenizer<B> {
         t.provenance = serde_json::json!({
             "checkpoint": path.display().to_string(),
             "kind": kind,
-            "sha256": v2l_assets::fetch::sha256_file(&hash_file)
+            "sha256": v2l_io::hash::sha256_file(&hash_file)
                 .map_err(|e| ModelError::Backend(format!("hashing {}: {e}", hash_file.display())))?,
             "hashed_file": hash_file.file_name().map(|n| n.to_string_lossy().to_string()),
             "image_size": c.image_size,

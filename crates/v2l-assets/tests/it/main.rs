@@ -3,4 +3,4 @@
 
 mod datasets;
 mod fetch;
-mod readers;
+

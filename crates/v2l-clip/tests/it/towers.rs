@@ -208,16 +208,16 @@ fn bad_weights_and_inputs_are_typed_errors() {
         ..Default::default()
     };
     match Clip::<B>::load_with(&path, &opts, &device) {
-        Err(ClipError::ShapeMismatch {
-            key,
-            expected,
-            found,
-            ..
-        }) => {
-            assert_eq!(key, "visual.proj");
-            assert_eq!((expected, found), (vec![128, 32], vec![128, 64]));
+        Err(ClipError::Weights(report)) => {
+            assert_eq!(report.shapes.len(), 1, "{report}");
+            let s = &report.shapes[0];
+            assert_eq!(s.key, "visual.proj");
+            assert_eq!(
+                (s.expected.clone(), s.found.clone()),
+                (vec![128, 32], vec![128, 64])
+            );
         }
-        other => panic!("expected ShapeMismatch, got {other:?}"),
+        other => panic!("expected a shape problem, got {other:?}"),
     }
 
     // A missing tensor: drop one key from an HF file.
@@ -235,10 +235,11 @@ fn bad_weights_and_inputs_are_typed_errors() {
     )
     .unwrap();
     match Clip::<B>::load(dir.path(), &device) {
-        Err(ClipError::MissingTensor { key, .. }) => {
-            assert_eq!(key, "text_model.encoder.layers.1.self_attn.k_proj.bias")
-        }
-        other => panic!("expected MissingTensor, got {other:?}"),
+        Err(ClipError::Weights(report)) => assert_eq!(
+            report.missing,
+            vec!["text_model.encoder.layers.1.self_attn.k_proj.bias".to_string()]
+        ),
+        other => panic!("expected a missing tensor, got {other:?}"),
     }
 
     // Not CLIP at all.

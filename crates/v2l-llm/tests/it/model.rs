@@ -238,9 +238,10 @@ fn bad_input_is_typed() {
         .collect();
     safetensors::serialize_to_file(views, None, &broken.join("model.safetensors")).unwrap();
     match Llama::<B>::open(&broken, &Default::default()) {
-        Err(LlmError::MissingTensor { key, .. }) => {
-            assert_eq!(key, "model.layers.1.mlp.up_proj.weight")
-        }
+        Err(LlmError::Weights(report)) => assert_eq!(
+            report.missing,
+            vec!["model.layers.1.mlp.up_proj.weight".to_string()]
+        ),
         other => panic!("{other:?}"),
     }
 }

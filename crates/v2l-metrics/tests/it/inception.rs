@@ -242,7 +242,7 @@ fn loading_reports_missing_and_misshaped_tensors() {
     )
     .unwrap_err();
     assert!(
-        matches!(&err, InceptionError::MissingTensor { key: k, .. } if k == key),
+        matches!(&err, InceptionError::Weights(r) if r.missing == vec![key.to_string()]),
         "{err}"
     );
     assert!(err.to_string().contains(key), "{err}");
@@ -256,15 +256,11 @@ fn loading_reports_missing_and_misshaped_tensors() {
     )
     .unwrap_err();
     match &err {
-        InceptionError::BadTensorShape {
-            key: k,
-            expected,
-            found,
-            ..
-        } => {
-            assert_eq!(k, key);
-            assert_eq!(expected, &vec![128, 128, 1, 7]);
-            assert_eq!(found, &vec![128, 128, 7, 1]);
+        InceptionError::Weights(r) => {
+            assert_eq!(r.shapes.len(), 1, "{r}");
+            assert_eq!(r.shapes[0].key, key);
+            assert_eq!(r.shapes[0].expected, vec![128, 128, 1, 7]);
+            assert_eq!(r.shapes[0].found, vec![128, 128, 7, 1]);
         }
         other => panic!("{other}"),
     }

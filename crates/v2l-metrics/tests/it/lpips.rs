@@ -401,19 +401,19 @@ fn bad_weights_are_typed_errors() {
 
     let missing = synthetic_alex(|k| (k == "AlexNet_0/Conv_3/bias").then_some(None));
     match Lpips::<B>::from_pickle(LpipsNet::Alex, &missing, "syn", &device) {
-        Err(LpipsError::MissingWeight { file, key }) => {
+        Err(LpipsError::Weights(r)) => {
             assert_eq!(
-                (file.as_str(), key.as_str()),
-                ("syn", "AlexNet_0/Conv_3/bias")
+                (r.file.as_str(), r.missing.clone()),
+                ("syn", vec!["AlexNet_0/Conv_3/bias".to_string()])
             );
         }
-        other => panic!("expected MissingWeight, got {other:?}"),
+        other => panic!("expected a missing weight, got {other:?}"),
     }
     let misshaped = synthetic_alex(|k| {
         (k == "NetLinLayer_2/Conv_0/kernel").then(|| Some(array(&[1, 1, 383, 1], 0)))
     });
     match Lpips::<B>::from_pickle(LpipsNet::Alex, &misshaped, "syn", &device) {
-        Err(e @ LpipsError::WeightShape { .. }) => {
+        Err(e @ LpipsError::Weights(_)) => {
             let msg = e.to_string();
             assert!(msg.contains("NetLinLayer_2/Conv_0/kernel"), "{msg}");
             assert!(
@@ -421,18 +421,21 @@ fn bad_weights_are_typed_errors() {
                 "{msg}"
             );
         }
-        other => panic!("expected WeightShape, got {other:?}"),
+        other => panic!("expected a shape problem, got {other:?}"),
     }
     let not_array =
         synthetic_alex(|k| (k == "AlexNet_0/Conv_0/kernel").then_some(Some(PickleValue::Int(3))));
-    assert!(matches!(
-        Lpips::<B>::from_pickle(LpipsNet::Alex, &not_array, "syn", &device),
-        Err(LpipsError::NotAnArray { found: "int", .. })
-    ));
+    match Lpips::<B>::from_pickle(LpipsNet::Alex, &not_array, "syn", &device) {
+        Err(LpipsError::Weights(r)) => assert_eq!(
+            r.missing,
+            vec!["AlexNet_0/Conv_0/kernel (not an array: int)".to_string()]
+        ),
+        other => panic!("expected a non-array weight, got {other:?}"),
+    }
     // An AlexNet file loaded as VGG names the first missing VGG key.
     match Lpips::<B>::from_pickle(LpipsNet::Vgg, &synthetic_alex(|_| None), "syn", &device) {
-        Err(LpipsError::MissingWeight { key, .. }) => assert_eq!(key, "VGG16_0/Conv_0/kernel"),
-        other => panic!("expected MissingWeight, got {other:?}"),
+        Err(LpipsError::Weights(r)) => assert_eq!(r.missing[0], "VGG16_0/Conv_0/kernel"),
+        other => panic!("expected a missing weight, got {other:?}"),
     }
     // The pickle reader refuses code: `posix.system` is not on the allow-list.
     let evil = b"\x80\x03cposix\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.";

@@ -55,12 +55,12 @@ fn weight_problems_are_listed_together() {
     let bad = doctored(&src);
     let err = V2lModel::<B>::from_source(&bad, "", &config, &Default::default()).unwrap_err();
     match &err {
-        ModelError::Weights {
+        ModelError::Weights(v2l_model::error::LoadError {
             missing,
             unexpected,
             shapes,
             ..
-        } => {
+        }) => {
             assert_eq!(missing, &vec!["decoder.conv_in.bias".to_string()]);
             assert_eq!(
                 unexpected,

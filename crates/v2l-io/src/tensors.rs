@@ -1,7 +1,8 @@
 //! One interface over files of named tensors: safetensors (single or
 //! sharded with `model.safetensors.index.json`) and PyTorch archives
 //! (`torch.save` zip or legacy, TorchScript). Model crates build their
-//! modules from a [`TensorSource`] and never care which format it was.
+//! modules from a [`TensorSource`] (through `v2l-nn`'s loader) and never
+//! care which format it was.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,19 @@ pub trait TensorSource: Send + Sync {
     /// Read one tensor as f32 in C order; f16, bf16, f64 and integer tensors
     /// are converted.
     fn read_f32(&self, key: &str) -> Result<(Vec<usize>, Vec<f32>)>;
+
+    /// The file's own name(s) behind `key`, for messages. Sources that
+    /// rename or assemble tensors (a CLIP layout, an LLM format) override
+    /// this; a plain file answers `key` itself.
+    fn file_names(&self, key: &str) -> Vec<String> {
+        vec![key.to_string()]
+    }
+
+    /// The file names that are missing when `key` is absent (for messages;
+    /// by default `key` itself).
+    fn missing_names(&self, key: &str) -> Vec<String> {
+        vec![key.to_string()]
+    }
 }
 
 /// A safetensors file held in memory.

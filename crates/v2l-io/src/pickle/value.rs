@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::readers::array::NdArray;
+use crate::array::NdArray;
 
 /// A qualified Python name, `module.name` (e.g. `argparse.Namespace`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -202,7 +202,7 @@ pub enum PickleValue {
     /// A numpy array or numpy scalar.
     NdArray(NdArray),
     /// A numpy dtype pickled on its own.
-    NumpyDtype(crate::readers::array::Dtype),
+    NumpyDtype(crate::array::Dtype),
     /// A torch tensor (a view into an external storage).
     TorchTensor(TorchTensorRef),
     /// A torch storage pickled on its own.

@@ -7,8 +7,8 @@
 //! official `global_vocabulary.npy` reads as strings). Structured dtypes are refused.
 //!
 //! ```no_run
-//! # fn main() -> v2l_assets::readers::Result<()> {
-//! let vocab = v2l_assets::readers::npy::read("global_vocabulary.npy")?;
+//! # fn main() -> v2l_io::Result<()> {
+//! let vocab = v2l_io::npy::read("global_vocabulary.npy")?;
 //! let words: Vec<String> = vocab.to_strings()?;
 //! # Ok(()) }
 //! ```

@@ -38,11 +38,13 @@
 //! [`ReadError::LimitExceeded`]. No input panics.
 
 mod globals;
+mod tree;
 mod value;
 mod vm;
 
 use std::path::Path;
 
+pub use tree::PickleTree;
 pub use value::{PickleValue, QualName, TorchDtype, TorchStorageRef, TorchTensorRef};
 
 use super::error::{ReadError, Result};

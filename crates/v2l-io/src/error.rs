@@ -1,4 +1,4 @@
-//! The one error type shared by every reader in [`crate::readers`].
+//! The one error type shared by every reader in [`crate`].
 
 use std::path::PathBuf;
 

@@ -1,8 +1,13 @@
-//! Safe readers for the file formats the project shares across crates.
+//! Safe readers for the file formats v2l-rs reads, with no burn, network,
+//! archive-extraction or cache dependencies (so they build and fuzz on
+//! their own). Model crates build modules from these through `v2l-nn`.
 //!
 //! - [`pickle`]: an allow-listed pickle VM that never executes pickle code (numpy arrays,
 //!   object arrays of `str`, torch tensor references, `argparse.Namespace`, TorchScript
 //!   objects);
+//! - [`tensors`]: one [`tensors::TensorSource`] interface over safetensors (single or sharded)
+//!   and PyTorch archives;
+//! - [`gguf`]: GGUF files (header, metadata, tensor table, dequantisation to f32);
 //! - [`npy`]: NumPy `.npy` files, versions 1–3, numeric, string and object arrays;
 //! - [`idx`]: IDX files (MNIST / Fashion-MNIST), plain or gzip-compressed;
 //! - [`torch_zip`]: tensors inside PyTorch zip archives (`torch.save` checkpoints and
@@ -12,6 +17,8 @@
 
 pub mod array;
 mod error;
+pub mod gguf;
+pub mod hash;
 pub mod idx;
 pub mod npy;
 pub mod pickle;

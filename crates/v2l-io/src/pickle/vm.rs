@@ -11,8 +11,8 @@ use std::rc::Rc;
 use super::globals::{self, Global, GlobalKind};
 use super::value::{PickleValue, QualName, TorchStorageRef, TorchTensorRef};
 use super::Limits;
-use crate::readers::array::{ArrayData, ByteOrder, Dtype, DtypeKind, NdArray};
-use crate::readers::error::{ReadError, Result};
+use crate::array::{ArrayData, ByteOrder, Dtype, DtypeKind, NdArray};
+use crate::error::{ReadError, Result};
 
 type Id = usize;
 

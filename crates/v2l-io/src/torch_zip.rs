@@ -26,8 +26,8 @@
 //! format of the earliest torch releases ([`ReadError::LegacyTorchFormat`]).
 //!
 //! ```no_run
-//! # fn main() -> v2l_assets::readers::Result<()> {
-//! use v2l_assets::readers::torch_zip::TorchArchive;
+//! # fn main() -> v2l_io::Result<()> {
+//! use v2l_io::torch_zip::TorchArchive;
 //! let ckpt = TorchArchive::open("checkpoint.pth")?.with_top_level_key("state_dict")?;
 //! let (shape, values) = ckpt.read_f32("encoder.conv_in.weight")?;
 //! let epoch = ckpt.get("epoch").and_then(|v| v.as_i64());

@@ -1,0 +1,4 @@
+//! Integration tests of v2l-io (one test binary per crate).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod readers;
