@@ -7,10 +7,9 @@
 //! cache never holds a partial or unverified file under its final name.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
 
 use crate::error::{io, AssetError, Result};
 use crate::manifest::{Asset, AssetFile, Client, MANIFEST};

@@ -9,9 +9,7 @@ use rayon::prelude::*;
 
 use crate::config::ClipConfig;
 use crate::error::{ClipError, Result};
-use crate::model::{
-    OutputOptions, TextOutput, TextTransformer, VisionOutput, VisionTransformer,
-};
+use crate::model::{OutputOptions, TextOutput, TextTransformer, VisionOutput, VisionTransformer};
 use crate::preprocess::ClipPreprocess;
 use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::weights::{

@@ -227,13 +227,23 @@ impl<B: Backend> VisionTransformer<B> {
             eps: c.layer_norm_eps,
         };
         // The patch conv (no bias) as a matrix [3·p², width].
-        let patch_embed = vb.param_as("conv1.weight", Layout::Transposed, &[w, 3, p, p], WEIGHT_INIT);
+        let patch_embed = vb.param_as(
+            "conv1.weight",
+            Layout::Transposed,
+            &[w, 3, p, p],
+            WEIGHT_INIT,
+        );
         let class_embedding = vb.param("class_embedding", [w], WEIGHT_INIT);
-        let positional_embedding = vb.param("positional_embedding", [c.num_tokens(), w], WEIGHT_INIT);
+        let positional_embedding =
+            vb.param("positional_embedding", [c.num_tokens(), w], WEIGHT_INIT);
         let ln_pre = layers::layer_norm(&vb.pp("ln_pre"), w, c.layer_norm_eps);
         let blocks = load_blocks(vb, c.layers, &shape);
         let ln_post = layers::layer_norm(&vb.pp("ln_post"), w, c.layer_norm_eps);
-        let proj = vb.param("proj", [w, c.output_dim], Init::Normal((w as f64).powf(-0.5)));
+        let proj = vb.param(
+            "proj",
+            [w, c.output_dim],
+            Init::Normal((w as f64).powf(-0.5)),
+        );
         Ok(Self {
             patch_embed,
             class_embedding,

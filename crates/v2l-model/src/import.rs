@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
+use v2l_clip::{ClipConfig, Layout, LoadOptions, VisionConfig, VisionTransformer};
 use v2l_io::tensors::TensorSource;
 use v2l_io::torch_zip::TorchArchive;
-use v2l_clip::{ClipConfig, Layout, LoadOptions, VisionConfig, VisionTransformer};
 
 use crate::config::{DdConfig, ImageSize, ModelConfig, DEFAULT_GLOBAL_TOKENS, DEFAULT_IMAGE_SIZE};
 use crate::error::{LoadError, ModelError, Result};
@@ -77,10 +77,7 @@ pub fn infer_config(
         ch_mult.push(c / ch);
     }
     if ch_mult.is_empty() {
-        return Err(missing(
-            source,
-            key("encoder.down.0.block.0.conv1.weight"),
-        ));
+        return Err(missing(source, key("encoder.down.0.block.0.conv1.weight")));
     }
     let mut num_res_blocks = 0;
     while has(&format!(

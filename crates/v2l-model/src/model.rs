@@ -5,10 +5,10 @@
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use v2l_clip::{ClipConfig, VisionConfig, VisionTransformer};
 use v2l_io::tensors::TensorSource;
 use v2l_nn::layers::{self, LinearInit};
 use v2l_nn::{Init, Loader, Names, Unexpected};
-use v2l_clip::{ClipConfig, VisionConfig, VisionTransformer};
 use v2l_quant::tensor::{Strategy, TensorCodebook};
 
 use crate::blocks::{conv, Conv};

@@ -59,7 +59,11 @@ impl<B: Backend> Encoder<B> {
             let mut block = Vec::new();
             let mut attn = Vec::new();
             for j in 0..dd.num_res_blocks {
-                block.push(ResnetBlock::load(&level.pp(format!("block.{j}")), c_in, c_out));
+                block.push(ResnetBlock::load(
+                    &level.pp(format!("block.{j}")),
+                    c_in,
+                    c_out,
+                ));
                 c_in = c_out;
                 if with_attn {
                     attn.push(AttnBlock::load(&level.pp(format!("attn.{j}")), c_out));
@@ -174,7 +178,11 @@ impl<B: Backend> Decoder<B> {
             let mut block = Vec::new();
             let mut attn = Vec::new();
             for j in 0..=dd.num_res_blocks {
-                block.push(ResnetBlock::load(&level.pp(format!("block.{j}")), c_in, c_out));
+                block.push(ResnetBlock::load(
+                    &level.pp(format!("block.{j}")),
+                    c_in,
+                    c_out,
+                ));
                 c_in = c_out;
                 if with_attn {
                     attn.push(AttnBlock::load(&level.pp(format!("attn.{j}")), c_out));

@@ -206,44 +206,42 @@ impl LoadError {
 /// At most this many names per kind of problem in the message.
 const LISTED: usize = 12;
 
-fn list<T>(
-    f: &mut fmt::Formatter<'_>,
-    what: &str,
-    items: &[T],
-    show: impl Fn(&T) -> String,
-) -> fmt::Result {
+/// `N what: a, b, … (M more)`.
+fn list<T>(what: &str, items: &[T], show: impl Fn(&T) -> String) -> Option<String> {
     if items.is_empty() {
-        return Ok(());
+        return None;
     }
-    write!(f, "\n  {what} ({}):", items.len())?;
-    for item in items.iter().take(LISTED) {
-        write!(f, " {};", show(item))?;
-    }
+    let mut s = items
+        .iter()
+        .take(LISTED)
+        .map(show)
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > LISTED {
-        write!(f, " … and {} more", items.len() - LISTED)?;
+        s.push_str(&format!(", … ({} more)", items.len() - LISTED));
     }
-    Ok(())
+    Some(format!("{} {what}: {s}", items.len()))
 }
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} weight problem(s) for this architecture",
-            self.file,
-            self.count()
-        )?;
-        list(f, "missing", &self.missing, |k| format!("`{k}`"))?;
-        list(f, "unexpected", &self.unexpected, |k| format!("`{k}`"))?;
-        list(f, "wrong shape", &self.shapes, |s| {
-            format!("`{}` expected {:?}, found {:?}", s.key, s.expected, s.found)
-        })?;
-        list(f, "non-finite", &self.values, |v| {
-            format!("`{}` holds {} at flat index {}", v.key, v.value, v.index)
-        })?;
-        list(f, "unreadable", &self.unreadable, |r| {
-            format!("`{}`: {}", r.key, r.message)
-        })
+        let parts: Vec<String> = [
+            list("missing", &self.missing, |k| format!("`{k}`")),
+            list("unexpected", &self.unexpected, |k| format!("`{k}`")),
+            list("mis-shaped", &self.shapes, |s| {
+                format!("`{}` is {:?}, expected {:?}", s.key, s.found, s.expected)
+            }),
+            list("non-finite", &self.values, |v| {
+                format!("`{}` holds {} at flat index {}", v.key, v.value, v.index)
+            }),
+            list("unreadable", &self.unreadable, |r| {
+                format!("`{}` ({})", r.key, r.message)
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        write!(f, "{}: {}", self.file, parts.join("; "))
     }
 }
 
@@ -556,7 +554,8 @@ impl<'a, B: Backend> Loader<'a, B> {
         match source.read_f32(&key) {
             Ok((_, v)) if v.len() == n => {
                 if st.check_finite {
-                    if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite())
+                    if let Some((index, &value)) =
+                        v.iter().enumerate().find(|(_, x)| !x.is_finite())
                     {
                         st.report.values.push(ValueProblem {
                             key: source.file_names(&key).join(" + "),

@@ -3,4 +3,3 @@
 
 mod datasets;
 mod fetch;
-

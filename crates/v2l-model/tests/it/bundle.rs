@@ -78,3 +78,109 @@ fn official_import_round_trips_through_a_bundle() {
         "CLIP stored as f16: {bytes} bytes for {n} values"
     );
 }
+
+/// The tensors of one bundle file, by name: `(shape, values)`.
+fn file_tensors(
+    path: std::path::PathBuf,
+) -> std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    use v2l_assets::readers::tensors::TensorSource;
+    let f = v2l_assets::readers::tensors::SafetensorsFile::open(path).unwrap();
+    f.keys()
+        .into_iter()
+        .map(|k| {
+            let v = f.read_f32(&k).unwrap();
+            (k, v)
+        })
+        .collect()
+}
+
+/// A bundle written at commit eb0201b, before the weight-loading layer
+/// replaced the model's own loaders (`examples/write_legacy_bundle.rs`, run
+/// at that commit), loads unchanged. Checked against that bundle's files
+/// and the outputs the writing code computed then (`expected.safetensors`):
+/// every parameter exports to the file's own name, shape and values
+/// (PyTorch's `[out, in]` layout on disk); a bundle written back holds the
+/// same tensors; the local ids are identical and the decoded images equal
+/// within 1e-4 relative error.
+#[test]
+fn bundle_written_before_the_loading_layer_loads_unchanged() {
+    let device = Default::default();
+    let dir = fixture("legacy-bundle");
+    let bundle = Bundle::open(dir.join("bundle")).unwrap();
+    assert_eq!(bundle.global_words().unwrap()[19], "w19");
+    let model = bundle.load::<B>(bundle.config(), &device).unwrap();
+
+    let mut on_disk = file_tensors(dir.join("bundle/model.safetensors"));
+    for (file, key) in [
+        ("local_codebook.safetensors", "tok_embeddings.weight"),
+        (
+            "global_codebook.safetensors",
+            "tok_embeddings_global.weight",
+        ),
+    ] {
+        let mut t = file_tensors(dir.join("bundle").join(file));
+        on_disk.insert(key.to_string(), t.remove("embeddings").unwrap());
+    }
+    let exported = model.named_tensors().unwrap();
+    assert_eq!(exported.len(), on_disk.len());
+    // Linear weights are [in, out] in the module and [out, in] on disk.
+    let proj = &model.projector.as_ref().unwrap().weight;
+    assert_eq!(proj.dims(), [16, 16]);
+    let to_q = &model.decoder.mid_cross_attn_1.to_q.weight;
+    assert_eq!(to_q.dims(), [32, 256]);
+    assert_eq!(
+        on_disk["decoder.mid.cross_attn_1.to_q.weight"].0,
+        vec![256, 32]
+    );
+    for (name, shape, values) in &exported {
+        let (s, v) = &on_disk[name];
+        assert_eq!((shape, values), (s, v), "{name}");
+    }
+
+    // Written back, the bundle holds the same tensors.
+    let out = tempfile::tempdir().unwrap();
+    let words = bundle.global_words().unwrap().to_vec();
+    let extras = BundleExtras {
+        clip: None,
+        global_words: Some(&words),
+        provenance: bundle.provenance().clone(),
+    };
+    write_bundle(out.path(), &model, &extras).unwrap();
+    for file in [
+        "model.safetensors",
+        "local_codebook.safetensors",
+        "global_codebook.safetensors",
+    ] {
+        assert_eq!(
+            file_tensors(out.path().join(file)),
+            file_tensors(dir.join("bundle").join(file)),
+            "{file}"
+        );
+    }
+
+    // The outputs recorded by the writing code.
+    let expected = Tensors::open(dir.join("expected.safetensors"));
+    let shape = [2, 3, 16, 16];
+    let n: usize = shape.iter().product();
+    let x: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin()).collect();
+    let x =
+        burn::tensor::Tensor::<B, 4>::from_data(burn::tensor::TensorData::new(x, shape), &device);
+    let local = model.encode_local(x, None).unwrap();
+    let want: Vec<Vec<u32>> = expected.rows("local_ids");
+    assert_eq!(int_rows(local.local_ids.clone()), want);
+    crate::common::assert_close(
+        "quantized",
+        local.quantized.clone(),
+        &expected,
+        "quantized",
+        1e-4,
+    );
+    let global = burn::tensor::Tensor::<B, 2, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(vec![0i64, 5, 19, 7, 3, 11], [2, 3]),
+        &device,
+    );
+    let decoded = model
+        .decode_ids(local.local_ids, local.grid, global, None)
+        .unwrap();
+    crate::common::assert_close("decoded", decoded, &expected, "decoded", 1e-4);
+}
