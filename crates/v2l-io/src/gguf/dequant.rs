@@ -37,7 +37,7 @@ const TASK_ELEMENTS: usize = 1 << 14;
 /// many blocks.
 ///
 /// ```
-/// use v2l_llm::gguf::{dequantize, GgmlType};
+/// use v2l_io::gguf::{dequantize, GgmlType};
 /// // One Q8_0 block: f16 scale 0.5 (0x3800), then 32 signed bytes.
 /// let mut block = vec![0x00, 0x38];
 /// block.extend((0..32).map(|i| (i as i8 - 16) as u8));
@@ -45,7 +45,7 @@ const TASK_ELEMENTS: usize = 1 << 14;
 /// dequantize(GgmlType::Q8_0, &block, &mut out)?;
 /// assert_eq!(out[0], -8.0);
 /// assert_eq!(out[31], 7.5);
-/// # Ok::<(), v2l_llm::gguf::GgufError>(())
+/// # Ok::<(), v2l_io::gguf::GgufError>(())
 /// ```
 pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) -> Result<(), GgufError> {
     if !ty.can_dequantize() {

@@ -32,7 +32,7 @@
 //! dequantising it fails with [`GgufError::UnsupportedType`] naming the type.
 //!
 //! ```no_run
-//! use v2l_llm::gguf::GgufFile;
+//! use v2l_io::gguf::GgufFile;
 //! let gguf = GgufFile::open("SmolLM2-135M-Instruct.Q4_1.gguf")?;
 //! assert_eq!(gguf.get_str("general.architecture")?, "llama");
 //! let heads = gguf.get_u32("llama.attention.head_count")?;
@@ -40,7 +40,7 @@
 //! let (shape, values) = gguf.read_f32("token_embd.weight")?;
 //! assert_eq!(shape, [tokens.len(), 576]);
 //! # let _ = (heads, values);
-//! # Ok::<(), v2l_llm::gguf::GgufError>(())
+//! # Ok::<(), v2l_io::gguf::GgufError>(())
 //! ```
 
 mod dequant;
