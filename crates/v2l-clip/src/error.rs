@@ -1,7 +1,5 @@
 //! The crate's error type.
 
-use std::path::PathBuf;
-
 use crate::preprocess::PreprocessError;
 use crate::tokenizer::TokenizerError;
 
@@ -64,22 +62,9 @@ pub enum ClipError {
     /// mis-shaped or unreadable tensor (in the file's own naming), at once.
     #[error("CLIP weights: {0}")]
     Weights(#[from] v2l_nn::LoadError),
-    /// An I/O error on a named file.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A JSON file could not be parsed.
-    #[error("{path}: {message}")]
-    Json {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
+    /// A file or folder could not be read, or a JSON file parsed.
+    #[error(transparent)]
+    File(#[from] v2l_io::FileError),
     /// Tokenisation failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),

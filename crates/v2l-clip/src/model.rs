@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, embedding, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Int, Tensor, TensorData};
-use v2l_nn::layers::{self, linear_rows, LinearInit};
+use v2l_nn::layers::{self, linear_rows, IdRowsError, LinearInit};
 use v2l_nn::{Init, Layout, Loader, Unexpected};
 
 use crate::config::{Activation, TextConfig, TextPooling, VisionConfig};
@@ -154,6 +154,28 @@ struct BlockShape {
     eps: f64,
 }
 
+impl BlockShape {
+    fn new(width: usize, mlp_width: usize, heads: usize, activation: Activation, eps: f64) -> Self {
+        Self {
+            width,
+            mlp_width,
+            heads,
+            activation,
+            eps,
+        }
+    }
+}
+
+/// An output projection `[width, out]` (drawn N(0, width^-½)).
+fn projection<B: Backend>(
+    vb: &Loader<'_, B>,
+    name: &str,
+    w: usize,
+    out: usize,
+) -> Param<Tensor<B, 2>> {
+    vb.param(name, [w, out], Init::Normal((w as f64).powf(-0.5)))
+}
+
 /// The `layers` residual blocks of one tower
 /// (`transformer.resblocks.{i}`).
 fn load_blocks<B: Backend>(
@@ -219,13 +241,7 @@ impl<B: Backend> VisionTransformer<B> {
     pub(crate) fn load(vb: &Loader<'_, B>, c: &VisionConfig) -> Result<Self> {
         c.validate()?;
         let (w, p) = (c.width, c.patch_size);
-        let shape = BlockShape {
-            width: w,
-            mlp_width: c.mlp_width(),
-            heads: c.heads,
-            activation: c.activation,
-            eps: c.layer_norm_eps,
-        };
+        let shape = BlockShape::new(w, c.mlp_width(), c.heads, c.activation, c.layer_norm_eps);
         // The patch conv (no bias) as a matrix [3·p², width].
         let patch_embed = vb.param_as(
             "conv1.weight",
@@ -239,11 +255,7 @@ impl<B: Backend> VisionTransformer<B> {
         let ln_pre = layers::layer_norm(&vb.pp("ln_pre"), w, c.layer_norm_eps);
         let blocks = load_blocks(vb, c.layers, &shape);
         let ln_post = layers::layer_norm(&vb.pp("ln_post"), w, c.layer_norm_eps);
-        let proj = vb.param(
-            "proj",
-            [w, c.output_dim],
-            Init::Normal((w as f64).powf(-0.5)),
-        );
+        let proj = projection(vb, "proj", w, c.output_dim);
         Ok(Self {
             patch_embed,
             class_embedding,
@@ -362,23 +374,13 @@ impl<B: Backend> TextTransformer<B> {
     pub(crate) fn load(vb: &Loader<'_, B>, c: &TextConfig) -> Result<Self> {
         c.validate()?;
         let w = c.width;
-        let shape = BlockShape {
-            width: w,
-            mlp_width: c.mlp_width(),
-            heads: c.heads,
-            activation: c.activation,
-            eps: c.layer_norm_eps,
-        };
+        let shape = BlockShape::new(w, c.mlp_width(), c.heads, c.activation, c.layer_norm_eps);
         let token_embedding = vb.param("token_embedding.weight", [c.vocab_size, w], WEIGHT_INIT);
         let positional_embedding =
             vb.param("positional_embedding", [c.context_length, w], WEIGHT_INIT);
         let blocks = load_blocks(vb, c.layers, &shape);
         let ln_final = layers::layer_norm(&vb.pp("ln_final"), w, c.layer_norm_eps);
-        let text_projection = vb.param(
-            "text_projection",
-            [w, c.output_dim],
-            Init::Normal((w as f64).powf(-0.5)),
-        );
+        let text_projection = projection(vb, "text_projection", w, c.output_dim);
         Ok(Self {
             token_embedding,
             positional_embedding,
@@ -470,38 +472,26 @@ impl<B: Backend> TextTransformer<B> {
         let t = rows.first().map_or(0, Vec::len);
         let ctx = self.context_length();
         let vocab = self.vocab_size();
-        if n == 0 || t == 0 {
-            return Err(ClipError::InvalidInput(
-                "text tower needs at least one non-empty row".into(),
-            ));
-        }
         if t > ctx {
             return Err(ClipError::InvalidInput(format!(
                 "token rows have {t} positions; the text tower's context is {ctx}"
             )));
         }
-        let mut flat = Vec::with_capacity(n * t);
-        for (r, row) in rows.iter().enumerate() {
-            if row.len() != t {
-                return Err(ClipError::InvalidInput(format!(
-                    "token row {r} has {} positions, row 0 has {t}; pad rows to one length",
-                    row.len()
-                )));
-            }
-            for &id in row {
-                if id as usize >= vocab {
-                    return Err(ClipError::TokenOutOfRange {
-                        id,
-                        row: r,
-                        vocab_size: vocab,
-                    });
-                }
-                flat.push(id as i64);
-            }
-        }
-        let positions: Vec<usize> = rows.iter().map(|r| self.pool_position(r)).collect();
         let device = self.token_embedding.device();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [n, t]), &device);
+        let ids = layers::id_matrix::<B>(rows, vocab, &device).map_err(|e| match e {
+            IdRowsError::Empty => {
+                ClipError::InvalidInput("text tower needs at least one non-empty row".into())
+            }
+            IdRowsError::Ragged { row, len, first } => ClipError::InvalidInput(format!(
+                "token row {row} has {len} positions, row 0 has {first}; pad rows to one length"
+            )),
+            IdRowsError::OutOfRange { id, row } => ClipError::TokenOutOfRange {
+                id,
+                row,
+                vocab_size: vocab,
+            },
+        })?;
+        let positions: Vec<usize> = rows.iter().map(|r| self.pool_position(r)).collect();
         let [_, width] = self.positional_embedding.dims();
         let pos = self.positional_embedding.val().slice([0..t, 0..width]);
         let mut x = embedding(self.token_embedding.val(), ids) + pos.unsqueeze::<3>();

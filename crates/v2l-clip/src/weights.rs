@@ -627,12 +627,5 @@ fn apply_hf(
 
 /// Read an HF `config.json`.
 pub fn read_hf_config(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| ClipError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| ClipError::Json {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    Ok(v2l_io::read_json(path)?)
 }

@@ -10,6 +10,7 @@
 //! - [`gguf`]: GGUF files (header, metadata, tensor table, dequantisation to f32);
 //! - [`npy`]: NumPy `.npy` files, versions 1–3, numeric, string and object arrays;
 //! - [`idx`]: IDX files (MNIST / Fashion-MNIST), plain or gzip-compressed;
+//! - [`file`]: JSON configuration files with errors naming the path;
 //! - [`torch_zip`]: tensors inside PyTorch zip archives (`torch.save` checkpoints and
 //!   TorchScript modules) and legacy non-zip `torch.save` files.
 //!
@@ -17,6 +18,7 @@
 
 pub mod array;
 mod error;
+pub mod file;
 pub mod gguf;
 pub mod hash;
 pub mod idx;
@@ -27,4 +29,5 @@ pub mod torch_zip;
 
 pub use array::{ArrayData, ByteOrder, Dtype, DtypeKind, NdArray};
 pub use error::{ReadError, Result};
+pub use file::{read_json, FileError};
 pub use pickle::{PickleValue, QualName, TorchDtype, TorchStorageRef, TorchTensorRef};

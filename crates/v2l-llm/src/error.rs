@@ -1,7 +1,5 @@
 //! The crate's error type for the decoder and generation.
 
-use std::path::PathBuf;
-
 use crate::gguf::GgufError;
 use crate::tokenizer::TokenizerError;
 
@@ -65,22 +63,9 @@ pub enum LlmError {
     /// Tokenisation failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
-    /// An I/O error on a named file.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A JSON file could not be parsed.
-    #[error("{path}: {message}")]
-    Json {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        message: String,
-    },
+    /// A file or folder could not be read, or a JSON file parsed.
+    #[error(transparent)]
+    File(#[from] v2l_io::FileError),
 }
 
 /// Result alias of the decoder and generation.

@@ -8,8 +8,8 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
-use v2l_nn::layers::{self, linear_rows};
+use burn::tensor::{Bool, Tensor, TensorData};
+use v2l_nn::layers::{self, linear_rows, IdRowsError};
 use v2l_nn::{Init, Layout, Loader, Unexpected};
 
 use crate::config::LlamaConfig;
@@ -317,33 +317,19 @@ impl<B: Backend> Llama<B> {
     /// Token embeddings of id rows (all the same length), checked against
     /// the vocabulary: `[batch, tokens, hidden]`.
     pub fn embed(&self, rows: &[Vec<u32>]) -> Result<Tensor<B, 3>> {
-        let n = rows.len();
-        let t = rows.first().map_or(0, Vec::len);
-        if n == 0 || t == 0 {
-            return Err(LlmError::InvalidInput("no tokens".into()));
-        }
         let vocab = self.config.vocab_size;
-        let mut flat = Vec::with_capacity(n * t);
-        for (r, row) in rows.iter().enumerate() {
-            if row.len() != t {
-                return Err(LlmError::InvalidInput(format!(
-                    "row {r} has {} tokens, row 0 has {t}",
-                    row.len()
-                )));
-            }
-            for &id in row {
-                if id as usize >= vocab {
-                    return Err(LlmError::TokenOutOfRange {
-                        id,
-                        row: r,
-                        vocab_size: vocab,
-                    });
-                }
-                flat.push(id as i64);
-            }
-        }
         let device = self.embed_tokens.weight.device();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [n, t]), &device);
+        let ids = layers::id_matrix::<B>(rows, vocab, &device).map_err(|e| match e {
+            IdRowsError::Empty => LlmError::InvalidInput("no tokens".into()),
+            IdRowsError::Ragged { row, len, first } => {
+                LlmError::InvalidInput(format!("row {row} has {len} tokens, row 0 has {first}"))
+            }
+            IdRowsError::OutOfRange { id, row } => LlmError::TokenOutOfRange {
+                id,
+                row,
+                vocab_size: vocab,
+            },
+        })?;
         Ok(embedding(self.embed_tokens.weight.val(), ids))
     }
 

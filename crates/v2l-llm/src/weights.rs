@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use v2l_io::tensors::{open_tensors, TensorSource};
 use v2l_io::torch_zip::TorchArchive;
+use v2l_io::FileError;
 
 use crate::config::LlamaConfig;
 use crate::error::{LlmError, Result};
@@ -94,18 +95,11 @@ impl std::fmt::Debug for LlamaWeights {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| LlmError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| LlmError::Json {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    Ok(v2l_io::read_json(path)?)
 }
 
 fn meta_shards(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LlmError::Io {
+    let entries = std::fs::read_dir(dir).map_err(|source| FileError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -143,25 +137,23 @@ impl LlamaWeights {
             });
         }
         if !path.is_dir() {
-            return Err(LlmError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "expected a .gguf file or a model folder (HF config.json + safetensors, or Meta params.json + consolidated.*.pth)",
-                ),
-            });
+            return Err(FileError::io(
+                path,
+                std::io::ErrorKind::NotFound,
+                "expected a .gguf file or a model folder (HF config.json + safetensors, or Meta params.json + consolidated.*.pth)",
+            )
+            .into());
         }
         let params = path.join("params.json");
         if params.is_file() {
             let shards = meta_shards(path)?;
             if shards.is_empty() {
-                return Err(LlmError::Io {
-                    path: path.to_path_buf(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "params.json without consolidated.*.pth",
-                    ),
-                });
+                return Err(FileError::io(
+                    path,
+                    std::io::ErrorKind::NotFound,
+                    "params.json without consolidated.*.pth",
+                )
+                .into());
             }
             let sources = shards
                 .iter()

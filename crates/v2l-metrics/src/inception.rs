@@ -361,22 +361,30 @@ fn chain<B: Backend>(convs: &[ConvBnRelu<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
     convs.iter().fold(x, |x, c| c.forward(x))
 }
 
-/// Inception block A (`FIDInceptionA`): `[1×1, 1×1→5×5, 1×1→3×3→3×3,
-/// avgpool(no pad count)→1×1]`, concatenated in that order.
+/// Inception blocks A (`FIDInceptionA`: `[1×1, 1×1→5×5, 1×1→3×3→3×3,
+/// avgpool(no pad count)→1×1]`) and C (`FIDInceptionC`: `[1×1,
+/// 1×1→1×7→7×1, 1×1→7×1→1×7→7×1→1×7, avgpool(no pad count)→1×1]`): the
+/// same four branches, concatenated in that order, with towers of different
+/// lengths.
 #[derive(Module, Debug)]
-pub struct BlockA<B: Backend> {
+pub struct PoolBlock<B: Backend> {
     /// `conv` (`branch1x1`).
     pub conv: ConvBnRelu<B>,
-    /// `tower.conv`, `tower.conv_1` (`branch5x5_1/2`).
+    /// `tower.conv`, … (A: `branch5x5_1/2`; C: `branch7x7_1/2/3`).
     pub tower: Vec<ConvBnRelu<B>>,
-    /// `tower_1.conv` … `conv_2` (`branch3x3dbl_1/2/3`).
+    /// `tower_1.conv`, … (A: `branch3x3dbl_1/2/3`; C: `branch7x7dbl_1..5`).
     pub tower_1: Vec<ConvBnRelu<B>>,
     /// `tower_2.conv` after the average pool (`branch_pool`).
     pub tower_2: ConvBnRelu<B>,
 }
 
-impl<B: Backend> BlockA<B> {
-    /// Apply to `[N, C, 35, 35]`.
+/// Inception block A (35×35).
+pub type BlockA<B> = PoolBlock<B>;
+/// Inception block C (17×17).
+pub type BlockC<B> = PoolBlock<B>;
+
+impl<B: Backend> PoolBlock<B> {
+    /// Apply to `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let a = self.conv.forward(x.clone());
         let b = chain(&self.tower, x.clone());
@@ -403,31 +411,6 @@ impl<B: Backend> BlockB<B> {
         let b = chain(&self.tower, x.clone());
         let c = max_pool_3x3_s2(x);
         Tensor::cat(vec![a, b, c], 1)
-    }
-}
-
-/// Inception block C (`FIDInceptionC`): `[1×1, 1×1→1×7→7×1,
-/// 1×1→7×1→1×7→7×1→1×7, avgpool(no pad count)→1×1]`.
-#[derive(Module, Debug)]
-pub struct BlockC<B: Backend> {
-    /// `conv` (`branch1x1`).
-    pub conv: ConvBnRelu<B>,
-    /// `tower.conv` … `conv_2` (`branch7x7_1/2/3`).
-    pub tower: Vec<ConvBnRelu<B>>,
-    /// `tower_1.conv` … `conv_4` (`branch7x7dbl_1..5`).
-    pub tower_1: Vec<ConvBnRelu<B>>,
-    /// `tower_2.conv` after the average pool (`branch_pool`).
-    pub tower_2: ConvBnRelu<B>,
-}
-
-impl<B: Backend> BlockC<B> {
-    /// Apply to `[N, 768, 17, 17]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let a = self.conv.forward(x.clone());
-        let b = chain(&self.tower, x.clone());
-        let c = chain(&self.tower_1, x.clone());
-        let d = pooled_1x1(&self.tower_2, x);
-        Tensor::cat(vec![a, b, c, d], 1)
     }
 }
 
@@ -573,34 +556,21 @@ impl<B: Backend> Builder<'_, '_, B> {
         names.iter().map(|n| self.conv(n)).collect()
     }
 
-    fn block_a(&self, m: &str) -> BlockA<B> {
-        BlockA {
+    /// Block `m` with `tower` and `tower_1` of these lengths (A: 2, 3;
+    /// C: 3, 5).
+    fn pool_block(&self, m: &str, tower: usize, tower_1: usize) -> PoolBlock<B> {
+        let names = |t: &str, n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| match i {
+                    0 => format!("{m}.{t}.conv"),
+                    i => format!("{m}.{t}.conv_{i}"),
+                })
+                .collect()
+        };
+        PoolBlock {
             conv: self.conv(&format!("{m}.conv")),
-            tower: self.convs(&[format!("{m}.tower.conv"), format!("{m}.tower.conv_1")]),
-            tower_1: self.convs(&[
-                format!("{m}.tower_1.conv"),
-                format!("{m}.tower_1.conv_1"),
-                format!("{m}.tower_1.conv_2"),
-            ]),
-            tower_2: self.conv(&format!("{m}.tower_2.conv")),
-        }
-    }
-
-    fn block_c(&self, m: &str) -> BlockC<B> {
-        BlockC {
-            conv: self.conv(&format!("{m}.conv")),
-            tower: self.convs(&[
-                format!("{m}.tower.conv"),
-                format!("{m}.tower.conv_1"),
-                format!("{m}.tower.conv_2"),
-            ]),
-            tower_1: self.convs(&[
-                format!("{m}.tower_1.conv"),
-                format!("{m}.tower_1.conv_1"),
-                format!("{m}.tower_1.conv_2"),
-                format!("{m}.tower_1.conv_3"),
-                format!("{m}.tower_1.conv_4"),
-            ]),
+            tower: self.convs(&names("tower", tower)),
+            tower_1: self.convs(&names("tower_1", tower_1)),
             tower_2: self.conv(&format!("{m}.tower_2.conv")),
         }
     }
@@ -645,7 +615,7 @@ impl<B: Backend> FidInception<B> {
         let stem = l.convs(&["conv", "conv_1", "conv_2", "conv_3", "conv_4"].map(String::from));
         let blocks_a = ["mixed", "mixed_1", "mixed_2"]
             .iter()
-            .map(|m| l.block_a(m))
+            .map(|m| l.pool_block(m, 2, 3))
             .collect();
         let block_b = BlockB {
             conv: l.conv("mixed_3.conv"),
@@ -657,7 +627,7 @@ impl<B: Backend> FidInception<B> {
         };
         let blocks_c = ["mixed_4", "mixed_5", "mixed_6", "mixed_7"]
             .iter()
-            .map(|m| l.block_c(m))
+            .map(|m| l.pool_block(m, 3, 5))
             .collect();
         let block_d = BlockD {
             tower: l.convs(&["mixed_8.tower.conv".into(), "mixed_8.tower.conv_1".into()]),

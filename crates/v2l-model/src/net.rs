@@ -12,6 +12,43 @@ use crate::blocks::{
 };
 use crate::config::ModelConfig;
 
+/// `n` ResnetBlocks of one level (`block.{j}`, the first from `c_in`
+/// channels), each followed by an AttnBlock (`attn.{j}`) when the level has
+/// attention; built in that interleaved order (it fixes a seeded model).
+fn load_blocks<B: Backend>(
+    level: &Loader<'_, B>,
+    n: usize,
+    c_in: usize,
+    c_out: usize,
+    with_attn: bool,
+) -> (Vec<ResnetBlock<B>>, Vec<AttnBlock<B>>) {
+    let mut block = Vec::with_capacity(n);
+    let mut attn = Vec::new();
+    for j in 0..n {
+        let c = if j == 0 { c_in } else { c_out };
+        block.push(ResnetBlock::load(&level.pp(format!("block.{j}")), c, c_out));
+        if with_attn {
+            attn.push(AttnBlock::load(&level.pp(format!("attn.{j}")), c_out));
+        }
+    }
+    (block, attn)
+}
+
+/// Each block, then its attention block if there is one.
+fn run_blocks<B: Backend>(
+    block: &[ResnetBlock<B>],
+    attn: &[AttnBlock<B>],
+    mut h: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    for (j, b) in block.iter().enumerate() {
+        h = b.forward(h);
+        if let Some(a) = attn.get(j) {
+            h = a.forward(h);
+        }
+    }
+    h
+}
+
 /// One encoder level: ResnetBlocks (each followed by attention where the
 /// `resolution` counter says) and a downsample except at the last level.
 #[derive(Module, Debug)]
@@ -56,19 +93,8 @@ impl<B: Backend> Encoder<B> {
             let level = vb.pp(format!("down.{i}"));
             let c_out = dd.level_channels(i);
             let with_attn = dd.encoder_level_attention(i);
-            let mut block = Vec::new();
-            let mut attn = Vec::new();
-            for j in 0..dd.num_res_blocks {
-                block.push(ResnetBlock::load(
-                    &level.pp(format!("block.{j}")),
-                    c_in,
-                    c_out,
-                ));
-                c_in = c_out;
-                if with_attn {
-                    attn.push(AttnBlock::load(&level.pp(format!("attn.{j}")), c_out));
-                }
-            }
+            let (block, attn) = load_blocks(&level, dd.num_res_blocks, c_in, c_out, with_attn);
+            c_in = c_out;
             let downsample =
                 (i + 1 != levels).then(|| Downsample::load(&level.pp("downsample"), c_out));
             down.push(EncoderLevel {
@@ -98,12 +124,7 @@ impl<B: Backend> Encoder<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut h = self.conv_in.forward(x);
         for level in &self.down {
-            for (j, block) in level.block.iter().enumerate() {
-                h = block.forward(h);
-                if let Some(a) = level.attn.get(j) {
-                    h = a.forward(h);
-                }
-            }
+            h = run_blocks(&level.block, &level.attn, h);
             if let Some(d) = &level.downsample {
                 h = d.forward(h);
             }
@@ -175,19 +196,8 @@ impl<B: Backend> Decoder<B> {
             let level = vb.pp(format!("up.{i}"));
             let c_out = dd.level_channels(i);
             let with_attn = dd.decoder_level_attention(i);
-            let mut block = Vec::new();
-            let mut attn = Vec::new();
-            for j in 0..=dd.num_res_blocks {
-                block.push(ResnetBlock::load(
-                    &level.pp(format!("block.{j}")),
-                    c_in,
-                    c_out,
-                ));
-                c_in = c_out;
-                if with_attn {
-                    attn.push(AttnBlock::load(&level.pp(format!("attn.{j}")), c_out));
-                }
-            }
+            let (block, attn) = load_blocks(&level, dd.num_res_blocks + 1, c_in, c_out, with_attn);
+            c_in = c_out;
             let upsample = (i != 0).then(|| Upsample::load(&level.pp("upsample"), c_out));
             up[i] = Some(DecoderLevel {
                 block,
@@ -218,12 +228,7 @@ impl<B: Backend> Decoder<B> {
         h = self.mid_cross_attn_1.forward(h, context);
         h = self.mid_block_2.forward(h);
         for level in self.up.iter().rev() {
-            for (j, block) in level.block.iter().enumerate() {
-                h = block.forward(h);
-                if let Some(a) = level.attn.get(j) {
-                    h = a.forward(h);
-                }
-            }
+            h = run_blocks(&level.block, &level.attn, h);
             if let Some(u) = &level.upsample {
                 h = u.forward(h);
             }

@@ -21,7 +21,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{
     Embedding, GroupNorm, LayerNorm, LayerNormConfig, Linear, PaddingConfig2d, RmsNorm,
 };
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use crate::init::Init;
 use crate::load::{Layout, Loader};
@@ -182,4 +182,60 @@ pub fn embedding<B: Backend>(vb: &Loader<'_, B>, n: usize, d: usize, init: Init)
 /// A frozen copy of `p` (no gradient).
 pub fn frozen<B: Backend, const D: usize>(p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
     p.set_require_grad(false)
+}
+
+/// Why rows of token ids cannot become an id matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdRowsError {
+    /// No rows, or an empty first row.
+    Empty,
+    /// Row `row` has `len` ids where row 0 has `first`.
+    Ragged {
+        /// The row.
+        row: usize,
+        /// Its length.
+        len: usize,
+        /// The length of row 0.
+        first: usize,
+    },
+    /// `id` (in row `row`) is not below the vocabulary size.
+    OutOfRange {
+        /// The id.
+        id: u32,
+        /// Its row.
+        row: usize,
+    },
+}
+
+/// Rows of equal length whose ids are all below `vocab`, as the `[rows,
+/// len]` int tensor an [`Embedding`] (or an embedding matrix) looks up.
+///
+/// # Errors
+/// [`IdRowsError`] for no rows, rows of different lengths, or an id out of
+/// range (the first in row order).
+pub fn id_matrix<B: Backend>(
+    rows: &[Vec<u32>],
+    vocab: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 2, Int>, IdRowsError> {
+    let n = rows.len();
+    let t = rows.first().map_or(0, Vec::len);
+    if n == 0 || t == 0 {
+        return Err(IdRowsError::Empty);
+    }
+    let mut flat = Vec::with_capacity(n * t);
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() != t {
+            return Err(IdRowsError::Ragged {
+                row: r,
+                len: row.len(),
+                first: t,
+            });
+        }
+        if let Some(&id) = row.iter().find(|&&id| id as usize >= vocab) {
+            return Err(IdRowsError::OutOfRange { id, row: r });
+        }
+        flat.extend(row.iter().map(|&id| i64::from(id)));
+    }
+    Ok(Tensor::from_data(TensorData::new(flat, [n, t]), device))
 }

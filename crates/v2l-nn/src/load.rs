@@ -62,60 +62,53 @@ impl Layout {
 
     /// File-layout values → module-layout values.
     pub fn to_module(self, file_shape: &[usize], values: Vec<f32>) -> Vec<f32> {
-        match self {
-            Self::Same => values,
-            Self::Transposed => {
-                let (a, rest) = split_first(file_shape);
-                transpose(&values, a, rest)
-            }
-            Self::HwioToOihw => match file_shape {
-                &[kh, kw, i, o] => {
-                    let mut out = vec![0.0f32; values.len()];
-                    for y in 0..kh {
-                        for x in 0..kw {
-                            for c in 0..i {
-                                let src = ((y * kw + x) * i + c) * o;
-                                for n in 0..o {
-                                    out[((n * i + c) * kh + y) * kw + x] = values[src + n];
-                                }
-                            }
-                        }
-                    }
-                    out
-                }
-                _ => values,
-            },
-        }
+        self.convert(file_shape, values, true)
     }
 
     /// Module-layout values → file-layout values (the inverse of
     /// [`to_module`](Self::to_module)).
     pub fn to_file(self, file_shape: &[usize], values: Vec<f32>) -> Vec<f32> {
-        match self {
-            Self::Same => values,
-            Self::Transposed => {
-                let (a, rest) = split_first(file_shape);
-                transpose(&values, rest, a)
-            }
-            Self::HwioToOihw => match file_shape {
-                &[kh, kw, i, o] => {
-                    let mut out = vec![0.0f32; values.len()];
-                    for y in 0..kh {
-                        for x in 0..kw {
-                            for c in 0..i {
-                                let dst = ((y * kw + x) * i + c) * o;
-                                for n in 0..o {
-                                    out[dst + n] = values[((n * i + c) * kh + y) * kw + x];
-                                }
-                            }
-                        }
-                    }
-                    out
-                }
-                _ => values,
-            },
+        self.convert(file_shape, values, false)
+    }
+
+    fn convert(self, file_shape: &[usize], values: Vec<f32>, to_module: bool) -> Vec<f32> {
+        let (a, rest) = split_first(file_shape);
+        match (self, to_module) {
+            (Self::Same, _) => values,
+            (Self::Transposed, true) => transpose(&values, a, rest),
+            (Self::Transposed, false) => transpose(&values, rest, a),
+            (Self::HwioToOihw, _) => permute(&values, file_shape, to_module),
         }
     }
+}
+
+/// HWIO `[kh, kw, in, out]` values to OIHW (`to_module`) or back. Other
+/// ranks are returned unchanged.
+fn permute(values: &[f32], file_shape: &[usize], to_module: bool) -> Vec<f32> {
+    let &[kh, kw, i, o] = file_shape else {
+        return values.to_vec();
+    };
+    let mut out = vec![0.0f32; values.len()];
+    if kh * kw * i * o != values.len() {
+        return values.to_vec();
+    }
+    for y in 0..kh {
+        for x in 0..kw {
+            for c in 0..i {
+                for n in 0..o {
+                    let file = ((y * kw + x) * i + c) * o + n;
+                    let module = ((n * i + c) * kh + y) * kw + x;
+                    let (to, from) = if to_module {
+                        (module, file)
+                    } else {
+                        (file, module)
+                    };
+                    out[to] = values[from];
+                }
+            }
+        }
+    }
+    out
 }
 
 fn split_first(shape: &[usize]) -> (usize, usize) {
@@ -420,16 +413,14 @@ impl<B: Backend> Clone for Loader<'_, B> {
 impl<B: Backend> fmt::Debug for Loader<'_, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.state.borrow();
-        let from = match &s.values {
-            Values::Source(src) => src.describe().to_string(),
-            Values::Random(_) => "random".to_string(),
-        };
-        f.debug_struct("Loader")
-            .field("from", &from)
-            .field("prefix", &self.prefix)
-            .field("read", &s.used.len())
-            .field("problems", &s.report.count())
-            .finish()
+        write!(
+            f,
+            "Loader({:?} under {:?}: {} read, {} problems)",
+            s.report.file,
+            self.prefix,
+            s.used.len(),
+            s.report.count()
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 
 use v2l_model::bundle::{write_bundle, Bundle, BundleExtras};
 use v2l_model::model::CLIP_PREFIX;
-use v2l_model::{ImageSize, OfficialCheckpoint};
+use v2l_model::{ImageSize, OfficialCheckpoint, V2lModel};
 
 use crate::common::{fixture, host, int_rows, Tensors, B};
 
@@ -135,6 +135,18 @@ fn bundle_written_before_the_loading_layer_loads_unchanged() {
     for (name, shape, values) in &exported {
         let (s, v) = &on_disk[name];
         assert_eq!((shape, values), (s, v), "{name}");
+    }
+
+    // The writer drew the model with `V2lModel::random(config, 20261202)`:
+    // today's seeded initialisation draws the same values.
+    let drawn = V2lModel::<B>::random(bundle.config(), 20261202, &device)
+        .unwrap()
+        .named_tensors()
+        .unwrap();
+    assert_eq!(drawn.len(), on_disk.len());
+    for (name, shape, values) in &drawn {
+        let (s, v) = &on_disk[name];
+        assert_eq!((shape, values), (s, v), "seeded {name}");
     }
 
     // Written back, the bundle holds the same tensors.
