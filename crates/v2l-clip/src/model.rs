@@ -188,6 +188,27 @@ fn load_blocks<B: Backend>(
         .collect()
 }
 
+/// Run the blocks; with `keep_hidden`, also every layer's input and the
+/// last output (HF's `hidden_states`).
+fn run_blocks<B: Backend>(
+    blocks: &[ResidualAttentionBlock<B>],
+    mut x: Tensor<B, 3>,
+    causal: bool,
+    keep_hidden: bool,
+) -> (Tensor<B, 3>, Vec<Tensor<B, 3>>) {
+    let mut hidden = Vec::new();
+    for block in blocks {
+        if keep_hidden {
+            hidden.push(x.clone());
+        }
+        x = block.forward(x, causal);
+    }
+    if keep_hidden {
+        hidden.push(x.clone());
+    }
+    (x, hidden)
+}
+
 /// What a tower returns besides its embedding.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutputOptions {
@@ -307,17 +328,8 @@ impl<B: Backend> VisionTransformer<B> {
             .reshape([1, 1, width])
             .expand([n, 1, width]);
         let x = Tensor::cat(vec![cls, x], 1) + self.positional_embedding.val().unsqueeze::<3>();
-        let mut x = self.ln_pre.forward(x);
-        let mut hidden = Vec::new();
-        if options.hidden_states {
-            hidden.push(x.clone());
-        }
-        for block in &self.blocks {
-            x = block.forward(x, false);
-            if options.hidden_states {
-                hidden.push(x.clone());
-            }
-        }
+        let x = self.ln_pre.forward(x);
+        let (x, hidden) = run_blocks(&self.blocks, x, false, options.hidden_states);
         let tokens = g * g + 1;
         let pooled = self
             .ln_post
@@ -494,17 +506,8 @@ impl<B: Backend> TextTransformer<B> {
         let positions: Vec<usize> = rows.iter().map(|r| self.pool_position(r)).collect();
         let [_, width] = self.positional_embedding.dims();
         let pos = self.positional_embedding.val().slice([0..t, 0..width]);
-        let mut x = embedding(self.token_embedding.val(), ids) + pos.unsqueeze::<3>();
-        let mut hidden = Vec::new();
-        if options.hidden_states {
-            hidden.push(x.clone());
-        }
-        for block in &self.blocks {
-            x = block.forward(x, true);
-            if options.hidden_states {
-                hidden.push(x.clone());
-            }
-        }
+        let x = embedding(self.token_embedding.val(), ids) + pos.unsqueeze::<3>();
+        let (x, hidden) = run_blocks(&self.blocks, x, true, options.hidden_states);
         let last = self.ln_final.forward(x);
         let index: Vec<i64> = positions
             .iter()
