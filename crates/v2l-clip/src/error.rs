@@ -61,7 +61,7 @@ pub enum ClipError {
     /// A tower's weights do not fit its configuration: every missing,
     /// mis-shaped or unreadable tensor (in the file's own naming), at once.
     #[error("CLIP weights: {0}")]
-    Weights(#[from] v2l_nn::LoadError),
+    Weights(#[from] Box<v2l_nn::LoadError>),
     /// A file or folder could not be read, or a JSON file parsed.
     #[error(transparent)]
     File(#[from] v2l_io::FileError),

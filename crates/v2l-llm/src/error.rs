@@ -56,7 +56,7 @@ pub enum LlmError {
     /// The weights do not fit the configuration: every missing, mis-shaped
     /// or unreadable tensor (in the file's own naming), at once.
     #[error("LLM weights: {0}")]
-    Weights(#[from] v2l_nn::LoadError),
+    Weights(#[from] Box<v2l_nn::LoadError>),
     /// Reading a GGUF file failed.
     #[error(transparent)]
     Gguf(#[from] GgufError),

@@ -87,7 +87,7 @@ pub enum InceptionError {
     /// The weights do not fit the network: every missing, mis-shaped,
     /// unreadable or non-finite tensor, at once.
     #[error("FID Inception weights: {0}")]
-    Weights(#[from] v2l_nn::LoadError),
+    Weights(#[from] Box<v2l_nn::LoadError>),
     /// A variance with `var + eps ≤ 0` makes the folded layer undefined.
     #[error("{file}: tensor `{key}`: {message}")]
     BadTensorValue {

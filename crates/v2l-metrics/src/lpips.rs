@@ -268,7 +268,7 @@ pub enum LpipsError {
     /// The weight file does not fit the network: every missing,
     /// mis-shaped (Flax layout), non-array or non-finite weight, at once.
     #[error("LPIPS weights: {0}")]
-    Weights(#[from] v2l_nn::LoadError),
+    Weights(#[from] Box<v2l_nn::LoadError>),
     /// Reading or decoding the weight file failed.
     #[error(transparent)]
     Read(#[from] ReadError),

@@ -12,7 +12,7 @@ pub enum ModelError {
     /// The weights do not fit the architecture: every missing, unexpected,
     /// mis-shaped or unreadable tensor, in one error.
     #[error("the weights do not match the V2L architecture: {0}")]
-    Weights(#[from] LoadError),
+    Weights(#[from] Box<LoadError>),
     /// A configuration is inconsistent or cannot be inferred.
     #[error("invalid V2L configuration: {0}")]
     Config(String),

@@ -16,11 +16,11 @@ use crate::model::{V2lModel, CLIP_PREFIX};
 
 /// The error for a tensor the configuration inference needs.
 fn missing(source: &dyn TensorSource, key: String) -> ModelError {
-    ModelError::Weights(LoadError {
+    ModelError::Weights(Box::new(LoadError {
         file: source.describe().to_string(),
         missing: vec![key],
         ..LoadError::default()
-    })
+    }))
 }
 
 fn shape_of(source: &dyn TensorSource, key: &str) -> Result<Vec<usize>> {

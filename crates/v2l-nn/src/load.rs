@@ -375,7 +375,7 @@ impl Names {
 
 enum Values<'a> {
     Source(&'a dyn TensorSource),
-    Random(InitRng),
+    Random(Box<InitRng>),
 }
 
 struct State<'a> {
@@ -451,7 +451,7 @@ impl<'a, B: Backend> Loader<'a, B> {
     /// Draw parameters from their [`Init`], seeded.
     pub fn random(seed: u64, device: &B::Device) -> Self {
         Self::new(
-            Values::Random(InitRng::new(seed)),
+            Values::Random(Box::new(InitRng::new(seed))),
             "random initialisation".into(),
             device,
         )
@@ -638,7 +638,7 @@ impl<'a, B: Backend> Loader<'a, B> {
     /// # Errors
     /// [`LoadError`] when any tensor was missing, mis-shaped, unreadable,
     /// non-finite (if checked) or unexpected.
-    pub fn finish(&self, unexpected: Unexpected<'_>) -> Result<Names, LoadError> {
+    pub fn finish(&self, unexpected: Unexpected<'_>) -> Result<Names, Box<LoadError>> {
         let st = self.state.borrow();
         let mut report = st.report.clone();
         if let Values::Source(source) = &st.values {
@@ -662,7 +662,7 @@ impl<'a, B: Backend> Loader<'a, B> {
                 entries: st.names.clone(),
             })
         } else {
-            Err(report)
+            Err(Box::new(report))
         }
     }
 }

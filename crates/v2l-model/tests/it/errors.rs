@@ -55,12 +55,13 @@ fn weight_problems_are_listed_together() {
     let bad = doctored(&src);
     let err = V2lModel::<B>::from_source(&bad, "", &config, &Default::default()).unwrap_err();
     match &err {
-        ModelError::Weights(v2l_model::error::LoadError {
-            missing,
-            unexpected,
-            shapes,
-            ..
-        }) => {
+        ModelError::Weights(report) => {
+            let v2l_model::error::LoadError {
+                missing,
+                unexpected,
+                shapes,
+                ..
+            } = report.as_ref();
             assert_eq!(missing, &vec!["decoder.conv_in.bias".to_string()]);
             assert_eq!(
                 unexpected,

@@ -118,7 +118,7 @@ fn every_problem_is_reported_together() {
     assert_eq!(host(a.bias.unwrap().val()), vec![0.0; 3]);
     assert_eq!(host(b.val()), vec![0.0; 9]);
     assert!(c[1].is_nan());
-    let err: LoadError = vb.finish(Unexpected::All).unwrap_err();
+    let err: LoadError = *vb.finish(Unexpected::All).unwrap_err();
     assert_eq!(err.file, "mem");
     assert_eq!(err.missing, vec!["m.a.bias"]);
     assert_eq!(err.unexpected, vec!["m.extra"]);
