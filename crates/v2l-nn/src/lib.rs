@@ -23,11 +23,15 @@
 //! - [`layers`]: burn-nn layers (`Linear`, `Conv2d`, `GroupNorm`,
 //!   `LayerNorm`, `RmsNorm`, `Embedding`) read with PyTorch's names and
 //!   layouts.
+//! - [`modes`]: layers with an explicit train / eval [`modes::Mode`]
+//!   (`BatchNorm2d`, `Dropout`), where burn-nn's pick their mode from the
+//!   backend.
 //! - [`init`]: the seeded initialisers.
 
 pub mod init;
 pub mod layers;
 pub mod load;
+pub mod modes;
 
 pub use init::{Init, InitRng};
 pub use load::{

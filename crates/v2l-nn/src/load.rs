@@ -601,13 +601,20 @@ impl<'a, B: Backend> Loader<'a, B> {
         init: Init,
     ) -> Param<Tensor<B, D>> {
         let p = Param::from_tensor(self.tensor::<D>(name, layout, file_shape, init));
+        self.name_param(p.id, name, layout, file_shape);
+        p
+    }
+
+    /// Name a module state that is not built by [`param_as`](Self::param_as)
+    /// (e.g. a `RunningState` created with this `id`) for
+    /// [`Names::export`].
+    pub fn name_param(&self, id: ParamId, name: &str, layout: Layout, file_shape: &[usize]) {
         self.state.borrow_mut().names.push(NamedParam {
-            id: p.id,
+            id,
             name: self.key(name),
             layout,
             file_shape: file_shape.to_vec(),
         });
-        p
     }
 
     /// A trainable parameter of `name` with the same shape in the file.

@@ -346,3 +346,115 @@ fn id_matrix_checks_rows() {
         IdRowsError::OutOfRange { id: 4, row: 1 }
     );
 }
+
+mod modes {
+    use super::*;
+    use burn::backend::Autodiff;
+    use rand::SeedableRng;
+    use v2l_nn::modes::{BatchNorm2d, Dropout, Mode};
+
+    type AD = Autodiff<NdArray>;
+
+    /// PyTorch's BatchNorm2d definition, checked in closed form: train mode
+    /// uses the biased batch variance and moves the running variance by the
+    /// unbiased one; eval mode uses the running statistics, also under an
+    /// autodiff backend.
+    #[test]
+    fn batch_norm_follows_pytorch_in_both_modes() {
+        let device = Default::default();
+        // [N 2, C 2, H 1, W 3].
+        let x = [
+            1.0f32, 2.0, 4.0, -1.0, 0.0, 3.0, 5.0, 7.0, 0.0, 2.0, 2.0, 2.0,
+        ];
+        let vb = Loader::<AD>::random(0, &device);
+        let bn = BatchNorm2d::load(&vb.pp("bn"), 2, 1e-5, 0.1);
+        let names = vb.finish(Unexpected::Ignore).unwrap();
+        let t = Tensor::<AD, 4>::from_data(TensorData::new(x.to_vec(), [2, 2, 1, 3]), &device);
+        let got = bn
+            .forward(t.clone(), Mode::Train)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let channel = |c: usize| -> Vec<f32> {
+            (0..2)
+                .flat_map(|n| x[(n * 2 + c) * 3..(n * 2 + c) * 3 + 3].to_vec())
+                .collect()
+        };
+        let mut running = Vec::new();
+        for c in 0..2 {
+            let v = channel(c);
+            let mean = v.iter().map(|&a| f64::from(a)).sum::<f64>() / 6.0;
+            let var = v
+                .iter()
+                .map(|&a| (f64::from(a) - mean).powi(2))
+                .sum::<f64>()
+                / 6.0;
+            for n in 0..2 {
+                for k in 0..3 {
+                    let i = (n * 2 + c) * 3 + k;
+                    let want = ((f64::from(x[i]) - mean) / (var + 1e-5).sqrt()) as f32;
+                    close(&got[i..=i], &[want], 1e-5);
+                }
+            }
+            running.push((0.1 * mean, 0.9 + 0.1 * var * 6.0 / 5.0));
+        }
+        bn.sync();
+        let rm = bn.running_mean.value().into_data().to_vec::<f32>().unwrap();
+        let rv = bn.running_var.value().into_data().to_vec::<f32>().unwrap();
+        for c in 0..2 {
+            close(
+                &[rm[c], rv[c]],
+                &[running[c].0 as f32, running[c].1 as f32],
+                1e-6,
+            );
+        }
+        // Eval under autodiff: the running statistics, not the batch's.
+        let got = bn
+            .forward(t, Mode::Eval)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        for (i, &v) in x.iter().enumerate() {
+            let c = (i / 3) % 2;
+            let (m, var) = running[c];
+            let want = ((f64::from(v) - m) / (var + 1e-5).sqrt()) as f32;
+            close(&got[i..=i], &[want], 1e-5);
+        }
+        // Running statistics are exported under their state-dict names.
+        let out = names.export(&bn).unwrap();
+        let keys: Vec<&str> = out.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"]
+        );
+        close(&out[2].2, &rm, 0.0);
+    }
+
+    #[test]
+    fn dropout_mode_is_explicit_and_its_mask_seeded() {
+        let device = Default::default();
+        let x = Tensor::<AD, 2>::ones([100, 100], &device);
+        let d = Dropout { p: 0.25 };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        // Eval is the identity even with autodiff on.
+        let same = d.forward(x.clone(), Mode::Eval, &mut rng);
+        assert_eq!(same.into_data().to_vec::<f32>().unwrap(), vec![1.0; 10_000]);
+        let run = |seed| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            d.forward(x.clone(), Mode::Train, &mut rng)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+        let kept = a.iter().filter(|&&v| v > 0.0).count() as f64;
+        // Binomial(10⁴, 0.75): 4σ ≈ 173.
+        assert!(
+            (kept - 7500.0).abs() < 4.0 * (10_000.0f64 * 0.75 * 0.25).sqrt(),
+            "{kept}"
+        );
+    }
+}
