@@ -1,11 +1,43 @@
 //! The crate's error type.
 
+use std::path::PathBuf;
+
 /// What can go wrong setting up or running training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// The configuration is invalid or has unknown keys.
     #[error("training configuration: {0}")]
     Config(String),
+    /// A run directory holds a run with other settings.
+    #[error(
+        "{}: the run there was made with other settings ({}); only max_steps may change on resume — use another run directory",
+        dir.display(),
+        keys.join(", ")
+    )]
+    Refused {
+        /// The run directory.
+        dir: PathBuf,
+        /// The keys whose values differ.
+        keys: Vec<String>,
+    },
+    /// A file of the run directory is malformed.
+    #[error("{}: line {line}: {message}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// An I/O error on a named path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// Result alias of the trainer.

@@ -1,15 +1,19 @@
 //! Training the V2L tokenizer: the configuration in the reference's own
-//! argument names and the reference's learning-rate schedule. The training
-//! loop itself is not in this crate yet.
+//! argument names, the reference's learning-rate schedule and the run
+//! directory. The training loop itself is not in this crate yet.
 //!
 //! - [`config`]: [`TrainConfig`] from TOML (`Run.sh` defaults, unknown keys
 //!   refused, the keys a resumed run may not change).
 //! - [`schedule`]: [`LrSchedule`], warmup then half cosine, per iteration.
+//! - [`run_dir`]: [`RunDir`], the run directory (configuration, atomic
+//!   checkpoints, a `last` link swapped atomically, keep-N, `metrics.jsonl`).
 
 pub mod config;
 mod error;
+pub mod run_dir;
 pub mod schedule;
 
 pub use config::{GlobalEmbedder, TrainConfig};
 pub use error::{Result, TrainError};
+pub use run_dir::RunDir;
 pub use schedule::LrSchedule;

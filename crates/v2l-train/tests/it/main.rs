@@ -118,3 +118,92 @@ fn schedule_is_warmup_then_half_cosine() {
     close(s.at_iter(2_500, 1_000), s.at_epoch(2.5));
     close(s.at_iter(5_999, 1_000), s.at_epoch(5.999));
 }
+
+mod run_dir {
+    use super::*;
+    use v2l_train::run_dir::{atomic_write, step_name};
+    use v2l_train::{RunDir, TrainError};
+
+    fn config(extra: &str) -> TrainConfig {
+        TrainConfig::from_toml(&format!("{extra}\n{MINIMAL}")).unwrap()
+    }
+
+    fn save(run: &RunDir, step: u64, keep: usize) -> std::path::PathBuf {
+        run.save(step, keep, |dir| {
+            atomic_write(&dir.join("model.txt"), format!("step {step}").as_bytes())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn resume_refuses_other_settings_and_accepts_new_max_steps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        RunDir::open(&dir, &config("max_steps = 10")).unwrap();
+        let again = RunDir::open(&dir, &config("max_steps = 20")).unwrap();
+        assert_eq!(again.config().max_steps, Some(20));
+        match RunDir::open(&dir, &config("max_steps = 20\nlr = 1e-3\nseed = 3")) {
+            Err(TrainError::Refused { keys, .. }) => assert_eq!(keys, vec!["lr", "seed"]),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let stored = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        assert_eq!(TrainConfig::from_toml(&stored).unwrap().max_steps, Some(20));
+    }
+
+    #[test]
+    fn checkpoints_are_whole_last_moves_and_old_ones_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::open(tmp.path(), &config("")).unwrap();
+        assert!(run.last().is_none());
+        for step in [100, 200, 300, 400] {
+            save(&run, step, 2);
+        }
+        assert_eq!(run.steps().unwrap(), vec![300, 400]);
+        let (step, path) = run.last().unwrap();
+        assert_eq!(step, 400);
+        assert_eq!(path, tmp.path().join("checkpoints").join(step_name(400)));
+        // `DIR/last` opens the newest checkpoint directly.
+        let text = std::fs::read_to_string(tmp.path().join("last/model.txt")).unwrap();
+        assert_eq!(text, "step 400");
+        // A save that fails leaves `last` and the checkpoints as they were.
+        let err = run.save(500, 2, |dir| {
+            atomic_write(&dir.join("half.txt"), b"x")?;
+            Err(TrainError::Config("disk full".into()))
+        });
+        assert!(err.is_err());
+        assert_eq!(run.last().unwrap().0, 400);
+        assert_eq!(run.steps().unwrap(), vec![300, 400]);
+        // Reopening removes the interrupted save's leftovers.
+        let tmp_dir = tmp
+            .path()
+            .join("checkpoints")
+            .join(format!(".tmp-{}", step_name(500)));
+        assert!(tmp_dir.exists());
+        RunDir::open(tmp.path(), &config("")).unwrap();
+        assert!(!tmp_dir.exists());
+        assert_eq!(run.last().unwrap().0, 400);
+    }
+
+    #[test]
+    fn metrics_append_and_a_cut_last_line_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::open(tmp.path(), &config("")).unwrap();
+        run.append_metrics(&serde_json::json!({"step": 1, "loss": 0.5}))
+            .unwrap();
+        run.append_metrics(&serde_json::json!({"step": 2, "loss": 0.25}))
+            .unwrap();
+        let path = tmp.path().join("metrics.jsonl");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"step\": 3, \"lo");
+        std::fs::write(&path, &text).unwrap();
+        let m = run.metrics().unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1]["loss"], 0.25);
+        // A malformed line in the middle is an error naming it.
+        std::fs::write(&path, "{\"step\": 1}\nnot json\n{\"step\": 3}\n").unwrap();
+        match run.metrics() {
+            Err(TrainError::Malformed { line, .. }) => assert_eq!(line, 2),
+            other => panic!("{other:?}"),
+        }
+    }
+}
