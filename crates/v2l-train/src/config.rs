@@ -340,6 +340,35 @@ impl TrainConfig {
             .collect()
     }
 
+    /// The default configuration as commented TOML (`v2l train
+    /// --print-default-config`): every key with its value and meaning; the
+    /// codebooks, which have no default, are commented out.
+    pub fn default_config_text() -> String {
+        let body = toml::to_string(&Self::default()).unwrap_or_default();
+        let mut out = String::from(
+            "# v2l train configuration: the reference's argument names, Run.sh's values.\n",
+        );
+        let mut section = String::new();
+        // The default has no codebooks: their table is written at the end.
+        for line in body.lines().filter(|l| *l != "[codebooks]") {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = format!("{name}.");
+            }
+            let key = line.split_once(" = ").map(|(k, _)| format!("{section}{k}"));
+            match key.and_then(|k| KEY_NOTES.iter().find(|(n, _)| *n == k)) {
+                Some((_, note)) => out.push_str(&format!("{line}  # {note}\n")),
+                None => out.push_str(&format!("{line}\n")),
+            }
+        }
+        out.push_str(
+            "\n[codebooks]\n# local = \"local.safetensors\"    # v2l codebook local (row i = LLM token i)\n\
+             # global = \"global.safetensors\"  # v2l codebook filter\n\
+             # random_local = 300               # or random rows (tests)\n\
+             # random_global = 40\n",
+        );
+        out
+    }
+
     /// The configuration as TOML (what a run directory stores).
     ///
     /// # Errors
@@ -348,6 +377,44 @@ impl TrainConfig {
         toml::to_string(self).map_err(|e| TrainError::Config(e.to_string()))
     }
 }
+
+/// One line on each key of the default configuration.
+const KEY_NOTES: &[(&str, &str)] = &[
+    ("batch_size", "images per step"),
+    ("image_size", "tokenizer input side (px)"),
+    ("epochs", "epochs of the schedule"),
+    ("warmup_epochs", "linear warmup epochs"),
+    ("lr", "peak learning rate (absolute)"),
+    ("min_lr", "end of the cosine"),
+    ("rate_q", "weight of qloss"),
+    ("rate_p", "weight of LPIPS-VGG"),
+    ("rate_d", "factor on the adaptive GAN weight"),
+    (
+        "disc_start",
+        "GAN terms once the iteration (from 0) exceeds this",
+    ),
+    ("embed_dim", "code width"),
+    (
+        "use_cblinear",
+        "1: trainable projector on the local codebook",
+    ),
+    (
+        "use_crossatt_dec",
+        "1: decoder cross-attends to the global codes",
+    ),
+    ("tuning_codebook", "1: the local codebook itself trains"),
+    ("accum_iter", "gradient accumulation steps"),
+    ("seed", "initialisation, data order, per-step randomness"),
+    ("global_embedder", "\"none\" or \"clip:<path>\""),
+    (
+        "data.dataset",
+        "fashion-mnist | mnist | folder (with path = \"…\")",
+    ),
+    (
+        "ddconfig.resolution",
+        "only places attention blocks (the reference's quirk)",
+    ),
+];
 
 /// `over`'s keys replace `base`'s, recursively into tables.
 fn merge(base: &mut toml::Value, over: toml::Value) {

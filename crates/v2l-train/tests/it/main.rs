@@ -207,3 +207,17 @@ mod run_dir {
         }
     }
 }
+
+#[test]
+fn the_printed_default_configuration_parses_back_to_the_defaults() {
+    let text = TrainConfig::default_config_text();
+    assert!(
+        text.contains("lr = 0.00045  # peak learning rate"),
+        "{text}"
+    );
+    let filled = text
+        .replace("# random_local = 300", "random_local = 300")
+        .replace("# random_global = 40", "random_global = 40");
+    let parsed = TrainConfig::from_toml(&filled).unwrap();
+    assert_eq!(parsed, TrainConfig::from_toml(MINIMAL).unwrap());
+}
