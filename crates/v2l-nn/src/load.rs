@@ -23,7 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::rc::Rc;
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamId, RunningState};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use v2l_io::tensors::TensorSource;
 
@@ -625,6 +625,20 @@ impl<'a, B: Backend> Loader<'a, B> {
         init: Init,
     ) -> Param<Tensor<B, D>> {
         self.param_as(name, Layout::Same, &shape, init)
+    }
+
+    /// A running statistic of `name` (e.g. BatchNorm's `running_mean`):
+    /// state updated in the forward pass, not trained, named for export.
+    pub fn running<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        init: Init,
+    ) -> RunningState<Tensor<B, D>> {
+        let id = ParamId::new();
+        let t = self.tensor::<D>(name, Layout::Same, &shape, init);
+        self.name_param(id, name, Layout::Same, &shape);
+        RunningState::with_id(id, t)
     }
 
     /// A frozen (no-gradient) parameter of `name`.

@@ -10,13 +10,13 @@
 //! loss applies dropout during training, and exact resume needs masks drawn
 //! from a seed the caller controls.
 
-use burn::module::{Module, Param, ParamId, RunningState};
+use burn::module::{Module, Param, RunningState};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::Rng;
 
 use crate::init::Init;
-use crate::load::{Layout, Loader};
+use crate::load::Loader;
 
 /// Training or evaluation behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +62,8 @@ impl<B: Backend> BatchNorm2d<B> {
         Self {
             gamma: vb.param("weight", [channels], Init::Ones),
             beta: vb.param("bias", [channels], Init::Zeros),
-            running_mean: running(vb, "running_mean", channels, Init::Zeros),
-            running_var: running(vb, "running_var", channels, Init::Ones),
+            running_mean: vb.running("running_mean", [channels], Init::Zeros),
+            running_var: vb.running("running_var", [channels], Init::Ones),
             momentum,
             eps,
         }
@@ -110,20 +110,6 @@ impl<B: Backend> BatchNorm2d<B> {
         let _ = self.running_mean.value_sync();
         let _ = self.running_var.value_sync();
     }
-}
-
-/// A running statistic read (or drawn) through the loader and named for
-/// export.
-fn running<B: Backend>(
-    vb: &Loader<'_, B>,
-    name: &str,
-    channels: usize,
-    init: Init,
-) -> RunningState<Tensor<B, 1>> {
-    let t = vb.tensor::<1>(name, Layout::Same, &[channels], init);
-    let id = ParamId::new();
-    vb.name_param(id, name, Layout::Same, &[channels]);
-    RunningState::with_id(id, t)
 }
 
 /// PyTorch's `nn.Dropout(p)` with an explicit mode and a mask drawn on the
