@@ -21,6 +21,8 @@ pub enum Init {
     Uniform(f64),
     /// `N(0, σ²)` with the given σ.
     Normal(f64),
+    /// `N(μ, σ²)`: `(μ, σ)` (taming's BatchNorm weights, N(1, 0.02)).
+    NormalAround(f64, f64),
 }
 
 impl Init {
@@ -55,6 +57,11 @@ impl InitRng {
             Init::Uniform(b) => (0..n)
                 .map(|_| ((self.rng.random::<f64>() * 2.0 - 1.0) * b) as f32)
                 .collect(),
+            Init::NormalAround(m, s) => self
+                .sample(Init::Normal(s), n)
+                .into_iter()
+                .map(|v| (f64::from(v) + m) as f32)
+                .collect(),
             Init::Normal(s) => (0..n)
                 .map(|_| {
                     // Box–Muller, one value per pair of uniforms.
@@ -85,6 +92,10 @@ mod tests {
         let var = n.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / 2e4;
         // Var of the sample variance of N(0, 4): 2·16/n.
         assert!((var - 4.0).abs() < 4.0 * (32.0f64 / 2e4).sqrt(), "{var}");
+        // N(3, 0.5²): the sample mean within 4σ/√n of 3.
+        let m = r.sample(Init::NormalAround(3.0, 0.5), 10_000);
+        let mean = m.iter().map(|&v| f64::from(v)).sum::<f64>() / 1e4;
+        assert!((mean - 3.0).abs() < 4.0 * 0.5 / 100.0, "{mean}");
     }
 
     #[test]

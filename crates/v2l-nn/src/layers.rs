@@ -119,16 +119,21 @@ impl Conv2dSpec {
 /// A PyTorch `nn.Conv2d` as burn's [`Conv2d`] (same layout), PyTorch's
 /// default init.
 pub fn conv2d<B: Backend>(vb: &Loader<'_, B>, spec: &Conv2dSpec) -> Conv2d<B> {
-    conv2d_init(vb, spec, spec.torch_init())
+    conv2d_init(vb, spec, spec.torch_init(), spec.torch_init())
 }
 
-/// [`conv2d`] with another init (weight and bias alike).
-pub fn conv2d_init<B: Backend>(vb: &Loader<'_, B>, spec: &Conv2dSpec, init: Init) -> Conv2d<B> {
+/// [`conv2d`] with other inits for the weight and the bias.
+pub fn conv2d_init<B: Backend>(
+    vb: &Loader<'_, B>,
+    spec: &Conv2dSpec,
+    weight: Init,
+    bias: Init,
+) -> Conv2d<B> {
     Conv2d {
-        weight: vb.param("weight", spec.weight_shape(), init),
+        weight: vb.param("weight", spec.weight_shape(), weight),
         bias: spec
             .bias
-            .then(|| vb.param("bias", [spec.channels[1]], init)),
+            .then(|| vb.param("bias", [spec.channels[1]], bias)),
         stride: spec.stride,
         kernel_size: spec.kernel,
         dilation: [1, 1],

@@ -59,8 +59,20 @@ impl<B: Backend> BatchNorm2d<B> {
     /// Read (or draw) the layer under `vb` with PyTorch's defaults for a
     /// fresh layer: weight 1, bias 0, running mean 0, running variance 1.
     pub fn load(vb: &Loader<'_, B>, channels: usize, eps: f64, momentum: f64) -> Self {
+        Self::load_init(vb, channels, eps, momentum, Init::Ones)
+    }
+
+    /// [`load`](Self::load) with another init of the weight (taming's
+    /// `weights_init` draws it from N(1, 0.02)).
+    pub fn load_init(
+        vb: &Loader<'_, B>,
+        channels: usize,
+        eps: f64,
+        momentum: f64,
+        weight: Init,
+    ) -> Self {
         Self {
-            gamma: vb.param("weight", [channels], Init::Ones),
+            gamma: vb.param("weight", [channels], weight),
             beta: vb.param("bias", [channels], Init::Zeros),
             running_mean: vb.running("running_mean", [channels], Init::Zeros),
             running_var: vb.running("running_var", [channels], Init::Ones),

@@ -221,3 +221,67 @@ fn the_printed_default_configuration_parses_back_to_the_defaults() {
     let parsed = TrainConfig::from_toml(&filled).unwrap();
     assert_eq!(parsed, TrainConfig::from_toml(MINIMAL).unwrap());
 }
+
+mod discriminator {
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, Tensor};
+    use v2l_nn::modes::Mode;
+    use v2l_nn::{Loader, Unexpected};
+    use v2l_train::NLayerDiscriminator;
+
+    type B = NdArray;
+
+    /// Spec §3.6: a 128 input gives a 30 × 30 logit map; the parameters
+    /// carry taming's state-dict names and `weights_init`'s distributions.
+    #[test]
+    fn shapes_names_and_init_follow_taming() {
+        let device = Default::default();
+        let vb = Loader::<B>::random(11, &device);
+        let d = NLayerDiscriminator::load(&vb.pp("discriminator"), 64);
+        let names = vb.finish(Unexpected::Ignore).unwrap();
+        let x = Tensor::<B, 4>::random([2, 3, 128, 128], Distribution::Uniform(-1.0, 1.0), &device);
+        assert_eq!(d.forward(x, Mode::Train).dims(), [2, 1, 30, 30]);
+        let out = names.export(&d).unwrap();
+        let mut keys: Vec<String> = out.iter().map(|(k, _, _)| k.clone()).collect();
+        let mut want: Vec<String> = [
+            "0.weight", "0.bias", "2.weight", "5.weight", "8.weight", "8.bias",
+        ]
+        .iter()
+        .map(|k| format!("discriminator.main.{k}"))
+        .collect();
+        for bn in ["3", "6"] {
+            for p in ["weight", "bias", "running_mean", "running_var"] {
+                want.push(format!("discriminator.main.{bn}.{p}"));
+            }
+        }
+        keys.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        let get = |k: &str| out.iter().find(|(n, _, _)| n == k).unwrap();
+        // Conv weights N(0, 0.02): 128·64·16 draws, 5σ bounds on the moments.
+        let w = &get("discriminator.main.5.weight").2;
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = w.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 5.0 * 0.02 / n.sqrt(), "{mean}");
+        assert!((var - 4e-4).abs() < 5.0 * 4e-4 * (2.0 / n).sqrt(), "{var}");
+        // BatchNorm weights N(1, 0.02), biases 0, running stats 0 / 1.
+        let g = &get("discriminator.main.6.weight").2;
+        let gm = g.iter().map(|&v| f64::from(v)).sum::<f64>() / g.len() as f64;
+        assert!(
+            (gm - 1.0).abs() < 5.0 * 0.02 / (g.len() as f64).sqrt(),
+            "{gm}"
+        );
+        assert!(get("discriminator.main.6.bias").2.iter().all(|&v| v == 0.0));
+        assert!(get("discriminator.main.6.running_var")
+            .2
+            .iter()
+            .all(|&v| v == 1.0));
+        // Conv biases keep PyTorch's default U(±1/√(in·16)).
+        let bound = 1.0 / ((3.0f32 * 16.0).sqrt());
+        assert!(get("discriminator.main.0.bias")
+            .2
+            .iter()
+            .all(|v| v.abs() <= bound));
+    }
+}
