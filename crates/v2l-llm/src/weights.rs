@@ -94,10 +94,6 @@ impl std::fmt::Debug for LlamaWeights {
     }
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    Ok(v2l_io::read_json(path)?)
-}
-
 fn meta_shards(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|source| FileError::Io {
         path: dir.to_path_buf(),
@@ -161,7 +157,7 @@ impl LlamaWeights {
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let vocab = merged_shape(&sources, "tok_embeddings.weight")?[0];
             let inter = merged_shape(&sources, "layers.0.feed_forward.w1.weight")?[0];
-            let config = LlamaConfig::from_meta(&read_json(&params)?, vocab, inter)?;
+            let config = LlamaConfig::from_meta(&v2l_io::read_json(&params)?, vocab, inter)?;
             return Ok(Self {
                 format: Format::Meta,
                 name: path.display().to_string(),
@@ -170,7 +166,7 @@ impl LlamaWeights {
             });
         }
         let config_path = path.join("config.json");
-        let config = LlamaConfig::from_hf(&read_json(&config_path)?)?;
+        let config = LlamaConfig::from_hf(&v2l_io::read_json(&config_path)?)?;
         let source = open_tensors(path)?;
         Ok(Self {
             format: Format::Hf,
@@ -309,11 +305,8 @@ impl TensorSource for LlamaWeights {
     fn shape(&self, key: &str) -> Option<Vec<usize>> {
         match self.locate(key).ok()? {
             Source::One(s, k) => s.shape(&k),
-            Source::Shards(parts, _) => {
-                let sources: Vec<&dyn TensorSource> = parts.iter().map(|(s, _)| *s).collect();
-                let k = &parts.first()?.1;
-                merged_shape_of(&sources, k).ok()
-            }
+            // Shards hold the same key in every file of `self.sources`.
+            Source::Shards(parts, _) => merged_shape(&self.sources, &parts.first()?.1).ok(),
         }
     }
 
@@ -348,12 +341,6 @@ impl TensorSource for LlamaWeights {
 /// Shape of a Meta tensor with its model-parallel shards merged, without
 /// reading data.
 fn merged_shape(sources: &[Box<dyn TensorSource>], meta_key: &str) -> Result<Vec<usize>> {
-    let refs: Vec<&dyn TensorSource> = sources.iter().map(|s| s.as_ref()).collect();
-    merged_shape_of(&refs, meta_key)
-}
-
-/// [`merged_shape`] over borrowed sources.
-fn merged_shape_of(sources: &[&dyn TensorSource], meta_key: &str) -> Result<Vec<usize>> {
     let parts: Vec<Vec<usize>> = sources
         .iter()
         .map(|s| {

@@ -16,7 +16,6 @@
 //! Layers of our own stay where burn's differ from the reference's: the
 //! model crates keep one line on each saying how.
 
-use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::{
     Embedding, GroupNorm, LayerNorm, LayerNormConfig, Linear, PaddingConfig2d, RmsNorm,
@@ -182,11 +181,6 @@ pub fn embedding<B: Backend>(vb: &Loader<'_, B>, n: usize, d: usize, init: Init)
     Embedding {
         weight: vb.param("weight", [n, d], init),
     }
-}
-
-/// A frozen copy of `p` (no gradient).
-pub fn frozen<B: Backend, const D: usize>(p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-    p.set_require_grad(false)
 }
 
 /// Why rows of token ids cannot become an id matrix.

@@ -88,10 +88,10 @@ fn permute(values: &[f32], file_shape: &[usize], to_module: bool) -> Vec<f32> {
     let &[kh, kw, i, o] = file_shape else {
         return values.to_vec();
     };
-    let mut out = vec![0.0f32; values.len()];
     if kh * kw * i * o != values.len() {
         return values.to_vec();
     }
+    let mut out = vec![0.0f32; values.len()];
     for y in 0..kh {
         for x in 0..kw {
             for c in 0..i {
@@ -120,10 +120,10 @@ fn split_first(shape: &[usize]) -> (usize, usize) {
 
 /// Row-major `[rows, cols]` → `[cols, rows]`.
 pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; data.len()];
     if rows * cols != data.len() {
         return data.to_vec();
     }
+    let mut out = vec![0.0f32; data.len()];
     for r in 0..rows {
         for c in 0..cols {
             out[c * rows + r] = data[r * cols + c];
