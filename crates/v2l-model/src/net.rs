@@ -222,6 +222,13 @@ impl<B: Backend> Decoder<B> {
     /// `z` `[B, z_channels, h, w]` and the global context `[B, k, embed_dim]`
     /// → image `[B, out_ch, h·2^n, w·2^n]` (no output activation).
     pub fn forward(&self, z: Tensor<B, 4>, context: Tensor<B, 3>) -> Tensor<B, 4> {
+        self.conv_out.forward(self.forward_features(z, context))
+    }
+
+    /// Everything before `conv_out`: the features `swish(norm_out(h))`
+    /// `[B, ch, H, W]` that the last convolution maps to the image (training
+    /// takes gradients with respect to `conv_out.weight` from them).
+    pub fn forward_features(&self, z: Tensor<B, 4>, context: Tensor<B, 3>) -> Tensor<B, 4> {
         let mut h = self.conv_in.forward(z);
         h = self.mid_block_1.forward(h);
         h = self.mid_attn_1.forward(h);
@@ -233,6 +240,6 @@ impl<B: Backend> Decoder<B> {
                 h = u.forward(h);
             }
         }
-        self.conv_out.forward(swish(self.norm_out.forward(h)))
+        swish(self.norm_out.forward(h))
     }
 }

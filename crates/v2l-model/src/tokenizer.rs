@@ -242,6 +242,47 @@ impl<B: Backend> V2lTokenizer<B> {
         })
     }
 
+    /// Tokens of a model trained without an image embedder
+    /// ([`ModelConfig::fixed_global_ids`]): local ids of `images` `[B, 3, H,
+    /// W]` in `[-1, 1]`, global ids `0..k` for every image.
+    ///
+    /// # Errors
+    /// As [`V2lModel::encode_local`].
+    pub fn encode_fixed_global(&self, images: Tensor<B, 4>) -> Result<VisualTokens> {
+        let [b, _, _, _] = images.dims();
+        let k = self.config().k;
+        let local = self.model.encode_local(images, Some(&self.local))?;
+        let ids: Vec<Vec<u32>> = (0..b).map(|_| (0..k as u32).collect()).collect();
+        let global_words = self.words.as_ref().map(|w| {
+            ids.iter()
+                .map(|row| row.iter().map(|&i| w[i as usize].clone()).collect())
+                .collect()
+        });
+        Ok(VisualTokens {
+            global_ids: ids,
+            global_words,
+            local_ids: ids_to_rows(local.local_ids)?,
+            grid: [local.grid.0, local.grid.1],
+        })
+    }
+
+    /// The tokenizer branch's input alone: `[B,3,N,N]` in `[-1,1]`.
+    ///
+    /// # Errors
+    /// An image that cannot be preprocessed.
+    pub fn preprocess_local(&self, images: &[DynamicImage]) -> Result<Tensor<B, 4>> {
+        let size = self.image_size()?;
+        let tok = TokenizerPreprocess::new(size as u32);
+        let mut a = Vec::with_capacity(images.len() * 3 * size * size);
+        for im in images {
+            a.extend(tok.apply(&v2l_clip::preprocess::to_rgb8(im))?);
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(a, [images.len(), 3, size, size]),
+            &self.device,
+        ))
+    }
+
     /// Preprocess images for both branches: `([B,3,N,N]` in `[-1,1]`,
     /// `[B,3,R,R]` CLIP-normalised`)`.
     ///
@@ -279,8 +320,13 @@ impl<B: Backend> V2lTokenizer<B> {
     pub fn encode_images(&self, images: &[DynamicImage]) -> Result<VisualTokens> {
         let mut out: Option<VisualTokens> = None;
         for chunk in images.chunks(self.batch_size) {
-            let (x, c) = self.preprocess(chunk)?;
-            let t = self.encode_tensors(x, c)?;
+            let t = if self.config().fixed_global_ids {
+                let x = self.preprocess_local(chunk)?;
+                self.encode_fixed_global(x)?
+            } else {
+                let (x, c) = self.preprocess(chunk)?;
+                self.encode_tensors(x, c)?
+            };
             match out.as_mut() {
                 None => out = Some(t),
                 Some(acc) => acc.append(t)?,

@@ -12,7 +12,7 @@
 
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
-use rand::rngs::StdRng;
+pub use rand::rngs::StdRng;
 use rand::Rng;
 
 use crate::init::Init;

@@ -94,6 +94,21 @@ pub struct TrainConfig {
     pub max_steps: Option<u64>,
     /// Seed of initialisation, data order and per-step randomness.
     pub seed: u64,
+    /// Global tokens per image (the reference's `forward(..., k=21)`).
+    pub k: usize,
+    /// LPIPS lin-layer dropout during training: `true` as the reference
+    /// (faithful), `false` for a deterministic perceptual loss.
+    pub lpips_dropout: bool,
+    /// Base channels of the patch discriminator (reference: 64).
+    pub disc_ndf: usize,
+    /// Write a checkpoint every this many iterations (and at the end).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (the newest).
+    pub keep_checkpoints: usize,
+    /// Measure the fixed validation batch every this many iterations.
+    pub val_every: u64,
+    /// Images in the fixed validation batch.
+    pub val_images: usize,
     /// `clip:<path>` or `none`.
     pub global_embedder: String,
     /// The encoder / decoder (`vqgan_configs/v2l.yaml`).
@@ -127,6 +142,13 @@ impl Default for TrainConfig {
             accum_iter: 1,
             max_steps: None,
             seed: 0,
+            k: 21,
+            lpips_dropout: true,
+            disc_ndf: 64,
+            checkpoint_every: 1000,
+            keep_checkpoints: 3,
+            val_every: 500,
+            val_images: 8,
             global_embedder: "none".into(),
             ddconfig: v2l_model::ModelConfig::official().ddconfig,
             data: DataConfig {
@@ -272,19 +294,36 @@ impl TrainConfig {
             }
         }
         self.global_embedder()?;
+        let n_global = c.random_global.unwrap_or(usize::MAX);
+        if self.k == 0 || self.k > n_global || self.k > v2l_quant_max_top_k() {
+            return bad(format!(
+                "k = {} global tokens must be in 1..={}",
+                self.k,
+                n_global.min(v2l_quant_max_top_k())
+            ));
+        }
+        if self.disc_ndf == 0 || self.checkpoint_every == 0 || self.keep_checkpoints == 0 {
+            return bad(
+                "disc_ndf, checkpoint_every and keep_checkpoints must be at least 1".into(),
+            );
+        }
+        if self.val_every == 0 || self.val_images == 0 {
+            return bad("val_every and val_images must be at least 1".into());
+        }
         let model = v2l_model::ModelConfig {
             image_size: v2l_model::ImageSize::Square(self.image_size),
             ddconfig: self.ddconfig.clone(),
             embed_dim: self.embed_dim,
             n_local: c.random_local.unwrap_or(1),
             n_global: c.random_global.unwrap_or(1),
-            k: 1,
+            k: self.k.min(c.random_global.unwrap_or(self.k)),
             clip_vision: None,
             use_projector: self.use_cblinear == 1,
             normalize_features: true,
             cross_attn_heads: 8,
             cross_attn_dim_head: None,
             codebook_loss_weight: v2l_model::config::OFFICIAL_CODEBOOK_LOSS_WEIGHT,
+            fixed_global_ids: false,
         };
         model
             .validate()
@@ -405,6 +444,16 @@ const KEY_NOTES: &[(&str, &str)] = &[
     ("tuning_codebook", "1: the local codebook itself trains"),
     ("accum_iter", "gradient accumulation steps"),
     ("seed", "initialisation, data order, per-step randomness"),
+    ("k", "global tokens per image"),
+    (
+        "lpips_dropout",
+        "true as the reference; false: deterministic LPIPS",
+    ),
+    ("disc_ndf", "discriminator base channels"),
+    ("checkpoint_every", "iterations between checkpoints"),
+    ("keep_checkpoints", "newest checkpoints kept"),
+    ("val_every", "iterations between validation measurements"),
+    ("val_images", "images in the fixed validation batch"),
     ("global_embedder", "\"none\" or \"clip:<path>\""),
     (
         "data.dataset",
@@ -449,4 +498,9 @@ fn flatten(value: &toml::Value, prefix: &str, out: &mut Vec<(String, String)>) {
             }
         }
     }
+}
+
+/// The largest `k` the global search supports.
+fn v2l_quant_max_top_k() -> usize {
+    v2l_model::MAX_GLOBAL_K
 }

@@ -30,6 +30,32 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// The training images cannot be used.
+    #[error("training data: {0}")]
+    Data(String),
+    /// Building or running a network failed.
+    #[error("model: {0}")]
+    Model(String),
+    /// A loss became NaN or infinite; the run stopped and the last good
+    /// checkpoint is kept.
+    #[error("iteration {step}: {term} is not finite; stopped (the last good checkpoint is kept)")]
+    NonFinite {
+        /// The iteration (from 0).
+        step: u64,
+        /// The first non-finite term.
+        term: &'static str,
+    },
+    /// A checkpoint cannot be written or read.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A broken invariant of the trainer (a bug).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// An I/O error on a named path.
     #[error("{}: {source}", path.display())]
     Io {

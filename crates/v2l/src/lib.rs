@@ -51,5 +51,6 @@ pub use v2l_model as model;
 pub use v2l_nn as nn;
 pub use v2l_prompt as prompt;
 pub use v2l_quant as quant;
+pub use v2l_train as train;
 
 pub mod backend;

@@ -6,6 +6,7 @@ use std::process::Command;
 mod codebook;
 mod tasks;
 mod tokenize;
+mod train;
 
 pub(crate) fn v2l() -> Command {
     Command::new(env!("CARGO_BIN_EXE_v2l"))

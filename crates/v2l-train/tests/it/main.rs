@@ -3,6 +3,8 @@
 //! forms of `util/lr_sched.py`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod parity;
+
 use v2l_train::{GlobalEmbedder, LrSchedule, TrainConfig};
 
 const MINIMAL: &str = "[codebooks]\nrandom_local = 300\nrandom_global = 40\n";

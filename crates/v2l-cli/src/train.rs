@@ -1,0 +1,166 @@
+//! `v2l train`: train a V2L tokenizer in a run directory; rerunning the
+//! same command resumes it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use v2l::backend::DeviceKind;
+use v2l::burn::backend::Autodiff;
+use v2l::burn::tensor::backend::AutodiffBackend;
+use v2l::train::{Progress, RunOptions, TrainConfig};
+
+/// Arguments of `v2l train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The configuration (TOML, the reference's argument names; see
+    /// `--print-default-config`).
+    #[arg(long, required_unless_present = "print_default_config")]
+    pub config: Option<PathBuf>,
+    /// The run directory (created; an existing run there is resumed).
+    #[arg(long, required_unless_present = "print_default_config")]
+    pub run_dir: Option<PathBuf>,
+    /// Stop after this many iterations (overrides `max_steps`; may change
+    /// on resume).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// `cpu`, `cuda[:N]` or `wgpu`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// The LPIPS-VGG weights (`vgg16.ckpt`); default: the cached
+    /// `lpips-backbones` asset.
+    #[arg(long)]
+    pub lpips_weights: Option<PathBuf>,
+    /// Print the default configuration (every key, commented) and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
+}
+
+/// Run `v2l train`.
+pub fn run(args: TrainArgs) -> Result<(), String> {
+    if args.print_default_config {
+        print!("{}", TrainConfig::default_config_text());
+        return Ok(());
+    }
+    let (Some(config_path), Some(run_dir)) = (&args.config, &args.run_dir) else {
+        return Err("--config and --run-dir are required".into());
+    };
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let mut config =
+        TrainConfig::from_toml(&text).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    if let Some(s) = args.steps {
+        config.max_steps = Some(s);
+    }
+    let lpips = match &args.lpips_weights {
+        Some(p) => p.clone(),
+        None => crate::quality::cached_asset(
+            v2l::metrics::lpips::ASSET,
+            v2l::metrics::lpips::LpipsNet::Vgg.asset_file(),
+        )?,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond interrupt: exiting without a checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupted: writing a checkpoint, then stopping (Ctrl-C again to quit now)"
+            );
+        })
+        .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    }
+    let job = Job {
+        config,
+        run_dir: run_dir.clone(),
+        lpips,
+        stop,
+    };
+    let kind: DeviceKind = args.device.parse().map_err(|e| format!("{e}"))?;
+    match kind {
+        DeviceKind::Cpu => job.run::<Autodiff<v2l::backend::CpuFlex>>(Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda(i) => {
+            job.run::<Autodiff<v2l::backend::Cuda>>(v2l::burn::backend::cuda::CudaDevice::new(i))
+        }
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => job.run::<Autodiff<v2l::backend::Wgpu>>(Default::default()),
+        #[allow(unreachable_patterns)]
+        other => Err(format!("device {other} is not compiled into this build")),
+    }
+}
+
+struct Job {
+    config: TrainConfig,
+    run_dir: PathBuf,
+    lpips: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl Job {
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<(), String> {
+        let options = RunOptions {
+            steps: self.config.max_steps,
+            interrupt: Some(&self.stop),
+            lpips_weights: self.lpips.clone(),
+        };
+        let bar = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        let mut on_step = |p: &Progress<'_>| {
+            if bar.length() != Some(p.total) {
+                bar.set_length(p.total);
+            }
+            bar.set_position(p.step);
+            let r = p.report;
+            bar.set_message(format!(
+                "loss {:.4} rec {:.4} lpips {:.4} q {:.4} g {:.3} d_w {:.3}{} lr {:.2e}",
+                r.loss,
+                r.rec_loss,
+                r.p_loss,
+                r.qloss,
+                r.g_loss,
+                r.d_weight,
+                r.d_loss.map(|d| format!(" d {d:.3}")).unwrap_or_default(),
+                p.lr
+            ));
+        };
+        let summary =
+            v2l::train::train::<B>(&self.config, &self.run_dir, &options, &device, &mut on_step)
+                .map_err(|e| e.to_string())?;
+        bar.finish_and_clear();
+        let resumed = if summary.resumed_from > 0 {
+            format!(" (resumed at {})", summary.resumed_from)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{} at iteration {}{resumed}; checkpoint {}{}",
+            if summary.interrupted {
+                "stopped"
+            } else {
+                "done"
+            },
+            summary.steps,
+            summary
+                .checkpoint
+                .as_ref()
+                .map_or_else(|| "none".into(), |p| p.display().to_string()),
+            match (summary.untrained_psnr, summary.val_psnr) {
+                (Some(a), Some(b)) =>
+                    format!("; validation PSNR {a:.2} dB untrained, {b:.2} dB now"),
+                (None, Some(b)) => format!("; validation PSNR {b:.2} dB"),
+                _ => String::new(),
+            }
+        );
+        Ok(())
+    }
+}
