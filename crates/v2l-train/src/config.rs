@@ -88,6 +88,10 @@ pub struct TrainConfig {
     pub tuning_codebook: u8,
     /// Gradient accumulation steps (`--accum_iter`: 1).
     pub accum_iter: usize,
+    /// How `accum_iter > 1` combines gradients: `"faithful"` (the
+    /// reference: `zero_grad` every iteration, so a step uses only its own
+    /// iteration's gradients) or `"mean"` (corrected: their mean).
+    pub accum_mode: String,
     /// Stop after this many iterations (the schedule stays the epoch-based
     /// one); may change on resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +144,7 @@ impl Default for TrainConfig {
             use_crossatt_dec: 1,
             tuning_codebook: 0,
             accum_iter: 1,
+            accum_mode: "faithful".into(),
             max_steps: None,
             seed: 0,
             k: 21,
@@ -294,6 +299,12 @@ impl TrainConfig {
             }
         }
         self.global_embedder()?;
+        if !matches!(self.accum_mode.as_str(), "faithful" | "mean") {
+            return bad(format!(
+                "accum_mode = {:?}: expected \"faithful\" or \"mean\"",
+                self.accum_mode
+            ));
+        }
         let n_global = c.random_global.unwrap_or(usize::MAX);
         if self.k == 0 || self.k > n_global || self.k > v2l_quant_max_top_k() {
             return bad(format!(
@@ -343,6 +354,15 @@ impl TrainConfig {
                     "global_embedder = {s:?}: expected \"none\" or \"clip:<path>\""
                 ))),
             },
+        }
+    }
+
+    /// The parsed `accum_mode` (`faithful` unless `mean`).
+    pub fn accum_mode(&self) -> crate::trainer::AccumMode {
+        if self.accum_mode == "mean" {
+            crate::trainer::AccumMode::Mean
+        } else {
+            crate::trainer::AccumMode::Faithful
         }
     }
 
@@ -443,6 +463,10 @@ const KEY_NOTES: &[(&str, &str)] = &[
     ),
     ("tuning_codebook", "1: the local codebook itself trains"),
     ("accum_iter", "gradient accumulation steps"),
+    (
+        "accum_mode",
+        "faithful (reference: a step uses its own iteration's gradients) | mean",
+    ),
     ("seed", "initialisation, data order, per-step randomness"),
     ("k", "global tokens per image"),
     (

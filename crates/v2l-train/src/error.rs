@@ -45,6 +45,10 @@ pub enum TrainError {
         /// The first non-finite term.
         term: &'static str,
     },
+    /// The networks produced a NaN or infinity (diverged); the run loop
+    /// turns this into [`TrainError::NonFinite`].
+    #[error("non-finite values: {0}")]
+    NonFiniteValues(String),
     /// A checkpoint cannot be written or read.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {

@@ -41,7 +41,7 @@ pub fn reconstruct<B: AutodiffBackend>(
     let x = session.images(batch, size).inner();
     let local = model
         .encode_local(x, None)
-        .map_err(|e| TrainError::Model(e.to_string()))?;
+        .map_err(crate::trainer::local_err)?;
     let global = match session.global_input(batch)? {
         GlobalInput::Embedding(e) => model.encode_global(e.inner(), session.trainer.k, None),
         GlobalInput::Ids(ids) => model.global_from_ids(ids.inner()),

@@ -450,13 +450,23 @@ pub fn train<B: AutodiffBackend>(
         let images = session.images(&batch, config.image_size);
         let global = session.global_input(&batch)?;
         let lr = schedule.at_iter(step, spe);
-        let report = session.trainer.step(
-            images,
-            global,
-            step,
-            lr,
-            mix(config.seed, STREAM_STEP, step),
-        )?;
+        let report = session
+            .trainer
+            .step(
+                images,
+                global,
+                step,
+                within as u64,
+                lr,
+                mix(config.seed, STREAM_STEP, step),
+            )
+            .map_err(|e| match e {
+                TrainError::NonFiniteValues(_) => TrainError::NonFinite {
+                    step,
+                    term: "the encoder's features",
+                },
+                e => e,
+            })?;
         if let Some(term) = report.non_finite() {
             return Err(TrainError::NonFinite { step, term });
         }
@@ -486,8 +496,15 @@ pub fn train<B: AutodiffBackend>(
         }
         let done = session.step;
         run.append_metrics(&record)?;
+        let diverged = |e: TrainError| match e {
+            TrainError::NonFiniteValues(_) => TrainError::NonFinite {
+                step,
+                term: "the model's output",
+            },
+            e => e,
+        };
         if done % config.val_every == 0 || done == total {
-            val_psnr = Some(measure(&session, done)?);
+            val_psnr = Some(measure(&session, done).map_err(diverged)?);
         }
         progress(&Progress {
             step: done,
@@ -574,6 +591,8 @@ fn loss_config(config: &TrainConfig) -> LossConfig {
         rate_d: config.rate_d,
         disc_start: config.disc_start,
         lpips_dropout: config.lpips_dropout,
+        accum_iter: config.accum_iter,
+        accum_mode: config.accum_mode(),
     }
 }
 

@@ -25,7 +25,7 @@
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::module::conv2d;
@@ -63,6 +63,22 @@ pub struct LossConfig {
     pub disc_start: u64,
     /// LPIPS dropout active (faithful: the reference trains with it on).
     pub lpips_dropout: bool,
+    /// Iterations per optimiser step (`accum_iter`).
+    pub accum_iter: usize,
+    /// How gradients of the `accum_iter` iterations combine.
+    pub accum_mode: AccumMode,
+}
+
+/// How `accum_iter > 1` combines gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccumMode {
+    /// The reference: `zero_grad` runs every iteration, so each optimiser
+    /// step (every `accum_iter`-th iteration of an epoch) uses only that
+    /// iteration's gradients.
+    Faithful,
+    /// Corrected: the optimiser step uses the mean of the `accum_iter`
+    /// iterations' gradients.
+    Mean,
 }
 
 /// How the global branch is fed.
@@ -150,6 +166,8 @@ pub struct Trainer<B: AutodiffBackend> {
     pub loss: LossConfig,
     /// Global tokens per image.
     pub k: usize,
+    acc_g: GradientsAccumulator<V2lModel<B>>,
+    acc_d: GradientsAccumulator<NLayerDiscriminator<B>>,
 }
 
 impl<B: AutodiffBackend> std::fmt::Debug for Trainer<B> {
@@ -179,12 +197,25 @@ impl<B: AutodiffBackend> Trainer<B> {
             opt_d: adam(),
             loss,
             k,
+            acc_g: GradientsAccumulator::new(),
+            acc_d: GradientsAccumulator::new(),
+        }
+    }
+
+    /// The factor on the losses before backward (`1/accum_iter` when
+    /// gradients are averaged).
+    fn grad_scale(&self) -> f64 {
+        match self.loss.accum_mode {
+            AccumMode::Mean => 1.0 / self.loss.accum_iter.max(1) as f64,
+            AccumMode::Faithful => 1.0,
         }
     }
 
     /// One iteration: the generator step, then (past `disc_start`) the
     /// discriminator step, both at learning rate `lr`. `images` `[B, 3, S,
-    /// S]` in `[-1, 1]`; `rng_seed` seeds the LPIPS dropout masks.
+    /// S]` in `[-1, 1]`; `rng_seed` seeds the LPIPS dropout masks;
+    /// `within_epoch` is the iteration's index in its epoch (the optimisers
+    /// step when `(within_epoch + 1) % accum_iter == 0`, as the reference).
     ///
     /// # Errors
     /// Shape errors from the model; a missing gradient (an internal error).
@@ -193,15 +224,34 @@ impl<B: AutodiffBackend> Trainer<B> {
         images: Tensor<B, 4>,
         global: GlobalInput<B>,
         cur_iter: u64,
+        within_epoch: u64,
         lr: f64,
         rng_seed: u64,
     ) -> Result<StepReport> {
         let x = images.detach();
+        let update = (within_epoch + 1) % self.loss.accum_iter.max(1) as u64 == 0;
         let (grads, mut report) =
             self.generator_gradients(x.clone(), &global, cur_iter, rng_seed)?;
-        self.model = self.opt_g.step(lr, self.model.clone(), grads);
+        if let Some(grads) = accumulate(
+            &mut self.acc_g,
+            &self.model,
+            grads,
+            self.loss.accum_mode,
+            update,
+        ) {
+            self.model = self.opt_g.step(lr, self.model.clone(), grads);
+        }
         if cur_iter > self.loss.disc_start && self.loss.rate_d != 0.0 {
-            let (d, r) = self.discriminator_step(x, &global, lr)?;
+            let (grads, d, r) = self.discriminator_gradients(x, &global)?;
+            if let Some(grads) = accumulate(
+                &mut self.acc_d,
+                &self.disc,
+                grads,
+                self.loss.accum_mode,
+                update,
+            ) {
+                self.disc = self.opt_d.step(lr, self.disc.clone(), grads);
+            }
             report.d_loss = Some(d);
             report.rec_loss_2 = Some(r);
         }
@@ -223,7 +273,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     ) -> Result<(GradientsParams, StepReport)> {
         let l = self.loss.clone();
         let model = &self.model;
-        let local = model.encode_local(x.clone(), None).map_err(model_err)?;
+        let local = model.encode_local(x.clone(), None).map_err(local_err)?;
         let glob = match global {
             GlobalInput::Embedding(e) => model.encode_global(e.clone(), self.k, None),
             GlobalInput::Ids(ids) => model.global_from_ids(ids.clone()),
@@ -269,7 +319,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
 
         let upstream = Tensor::<B, 4>::from_inner(d_nll + d_g.mul_scalar(coef));
-        let surrogate = (xhat * upstream).sum() + local.qloss.clone().mul_scalar(l.rate_q);
+        let surrogate = ((xhat * upstream).sum() + local.qloss.clone().mul_scalar(l.rate_q))
+            .mul_scalar(self.grad_scale());
         let grads = surrogate.backward();
         let grads = GradientsParams::from_grads(grads, &self.model);
         let grad_norm = grads_norm(&self.model, &grads);
@@ -305,19 +356,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         Ok((grads, report))
     }
 
-    /// The discriminator step with a second forward through the updated
-    /// generator; returns `(d_loss, rec_loss of that forward)`.
-    fn discriminator_step(
-        &mut self,
-        x: Tensor<B, 4>,
-        global: &GlobalInput<B>,
-        lr: f64,
-    ) -> Result<(f64, f64)> {
-        let (grads, d_loss, rec2) = self.discriminator_gradients(x, global)?;
-        self.disc = self.opt_d.step(lr, self.disc.clone(), grads);
-        Ok((d_loss, rec2))
-    }
-
     /// The discriminator's gradients of
     /// `0.5·(mean relu(1 − D(x)) + mean relu(1 + D(x̂)))` with `x̂` from a
     /// fresh forward of the current generator (its running statistics are
@@ -333,7 +371,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     ) -> Result<(GradientsParams, f64, f64)> {
         let model = self.model.valid();
         let xi = x.clone().inner();
-        let local = model.encode_local(xi.clone(), None).map_err(model_err)?;
+        let local = model.encode_local(xi.clone(), None).map_err(local_err)?;
         let glob = match global {
             GlobalInput::Embedding(e) => model.encode_global(e.clone().inner(), self.k, None),
             GlobalInput::Ids(ids) => model.global_from_ids(ids.clone().inner()),
@@ -347,10 +385,28 @@ impl<B: AutodiffBackend> Trainer<B> {
         let fake = self.disc.forward(Tensor::from_inner(xhat), Mode::Train);
         let d_loss = (relu(real.neg().add_scalar(1.0)).mean() + relu(fake.add_scalar(1.0)).mean())
             .mul_scalar(0.5);
-        let grads = d_loss.backward();
+        let grads = d_loss.clone().mul_scalar(self.grad_scale()).backward();
         let d_loss = scalar(d_loss.detach())?;
         let grads = GradientsParams::from_grads(grads, &self.disc);
         Ok((grads, d_loss, rec2))
+    }
+}
+
+/// The gradients to step with now, if any: this iteration's (faithful) or
+/// the accumulated sum of the scaled ones (mean), on update iterations.
+fn accumulate<B: AutodiffBackend, M: AutodiffModule<B>>(
+    acc: &mut GradientsAccumulator<M>,
+    module: &M,
+    grads: GradientsParams,
+    mode: AccumMode,
+    update: bool,
+) -> Option<GradientsParams> {
+    match mode {
+        AccumMode::Faithful => update.then_some(grads),
+        AccumMode::Mean => {
+            acc.accumulate(module, grads);
+            update.then(|| acc.grads())
+        }
     }
 }
 
@@ -399,6 +455,17 @@ fn grads_norm<B: AutodiffBackend, M: Module<B>>(module: &M, grads: &GradientsPar
 fn scalar<B: burn::tensor::backend::Backend>(t: Tensor<B, 1>) -> Result<f64> {
     let v: f32 = t.into_scalar().elem();
     Ok(f64::from(v))
+}
+
+/// A model error, with NaN or infinite features (a diverged network) told
+/// apart.
+pub(crate) fn local_err(e: v2l_model::ModelError) -> TrainError {
+    match e {
+        v2l_model::ModelError::Quant(q @ v2l_quant::QuantError::NonFinite { .. }) => {
+            TrainError::NonFiniteValues(q.to_string())
+        }
+        e => model_err(e),
+    }
 }
 
 fn model_err(e: v2l_model::ModelError) -> TrainError {

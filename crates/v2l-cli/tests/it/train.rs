@@ -271,3 +271,72 @@ fn default_config_prints_and_parses_back() {
         }
     );
 }
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    if !assets_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("c.toml");
+    // Past disc_start (iteration 3 > 2) the GAN term's weight d_weight ×
+    // rate_d overflows f32 in the gradient.
+    let text = TINY
+        .replace("checkpoint_every = 2", "checkpoint_every = 1")
+        .replace("disc_start = 3", "disc_start = 2\nrate_d = 1e300");
+    std::fs::write(&config, text).unwrap();
+    let run = tmp.path().join("run");
+    let out = train_cmd(&config, &run, 6).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not finite; stopped"), "{err}");
+    let last = std::fs::read_link(run.join("last")).unwrap();
+    assert!(err.contains("iteration 3:"), "{err}");
+    assert_eq!(last, Path::new("checkpoints/step-0000003"), "{err}");
+}
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_exits() {
+    if !assets_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("c.toml");
+    std::fs::write(
+        &config,
+        TINY.replace("checkpoint_every = 2", "checkpoint_every = 1000"),
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let child = train_cmd(&config, &run, 1000)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for a few iterations, then SIGINT.
+    let started = Instant::now();
+    let iterations = |p: &Path| {
+        std::fs::read_to_string(p.join("metrics.jsonl"))
+            .map(|t| t.lines().filter(|l| l.contains("\"step\"")).count())
+            .unwrap_or(0)
+    };
+    while iterations(&run) < 3 && started.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stopped at iteration"), "{err}");
+    let last = std::fs::read_link(run.join("last")).unwrap();
+    let step: u64 = last
+        .to_string_lossy()
+        .trim_start_matches("checkpoints/step-")
+        .parse()
+        .unwrap();
+    assert!((3..1000).contains(&step), "{}", last.display());
+}

@@ -3,6 +3,9 @@
 //! forms of `util/lr_sched.py`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accum;
+mod learning;
+mod objective;
 mod parity;
 
 use v2l_train::{GlobalEmbedder, LrSchedule, TrainConfig};
