@@ -299,6 +299,13 @@ impl TrainConfig {
             }
         }
         self.global_embedder()?;
+        if self.use_crossatt_dec != 1 {
+            return bad(
+                "use_crossatt_dec = 0: the reference's decoder always has its cross-attention \
+                 and cannot run without the global context (every script passes 1)"
+                    .into(),
+            );
+        }
         if !matches!(self.accum_mode.as_str(), "faithful" | "mean") {
             return bad(format!(
                 "accum_mode = {:?}: expected \"faithful\" or \"mean\"",

@@ -98,12 +98,12 @@ pub fn validate<B: AutodiffBackend>(
 
 /// `[-1, 1]` → `[0, 1]` values, row-major.
 fn to_unit<B: Backend>(x: Tensor<B, 4>) -> Result<Vec<f32>> {
-    Ok(x.add_scalar(1.0)
+    x.add_scalar(1.0)
         .div_scalar(2.0)
         .into_data()
         .convert::<f32>()
         .into_vec::<f32>()
-        .map_err(|e| TrainError::Model(format!("{e:?}")))?)
+        .map_err(|e| TrainError::Model(format!("{e:?}")))
 }
 
 /// Write `samples.png`: the validation inputs on the top row, their

@@ -606,10 +606,13 @@ fn load_lpips<B: AutodiffBackend>(path: &Path, device: &B::Device) -> Result<Lpi
 }
 
 type Rows = (usize, Vec<f32>);
+/// The local and global codebooks' rows (where files give them) and the
+/// global words.
+type Codebooks = (Option<Rows>, Option<Rows>, Option<Vec<String>>);
 
 /// The codebooks' rows from their files (None where random rows are
 /// configured) and the global words.
-fn codebooks(config: &TrainConfig) -> Result<(Option<Rows>, Option<Rows>, Option<Vec<String>>)> {
+fn codebooks(config: &TrainConfig) -> Result<Codebooks> {
     let read = |p: &PathBuf, which: &str| -> Result<v2l_codebook::Codebook> {
         v2l_codebook::Codebook::load(p)
             .map_err(|e| TrainError::Config(format!("codebooks.{which} = {}: {e}", p.display())))

@@ -229,7 +229,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         rng_seed: u64,
     ) -> Result<StepReport> {
         let x = images.detach();
-        let update = (within_epoch + 1) % self.loss.accum_iter.max(1) as u64 == 0;
+        let update = (within_epoch + 1).is_multiple_of(self.loss.accum_iter.max(1) as u64);
         let (grads, mut report) =
             self.generator_gradients(x.clone(), &global, cur_iter, rng_seed)?;
         if let Some(grads) = accumulate(

@@ -213,6 +213,11 @@ fn bad_input_is_named_before_any_work() {
         |_| String::new(),
         &["k = 9"],
     );
+    expect_error(
+        &TINY.replace("k = 3", "k = 3\nuse_crossatt_dec = 0"),
+        |_| String::new(),
+        &["use_crossatt_dec = 0"],
+    );
     // An empty folder.
     expect_error(
         FOLDER_BASE,
@@ -351,25 +356,36 @@ fn a_clip_global_embedder_trains_and_its_checkpoint_encodes() {
         .join("../v2l-clip/tests/fixtures/model/tiny_openai.pth");
     let config = tmp.path().join("c.toml");
     // The tiny CLIP's embeddings are 64 wide.
-    let text = TINY
-        .replace("embed_dim = 32", "embed_dim = 64")
-        .replace("seed = 11", &format!("seed = 11\nglobal_embedder = \"clip:{}\"", clip.display()));
+    let text = TINY.replace("embed_dim = 32", "embed_dim = 64").replace(
+        "seed = 11",
+        &format!("seed = 11\nglobal_embedder = \"clip:{}\"", clip.display()),
+    );
     std::fs::write(&config, text).unwrap();
     let run = tmp.path().join("run");
     let out = train_cmd(&config, &run, 2).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(run.join("last/clip_vision.safetensors").is_file());
     let image = tmp.path().join("x.png");
-    v2l::model::image::RgbImage::from_fn(40, 40, |x, y| v2l::model::image::Rgb([(x * 6) as u8, (y * 6) as u8, 90]))
-        .save(&image)
-        .unwrap();
+    v2l::model::image::RgbImage::from_fn(40, 40, |x, y| {
+        v2l::model::image::Rgb([(x * 6) as u8, (y * 6) as u8, 90])
+    })
+    .save(&image)
+    .unwrap();
     let out = v2l()
         .args(["encode", "--json", "--checkpoint"])
         .arg(run.join("last"))
         .arg(&image)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let image = &v["images"][0];
     assert_eq!(image["global_ids"].as_array().unwrap().len(), 3);
