@@ -17,7 +17,12 @@ use v2l_train::run::{fixed_global_ids, model_config};
 use v2l_train::trainer::{GlobalInput, LossConfig, Trainer};
 use v2l_train::{NLayerDiscriminator, TrainConfig};
 
-fn run<B: AutodiffBackend>(name: &str, config: &TrainConfig, batch: usize, iters: usize) -> Result<(), String> {
+fn run<B: AutodiffBackend>(
+    name: &str,
+    config: &TrainConfig,
+    batch: usize,
+    iters: usize,
+) -> Result<(), String> {
     let device = Default::default();
     let vgg = v2l_assets::fetch::test_asset("lpips-backbones", "vgg16.ckpt")
         .map_err(|e| e.to_string())?
@@ -38,14 +43,18 @@ fn run<B: AutodiffBackend>(name: &str, config: &TrainConfig, batch: usize, iters
     let mut t = Trainer::new(model, disc, lpips, loss, config.k);
     let s = config.image_size;
     let n = batch * 3 * s * s;
-    let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
     let mut times = Vec::new();
     for i in 0..=iters {
-        let images = Tensor::<B, 4>::from_data(TensorData::new(x.clone(), [batch, 3, s, s]), &device);
+        let images =
+            Tensor::<B, 4>::from_data(TensorData::new(x.clone(), [batch, 3, s, s]), &device);
         let ids = GlobalInput::Ids(fixed_global_ids::<B>(batch, config.k, &device));
         let start = Instant::now();
         // Past disc_start: both steps run.
-        t.step(images, ids, 1 + i as u64, 0, 4.5e-4, i as u64).map_err(|e| e.to_string())?;
+        t.step(images, ids, 1 + i as u64, 0, 4.5e-4, i as u64)
+            .map_err(|e| e.to_string())?;
         if i > 0 {
             times.push(start.elapsed().as_secs_f64());
         }
@@ -65,7 +74,10 @@ fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let batch = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(8);
     let iters = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/fashion-mnist-tiny.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/fashion-mnist-tiny.toml"
+    );
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let config = TrainConfig::from_toml(&text).map_err(|e| e.to_string())?;
     run::<Autodiff<burn::backend::Flex>>("flex", &config, batch, iters)?;
