@@ -46,10 +46,10 @@ pub fn reconstruct<B: AutodiffBackend>(
         GlobalInput::Embedding(e) => model.encode_global(e.inner(), session.trainer.k, None),
         GlobalInput::Ids(ids) => model.global_from_ids(ids.inner()),
     }
-    .map_err(|e| TrainError::Model(e.to_string()))?;
+    .map_err(crate::trainer::model_err)?;
     model
         .decode(local.quantized, global.context)
-        .map_err(|e| TrainError::Model(e.to_string()))
+        .map_err(crate::trainer::model_err)
 }
 
 /// PSNR, SSIM and LPIPS of the model's reconstructions of `batch`.

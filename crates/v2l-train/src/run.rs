@@ -41,7 +41,7 @@ use crate::discriminator::NLayerDiscriminator;
 use crate::error::{Result, TrainError};
 use crate::observe;
 use crate::run_dir::{atomic_write, RunDir};
-use crate::trainer::{GlobalInput, LossConfig, StepReport, Trainer};
+use crate::trainer::{model_err, GlobalInput, LossConfig, StepReport, Trainer};
 
 const TRAINER_DIR: &str = "trainer";
 const DISC_FILE: &str = "discriminator.safetensors";
@@ -832,8 +832,4 @@ fn load_optim<B: AutodiffBackend, M: burn::module::AutodiffModule<B>>(
         record.insert(e.id, r);
     }
     Ok(optim.load_record(record))
-}
-
-fn model_err(e: v2l_model::ModelError) -> TrainError {
-    TrainError::Model(e.to_string())
 }

@@ -468,7 +468,8 @@ pub(crate) fn local_err(e: v2l_model::ModelError) -> TrainError {
     }
 }
 
-fn model_err(e: v2l_model::ModelError) -> TrainError {
+/// A model error as the trainer's.
+pub(crate) fn model_err(e: v2l_model::ModelError) -> TrainError {
     TrainError::Model(e.to_string())
 }
 
