@@ -7,8 +7,13 @@
 //!   local_codebook.safetensors   "embeddings" [n_local, D]  (f16 when that is lossless, else f32)
 //!   global_codebook.safetensors  "embeddings" [n_global, D] (same rule)
 //!   global_codebook.json         {"strings": [...]} when the global words are known
-//!   clip_vision.safetensors      the CLIP vision tower in OpenAI names under "visual." (same rule)
+//!   clip_vision.safetensors      the CLIP vision tower in OpenAI names under "visual." (same rule;
+//!                                only when `vl.kind` is "clip")
 //! ```
+//!
+//! A ConSE vision-language model (`vl.kind` "conse") stores nothing: its
+//! EfficientNet-Lite0, MiniLM and class names are registry assets read from
+//! the asset cache when the bundle is loaded.
 //!
 //! A bundle written from a model loads back to identical values: f16 is
 //! only used where every value survives the round trip.
@@ -179,7 +184,7 @@ pub fn write_bundle<B: Backend>(
 ) -> Result<()> {
     let dir = dir.as_ref();
     let config = model.config();
-    if config.clip_vision.is_some() && extras.clip.is_none() {
+    if config.clip_vision().is_some() && extras.clip.is_none() {
         return Err(ModelError::InvalidInput(
             "the model has a CLIP tower; pass its source to copy it into the bundle".into(),
         ));
@@ -359,7 +364,7 @@ impl Bundle {
             global: SafetensorsFile::open(dir.join(GLOBAL_FILE))?,
         };
         let clip_path = dir.join(CLIP_FILE);
-        let clip = if bc.model.clip_vision.is_some() {
+        let clip = if bc.model.clip_vision().is_some() {
             Some(SafetensorsFile::open(&clip_path)?)
         } else {
             None
@@ -415,29 +420,30 @@ impl Bundle {
         self.words.as_deref()
     }
 
-    /// Load the model (with its CLIP tower when the bundle has one) using
-    /// `config` (normally [`config`](Self::config), possibly with another
-    /// `k` or image size).
+    /// Load the model (with its image tower: the bundle's CLIP tower, or
+    /// ConSE from the asset cache) using `config` (normally
+    /// [`config`](Self::config), possibly with another `k` or image size).
     ///
     /// # Errors
-    /// [`ModelError::Weights`] listing every problem; CLIP errors.
+    /// [`ModelError::Weights`] listing every problem; CLIP errors; ConSE
+    /// assets missing from the cache.
     pub fn load<B: Backend>(
         &self,
         config: &ModelConfig,
         device: &B::Device,
     ) -> Result<V2lModel<B>> {
         let model = V2lModel::from_source(&self.source, "", config, device)?;
-        match &self.clip {
-            Some(clip) => {
-                let (tower, vc) = load_clip(
-                    clip,
-                    CLIP_BUNDLE_PREFIX,
-                    config.clip_vision.as_ref(),
-                    device,
-                )?;
+        match (&self.clip, &config.vl) {
+            (Some(clip), _) => {
+                let (tower, vc) =
+                    load_clip(clip, CLIP_BUNDLE_PREFIX, config.clip_vision(), device)?;
                 model.with_clip(tower, vc)
             }
-            None => Ok(model),
+            (None, Some(vl @ v2l_vl::VlConfig::Conse(_))) => {
+                let (tower, vc) = v2l_vl::Vl::<B>::from_config(vl, device)?.into_image_tower()?;
+                model.with_image_tower(tower, vc)
+            }
+            _ => Ok(model),
         }
     }
 }

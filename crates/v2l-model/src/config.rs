@@ -1,8 +1,9 @@
 //! The model's configuration: the reference `ddconfig` plus the V2L fields,
 //! with the same names as the reference (and the bundle's `config.json`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use v2l_clip::VisionConfig;
+use v2l_vl::VlConfig;
 
 use crate::error::{ModelError, Result};
 
@@ -75,6 +76,21 @@ fn default_k() -> usize {
     DEFAULT_GLOBAL_TOKENS
 }
 
+/// A `vl` section, or an old bare `clip_vision` config.
+fn de_vl<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<VlConfig>, D::Error> {
+    use serde::de::Error;
+    let v: Option<serde_json::Value> = Option::deserialize(d)?;
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) if v.get("kind").is_some() => serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(v) => serde_json::from_value::<VisionConfig>(v)
+            .map(|vision| Some(VlConfig::Clip { vision }))
+            .map_err(D::Error::custom),
+    }
+}
+
 /// An image size: one number for square inputs, or `[height, width]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -121,10 +137,18 @@ pub struct ModelConfig {
     /// Global tokens per image.
     #[serde(default = "default_k")]
     pub k: usize,
-    /// The CLIP vision tower of the global branch (absent: no global branch
-    /// from images; global ids must be given).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clip_vision: Option<VisionConfig>,
+    /// The vision-language model of the global branch (`vl` in
+    /// `config.json`: `{"kind": "clip", "vision": {…}}` or `{"kind":
+    /// "conse", …}`); absent: no global branch from images, global ids must
+    /// be given. Older bundles' `clip_vision` (a bare CLIP vision config)
+    /// is read as a CLIP section.
+    #[serde(
+        default,
+        alias = "clip_vision",
+        deserialize_with = "de_vl",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vl: Option<VlConfig>,
     /// Whether the local codebook goes through the trainable projector
     /// (`codebook_projection`; the reference's `--use_cblinear 1`).
     #[serde(default = "yes")]
@@ -149,6 +173,16 @@ pub struct ModelConfig {
     /// ids are `0..k` (the same context rows for all images).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fixed_global_ids: bool,
+}
+
+impl ModelConfig {
+    /// The CLIP vision tower's config when the vision-language model is CLIP.
+    pub fn clip_vision(&self) -> Option<&VisionConfig> {
+        match &self.vl {
+            Some(VlConfig::Clip { vision }) => Some(vision),
+            _ => None,
+        }
+    }
 }
 
 impl DdConfig {
@@ -295,13 +329,17 @@ impl ModelConfig {
         if self.cross_attn_heads == 0 || self.cross_attn_dim_head() == 0 {
             return bad("the cross-attention needs at least one head of positive width".into());
         }
-        if let Some(v) = &self.clip_vision {
+        if let Some(v) = self.clip_vision() {
             if v.output_dim != self.embed_dim {
                 return bad(format!(
-                    "clip_vision.output_dim {} differs from embed_dim {} (the global codebook's width)",
+                    "vl.vision.output_dim {} differs from embed_dim {} (the global codebook's width)",
                     v.output_dim, self.embed_dim
                 ));
             }
+        }
+        if let Some(VlConfig::Conse(c)) = &self.vl {
+            c.validate()
+                .map_err(|e| ModelError::Config(e.to_string()))?;
         }
         let (h, w) = self.image_size.hw();
         self.grid_for(h, w)?;
@@ -330,16 +368,18 @@ impl ModelConfig {
             n_local: 32_000,
             n_global: 11_908,
             k: DEFAULT_GLOBAL_TOKENS,
-            clip_vision: Some(VisionConfig {
-                input_resolution: 224,
-                patch_size: 14,
-                width: 1024,
-                layers: 24,
-                heads: 16,
-                output_dim: 768,
-                mlp_width: None,
-                activation: Default::default(),
-                layer_norm_eps: 1e-5,
+            vl: Some(VlConfig::Clip {
+                vision: VisionConfig {
+                    input_resolution: 224,
+                    patch_size: 14,
+                    width: 1024,
+                    layers: 24,
+                    heads: 16,
+                    output_dim: 768,
+                    mlp_width: None,
+                    activation: Default::default(),
+                    layer_norm_eps: 1e-5,
+                },
             }),
             use_projector: true,
             normalize_features: true,

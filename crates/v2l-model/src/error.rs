@@ -58,6 +58,9 @@ pub enum ModelError {
     /// The CLIP tower failed to load or run.
     #[error(transparent)]
     Clip(#[from] v2l_clip::ClipError),
+    /// Vision-language model failures (ConSE, CLIP through `v2l-vl`).
+    #[error(transparent)]
+    Vl(#[from] v2l_vl::VlError),
     /// A codeword search failed.
     #[error(transparent)]
     Quant(#[from] v2l_quant::QuantError),

@@ -128,7 +128,7 @@ pub fn infer_config(
         n_local,
         n_global,
         k: DEFAULT_GLOBAL_TOKENS.min(n_global),
-        clip_vision: None,
+        vl: None,
         use_projector,
         normalize_features: embed_dim == 768,
         cross_attn_heads,
@@ -205,7 +205,7 @@ pub fn infer_clip_vision(source: &dyn TensorSource, prefix: &str) -> Result<Visi
     if width < 64 {
         return Err(ModelError::Config(format!(
             "{}: CLIP width {width} is below 64, so heads = width / 64 cannot be inferred; \
-             pass a config.json with clip_vision.heads",
+             pass a config.json with vl.vision.heads",
             source.describe()
         )));
     }
@@ -324,7 +324,9 @@ impl OfficialCheckpoint {
             }
         }
         if self.has_clip() {
-            c.clip_vision = Some(infer_clip_vision(&self.archive, CLIP_PREFIX)?);
+            c.vl = Some(v2l_vl::VlConfig::Clip {
+                vision: infer_clip_vision(&self.archive, CLIP_PREFIX)?,
+            });
         }
         if self.args.tuning_codebook == Some(-1) {
             // The reference skips the normalisation in this mode.
@@ -346,12 +348,8 @@ impl OfficialCheckpoint {
     ) -> Result<V2lModel<B>> {
         let model = V2lModel::from_source(&self.archive, "", config, device)?;
         if self.has_clip() {
-            let (tower, vc) = load_clip(
-                &self.archive,
-                CLIP_PREFIX,
-                config.clip_vision.as_ref(),
-                device,
-            )?;
+            let (tower, vc) =
+                load_clip(&self.archive, CLIP_PREFIX, config.clip_vision(), device)?;
             model.with_clip(tower, vc)
         } else {
             Ok(model)

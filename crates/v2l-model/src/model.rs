@@ -6,6 +6,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use v2l_clip::{ClipConfig, VisionConfig, VisionTransformer};
+use v2l_vl::{ImageTower, VlConfig};
 use v2l_io::tensors::TensorSource;
 use v2l_nn::layers::{self, LinearInit};
 use v2l_nn::{Init, Loader, Names, Unexpected};
@@ -61,8 +62,9 @@ pub struct V2lModel<B: Backend> {
     /// The global codebook `[n_global, embed_dim]`
     /// (`tok_embeddings_global.weight`), frozen, never projected.
     pub global_codebook: Param<Tensor<B, 2>>,
-    /// The frozen CLIP vision tower of the global branch, if present.
-    pub clip: Option<VisionTransformer<B>>,
+    /// The frozen image side of the vision-language model of the global
+    /// branch (CLIP's vision tower or ConSE's classifier), if present.
+    pub vl: Option<ImageTower<B>>,
     #[module(skip)]
     config: ModelConfig,
     /// State-dict name and layout of every parameter (for saving).
@@ -138,16 +140,34 @@ impl<B: Backend> V2lModel<B> {
     ///
     /// # Errors
     /// Its output width differs from `embed_dim`.
-    pub fn with_clip(
-        mut self,
-        clip: VisionTransformer<B>,
-        clip_config: VisionConfig,
-    ) -> Result<Self> {
+    pub fn with_clip(self, clip: VisionTransformer<B>, clip_config: VisionConfig) -> Result<Self> {
+        self.with_image_tower(
+            ImageTower::Clip(clip),
+            VlConfig::Clip {
+                vision: clip_config,
+            },
+        )
+    }
+
+    /// Attach the image side of a vision-language model (from
+    /// [`v2l_vl::Vl::into_image_tower`]) as the global branch.
+    ///
+    /// # Errors
+    /// Its output width differs from `embed_dim`.
+    pub fn with_image_tower(mut self, tower: ImageTower<B>, config: VlConfig) -> Result<Self> {
+        if tower.dim() != self.config.embed_dim {
+            return Err(ModelError::Config(format!(
+                "the {} image embedding is {}-d, the model's embed_dim {}",
+                config.kind(),
+                tower.dim(),
+                self.config.embed_dim
+            )));
+        }
         let mut c = self.config.clone();
-        c.clip_vision = Some(clip_config);
+        c.vl = Some(config);
         c.validate()?;
         self.config = c;
-        self.clip = Some(clip);
+        self.vl = Some(tower.no_grad());
         Ok(self)
     }
 
@@ -186,15 +206,17 @@ impl<B: Backend> V2lModel<B> {
 
     /// A model with seeded random weights (PyTorch's default initialisers;
     /// the projector as the reference, N(0, 1/D)), and a random CLIP tower
-    /// when `config.clip_vision` is set. For benchmarks and training from
-    /// scratch.
+    /// when `config.vl` is CLIP. A ConSE section is kept in the config but
+    /// its tower (registry weights, not random) is attached by the caller
+    /// with [`with_image_tower`](Self::with_image_tower). For benchmarks and
+    /// training from scratch.
     ///
     /// # Errors
     /// An invalid configuration.
     pub fn random(config: &ModelConfig, seed: u64, device: &B::Device) -> Result<Self> {
         config.validate()?;
         let vb = Loader::random(seed, device);
-        let clip = match &config.clip_vision {
+        let clip = match config.clip_vision() {
             Some(vc) => {
                 let cc = ClipConfig {
                     vision: Some(vc.clone()),
@@ -203,6 +225,7 @@ impl<B: Backend> V2lModel<B> {
                 v2l_clip::Clip::<B>::random(cc, seed ^ 0x5eed, device)?
                     .into_towers()
                     .0
+                    .map(ImageTower::Clip)
             }
             None => None,
         };
@@ -214,7 +237,7 @@ impl<B: Backend> V2lModel<B> {
     /// The tokenizer's parameters in build order (the order fixes a seeded
     /// model's values): encoder, decoder, the 1×1 convs, the local
     /// codebook, the projector, the global codebook.
-    fn build(vb: &Loader<'_, B>, clip: Option<VisionTransformer<B>>, config: &ModelConfig) -> Self {
+    fn build(vb: &Loader<'_, B>, vl: Option<ImageTower<B>>, config: &ModelConfig) -> Self {
         let d = config.embed_dim;
         let z = config.ddconfig.z_channels;
         let encoder = Encoder::load(&vb.pp("encoder"), config);
@@ -246,7 +269,7 @@ impl<B: Backend> V2lModel<B> {
             local_codebook,
             projector,
             global_codebook,
-            clip,
+            vl,
             config: config.clone(),
             names: Names::default(),
         }
@@ -373,18 +396,18 @@ impl<B: Backend> V2lModel<B> {
         })
     }
 
-    /// The CLIP image embedding `[B, D]` (not normalised, detached) of
-    /// CLIP-preprocessed images `[B, 3, R, R]`.
+    /// The image embedding `[B, D]` (detached; CLIP's is not normalised,
+    /// ConSE's is) of images `[B, 3, R, R]` preprocessed for the
+    /// vision-language model (`config().vl`'s preprocessing).
     ///
     /// # Errors
-    /// No CLIP tower; wrong image shape.
-    pub fn clip_embedding(&self, clip_images: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
-        let clip = self
-            .clip
+    /// No image tower; wrong image shape.
+    pub fn image_embedding(&self, vl_images: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
+        let tower = self
+            .vl
             .as_ref()
-            .ok_or(ModelError::Missing("CLIP vision tower"))?;
-        let out = clip.forward(clip_images, v2l_clip::OutputOptions::default())?;
-        Ok(out.embeds.detach())
+            .ok_or(ModelError::Missing("vision-language image tower"))?;
+        Ok(tower.embed(vl_images)?.detach())
     }
 
     /// The global quantiser: L2-normalise `embedding` `[B, D]`, take the `k`
@@ -555,7 +578,7 @@ impl<B: Backend> V2lModel<B> {
         clip_images: Tensor<B, 4>,
         k: usize,
     ) -> Result<ForwardOutput<B>> {
-        let embedding = self.clip_embedding(clip_images)?;
+        let embedding = self.image_embedding(clip_images)?;
         self.forward_with_embedding(images, embedding, k)
     }
 

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::{DynamicImage, RgbImage};
-use v2l_clip::ClipPreprocess;
 use v2l_quant::tensor::TensorCodebook;
 
 use crate::bundle::{is_bundle, Bundle};
@@ -210,7 +209,7 @@ impl<B: Backend> V2lTokenizer<B> {
         images: Tensor<B, 4>,
         clip_images: Tensor<B, 4>,
     ) -> Result<VisualTokens> {
-        let embedding = self.model.clip_embedding(clip_images)?;
+        let embedding = self.model.image_embedding(clip_images)?;
         self.encode_with_embedding(images, embedding)
     }
 
@@ -290,14 +289,14 @@ impl<B: Backend> V2lTokenizer<B> {
     /// No CLIP tower; an image that cannot be preprocessed.
     pub fn preprocess(&self, images: &[DynamicImage]) -> Result<(Tensor<B, 4>, Tensor<B, 4>)> {
         let size = self.image_size()?;
-        let r = self
+        let clip = self
             .config()
-            .clip_vision
+            .vl
             .as_ref()
-            .ok_or(ModelError::Missing("CLIP vision tower"))?
-            .input_resolution;
+            .ok_or(ModelError::Missing("vision-language image tower"))?
+            .preprocess()?;
+        let r = clip.resolution();
         let tok = TokenizerPreprocess::new(size as u32);
-        let clip = ClipPreprocess::new(r);
         let b = images.len();
         let mut a = Vec::with_capacity(b * 3 * size * size);
         let mut c = Vec::with_capacity(b * 3 * r * r);

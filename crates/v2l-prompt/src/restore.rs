@@ -545,23 +545,24 @@ pub struct Restorer<'a, B: Backend> {
 }
 
 impl<B: Backend> Restorer<'_, B> {
-    /// The CLIP embedding of an image (the global branch's input).
+    /// The vision-language image embedding of an image (the global
+    /// branch's input).
     fn embedding(&self, image: &DynamicImage) -> Result<burn::tensor::Tensor<B, 2>> {
-        let r = self
+        let pre = self
             .tokenizer
             .config()
-            .clip_vision
+            .vl
             .as_ref()
-            .ok_or(v2l_model::ModelError::Missing("CLIP vision tower"))?
-            .input_resolution;
-        let c = v2l_clip::ClipPreprocess::new(r)
-            .apply(image)
-            .map_err(v2l_clip::ClipError::from)?;
+            .ok_or(v2l_model::ModelError::Missing("vision-language image tower"))?
+            .preprocess()
+            .map_err(v2l_model::ModelError::from)?;
+        let r = pre.resolution();
+        let c = pre.apply(image).map_err(v2l_clip::ClipError::from)?;
         let c = burn::tensor::Tensor::<B, 4>::from_data(
             burn::tensor::TensorData::new(c, [1, 3, r, r]),
             self.tokenizer.device(),
         );
-        Ok(self.tokenizer.model().clip_embedding(c)?)
+        Ok(self.tokenizer.model().image_embedding(c)?)
     }
 
     /// Tokens of a tokenizer input `x` (`[3, n, n]`) with a CLIP embedding:

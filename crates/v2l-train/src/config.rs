@@ -48,6 +48,9 @@ pub struct CodebooksConfig {
 pub enum GlobalEmbedder {
     /// A CLIP vision tower from this weight file (`clip:<path>`).
     Clip(PathBuf),
+    /// ConSE (EfficientNet-Lite0 + all-MiniLM-L6-v2) from the asset cache
+    /// with its default settings (`conse`).
+    Conse,
     /// No global branch from images (`none`).
     None,
 }
@@ -113,7 +116,7 @@ pub struct TrainConfig {
     pub val_every: u64,
     /// Images in the fixed validation batch.
     pub val_images: usize,
-    /// `clip:<path>` or `none`.
+    /// `clip:<path>`, `conse` or `none`.
     pub global_embedder: String,
     /// The encoder / decoder (`vqgan_configs/v2l.yaml`).
     pub ddconfig: DdConfig,
@@ -335,7 +338,7 @@ impl TrainConfig {
             n_local: c.random_local.unwrap_or(1),
             n_global: c.random_global.unwrap_or(1),
             k: self.k.min(c.random_global.unwrap_or(self.k)),
-            clip_vision: None,
+            vl: None,
             use_projector: self.use_cblinear == 1,
             normalize_features: true,
             cross_attn_heads: 8,
@@ -351,14 +354,15 @@ impl TrainConfig {
     /// The parsed `global_embedder`.
     ///
     /// # Errors
-    /// Neither `none` nor `clip:<path>`.
+    /// Not `none`, `conse` or `clip:<path>`.
     pub fn global_embedder(&self) -> Result<GlobalEmbedder> {
         match self.global_embedder.as_str() {
             "none" => Ok(GlobalEmbedder::None),
+            "conse" => Ok(GlobalEmbedder::Conse),
             s => match s.strip_prefix("clip:") {
                 Some(p) if !p.is_empty() => Ok(GlobalEmbedder::Clip(PathBuf::from(p))),
                 _ => Err(TrainError::Config(format!(
-                    "global_embedder = {s:?}: expected \"none\" or \"clip:<path>\""
+                    "global_embedder = {s:?}: expected \"none\", \"conse\" or \"clip:<path>\""
                 ))),
             },
         }
@@ -485,7 +489,7 @@ const KEY_NOTES: &[(&str, &str)] = &[
     ("keep_checkpoints", "newest checkpoints kept"),
     ("val_every", "iterations between validation measurements"),
     ("val_images", "images in the fixed validation batch"),
-    ("global_embedder", "\"none\" or \"clip:<path>\""),
+    ("global_embedder", "\"none\", \"conse\" or \"clip:<path>\""),
     (
         "data.dataset",
         "fashion-mnist | mnist | folder (with path = \"…\")",

@@ -45,7 +45,8 @@ pub struct Batch {
     pub len: usize,
     /// `[len, 3, image_size, image_size]` tokenizer inputs in `[-1, 1]`.
     pub images: Vec<f32>,
-    /// `[len, 3, 224, 224]` CLIP-normalised inputs of the global branch.
+    /// `[len, 3, 224, 224]` inputs of the global branch (CLIP-normalised,
+    /// or with the vision-language model's own constants).
     pub clip: Vec<f32>,
 }
 
@@ -55,6 +56,7 @@ pub struct TrainData {
     source: Source,
     image_size: usize,
     name: String,
+    global_pre: ClipPreprocess,
 }
 
 impl TrainData {
@@ -109,6 +111,7 @@ impl TrainData {
             source,
             image_size: config.image_size,
             name,
+            global_pre: ClipPreprocess::new(CLIP_RESOLUTION),
         };
         if data.is_empty() {
             return Err(TrainError::Data(format!("{}: no images", data.name)));
@@ -151,6 +154,20 @@ impl TrainData {
         Ok(steps as u64)
     }
 
+    /// Normalise the global branch's input with these constants instead of
+    /// CLIP's (ConSE's EfficientNet takes its own); the resolution stays
+    /// [`CLIP_RESOLUTION`] and the tokenizer input, made by
+    /// de-normalising, does not change.
+    ///
+    /// # Errors
+    /// Non-finite or non-positive constants.
+    pub fn with_global_mean_std(mut self, mean: [f32; 3], std: [f32; 3]) -> Result<Self> {
+        self.global_pre = ClipPreprocess::new(CLIP_RESOLUTION)
+            .with_mean_std(mean, std)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        Ok(self)
+    }
+
     /// The order of epoch `epoch`: a permutation of `0..len` drawn from
     /// `(seed, epoch)` only.
     pub fn order(&self, seed: u64, epoch: u64) -> Vec<usize> {
@@ -166,7 +183,7 @@ impl TrainData {
     /// [`TrainError::Data`] naming an unreadable file or an index past the
     /// end.
     pub fn batch(&self, indices: &[usize]) -> Result<Batch> {
-        let pre = ClipPreprocess::new(CLIP_RESOLUTION);
+        let pre = &self.global_pre;
         let images: Vec<DynamicImage> = indices
             .iter()
             .map(|&i| self.image(i))

@@ -99,7 +99,7 @@ pub fn model_config(
     config: &TrainConfig,
     n_local: usize,
     n_global: usize,
-    clip: Option<v2l_clip::VisionConfig>,
+    vl: Option<v2l_vl::VlConfig>,
 ) -> ModelConfig {
     ModelConfig {
         image_size: ImageSize::Square(config.image_size),
@@ -108,7 +108,7 @@ pub fn model_config(
         n_local,
         n_global,
         k: config.k,
-        clip_vision: clip,
+        vl,
         use_projector: config.use_cblinear == 1,
         normalize_features: true,
         cross_attn_heads: 8,
@@ -156,6 +156,7 @@ impl<B: AutodiffBackend> Session<B> {
                     .map_err(|e| TrainError::Model(format!("{}: {e}", p.display())))?;
                 (Some(tower), Some(vc), Some(p.clone()))
             }
+            GlobalEmbedder::Conse => (None, None, None),
             GlobalEmbedder::None => (None, None, None),
         };
         let mc = model_config(config, n_local, n_global, None);
@@ -169,6 +170,12 @@ impl<B: AutodiffBackend> Session<B> {
         }
         if let (Some(tower), Some(vc)) = (clip, clip_config) {
             model = model.with_clip(tower.no_grad(), vc).map_err(model_err)?;
+        }
+        if embedder == GlobalEmbedder::Conse {
+            let (tower, vc) = v2l_vl::Vl::<B>::load("conse", device)
+                .and_then(v2l_vl::Vl::into_image_tower)
+                .map_err(|e| TrainError::Model(format!("ConSE: {e}")))?;
+            model = model.with_image_tower(tower, vc).map_err(model_err)?;
         }
         let vb = Loader::<B>::random(mix(config.seed, STREAM_DISC, 0), device);
         let disc = NLayerDiscriminator::load(&vb, config.disc_ndf);
@@ -212,7 +219,7 @@ impl<B: AutodiffBackend> Session<B> {
             .load(bundle.config(), device)
             .map_err(|e| ck(e.to_string()))?;
         let mut model = model;
-        model.clip = model.clip.map(Module::no_grad);
+        model.vl = model.vl.map(Module::no_grad);
         let words = bundle.global_words().map(<[String]>::to_vec);
         let state_dir = checkpoint.join(TRAINER_DIR);
         let disc_file = SafetensorsFile::open(state_dir.join(DISC_FILE))
@@ -257,7 +264,7 @@ impl<B: AutodiffBackend> Session<B> {
             embedder: config.global_embedder()?,
             clip_source: config.global_embedder().ok().and_then(|e| match e {
                 GlobalEmbedder::Clip(p) => Some(p),
-                GlobalEmbedder::None => None,
+                GlobalEmbedder::Conse | GlobalEmbedder::None => None,
             }),
             step,
             device: device.clone(),
@@ -270,14 +277,15 @@ impl<B: AutodiffBackend> Session<B> {
     /// CLIP errors.
     pub fn global_input(&self, batch: &Batch) -> Result<GlobalInput<B>> {
         match self.embedder {
-            GlobalEmbedder::Clip(_) => {
+            GlobalEmbedder::Clip(_) | GlobalEmbedder::Conse => {
                 let r = self
                     .trainer
                     .model
                     .config()
-                    .clip_vision
+                    .vl
                     .as_ref()
-                    .map_or(crate::data::CLIP_RESOLUTION, |v| v.input_resolution);
+                    .and_then(|v| v.preprocess().ok())
+                    .map_or(crate::data::CLIP_RESOLUTION, |p| p.resolution());
                 let clip = if r == crate::data::CLIP_RESOLUTION {
                     batch.clip.clone()
                 } else {
@@ -298,7 +306,7 @@ impl<B: AutodiffBackend> Session<B> {
                     TensorData::new(clip, [batch.len, 3, r, r]),
                     &self.device,
                 );
-                let e = self.trainer.model.clip_embedding(t).map_err(model_err)?;
+                let e = self.trainer.model.image_embedding(t).map_err(model_err)?;
                 Ok(GlobalInput::Embedding(e))
             }
             GlobalEmbedder::None => Ok(GlobalInput::Ids(fixed_global_ids(
@@ -352,6 +360,7 @@ impl<B: AutodiffBackend> Session<B> {
                 "step": self.step,
                 "global_embedder": match &self.embedder {
                     GlobalEmbedder::Clip(p) => format!("clip:{}", p.display()),
+                    GlobalEmbedder::Conse => "conse".into(),
                     GlobalEmbedder::None => "none".into(),
                 },
             }),
@@ -400,8 +409,8 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<RunSummary> {
     config.validate()?;
     let run = RunDir::open(dir, config)?;
-    let data = TrainData::train(config)?;
-    let val = TrainData::validation(config)?;
+    let mut data = TrainData::train(config)?;
+    let mut val = TrainData::validation(config)?;
     let spe = data.steps_per_epoch(config.batch_size)?;
     let total = options
         .steps
@@ -412,6 +421,19 @@ pub fn train<B: AutodiffBackend>(
         None => Session::<B>::fresh(config, &options.lpips_weights, device)?,
     };
     let resumed_from = session.step;
+    // The global branch's input takes the vision-language model's own
+    // normalisation (CLIP's by default).
+    if let Some(pre) = session
+        .trainer
+        .model
+        .config()
+        .vl
+        .as_ref()
+        .and_then(|v| v.preprocess().ok())
+    {
+        data = data.with_global_mean_std(pre.mean(), pre.std())?;
+        val = val.with_global_mean_std(pre.mean(), pre.std())?;
+    }
     truncate_metrics(&run, resumed_from)?;
     let val_n = config.val_images.min(val.len());
     let val_batch = val.batch(&(0..val_n).collect::<Vec<_>>())?;

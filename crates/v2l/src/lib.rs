@@ -52,5 +52,6 @@ pub use v2l_nn as nn;
 pub use v2l_prompt as prompt;
 pub use v2l_quant as quant;
 pub use v2l_train as train;
+pub use v2l_vl as vl;
 
 pub mod backend;

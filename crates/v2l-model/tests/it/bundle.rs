@@ -45,8 +45,8 @@ fn official_import_round_trips_through_a_bundle() {
     }
     // The CLIP tower (stored f16, lossless) gives the same ids and values.
     let t = Tensors::open(fixture("v2l-tiny/expected.safetensors"));
-    let e1 = host(model.clip_embedding(t.tensor::<4>("input_clip")).unwrap()).1;
-    let e2 = host(back.clip_embedding(t.tensor::<4>("input_clip")).unwrap()).1;
+    let e1 = host(model.image_embedding(t.tensor::<4>("input_clip")).unwrap()).1;
+    let e2 = host(back.image_embedding(t.tensor::<4>("input_clip")).unwrap()).1;
     assert_eq!(e1, e2);
     let l1 = model
         .encode_local(t.tensor::<4>("input_image"), None)

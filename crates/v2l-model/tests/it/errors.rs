@@ -148,7 +148,7 @@ fn out_of_range_ids_and_indivisible_images_are_errors() {
     // No CLIP tower in this model.
     let clip_in = Tensor::<B, 4>::zeros([1, 3, 32, 32], &device);
     assert!(matches!(
-        model.clip_embedding(clip_in),
+        model.image_embedding(clip_in),
         Err(ModelError::Missing(_))
     ));
 }

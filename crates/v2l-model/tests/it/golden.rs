@@ -59,7 +59,7 @@ fn run<BK: Backend>() {
     );
     assert!(config.use_projector && config.normalize_features);
     let model = ck.load::<BK>(&config, &device).unwrap();
-    let vc = model.config().clip_vision.clone().unwrap();
+    let vc = model.config().clip_vision().cloned().unwrap();
     assert_eq!(
         (
             vc.width,
@@ -107,7 +107,7 @@ fn run<BK: Backend>() {
 
     // Global branch from our CLIP tower on the golden CLIP input.
     let embedding = model
-        .clip_embedding(t.tensor_on::<BK, 4>("input_clip"))
+        .image_embedding(t.tensor_on::<BK, 4>("input_clip"))
         .unwrap();
     let global = model.encode_global(embedding, 5, None).unwrap();
     assert_eq!(

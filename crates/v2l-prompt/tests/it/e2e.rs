@@ -123,13 +123,14 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
     model
         .replace_global_codebook(global.embeddings().to_vec())
         .unwrap();
-    model.clip = Clip::<B>::load(
+    model.vl = Clip::<B>::load(
         root("v2l-clip/tests/fixtures/model/tiny_openai.pth"),
         &device,
     )
     .unwrap()
     .into_towers()
-    .0;
+    .0
+    .map(v2l_vl::ImageTower::Clip);
     let v2l = V2lTokenizer::new(model, Some(global.strings().unwrap().to_vec()), &device).unwrap();
     let tokens = v2l.encode_images(&images[..12]).unwrap();
     assert_eq!(tokens.grid, [8, 8]);
