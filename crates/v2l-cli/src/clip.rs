@@ -1,5 +1,6 @@
-//! `v2l clip`: CLIP embeddings of images and texts, and their cosine
-//! similarities (zero-shot ranking of texts per image).
+//! `v2l clip`: vision-language embeddings (CLIP or ConSE) of images and
+//! texts, and their cosine similarities (zero-shot ranking of texts per
+//! image).
 
 use std::path::PathBuf;
 
@@ -12,11 +13,14 @@ use v2l::clip::{Clip, ClipTokenizer, LoadOptions, Truncation};
 /// Arguments of `v2l clip`.
 #[derive(Debug, Args)]
 pub struct ClipArgs {
-    /// CLIP weights: OpenAI layout (`.pt`/`.pth`/`.safetensors`, also under a
-    /// prefix such as a V2L checkpoint's `global_encoder.`) or HF layout (a
-    /// folder with `model.safetensors` + `config.json`, or the file).
-    #[arg(long)]
-    pub clip: PathBuf,
+    /// The vision-language model: `conse` (EfficientNet-Lite0 +
+    /// all-MiniLM-L6-v2 from the asset cache), or CLIP weights: OpenAI
+    /// layout (`.pt`/`.pth`/`.safetensors`, also under a prefix such as a
+    /// V2L checkpoint's `global_encoder.`) or HF layout (a folder with
+    /// `model.safetensors` + `config.json`, or the file). `--clip` is an
+    /// alias.
+    #[arg(long = "vl", alias = "clip")]
+    pub vl: String,
     /// CLIP BPE vocabulary (`bpe_simple_vocab_16e6.txt.gz`); default: the
     /// cached `clip-bpe` asset (`v2l assets fetch clip-bpe`).
     #[arg(long)]
@@ -72,6 +76,10 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
     if args.images.is_empty() && args.texts.is_empty() {
         return Err("nothing to embed: give at least one --image or --text".into());
     }
+    if crate::codebook::is_conse(&args.vl) {
+        return run_conse::<B>(args, device);
+    }
+    let clip_path = PathBuf::from(&args.vl);
     let options = LoadOptions {
         vision_heads: args.vision_heads,
         text_heads: args.text_heads,
@@ -79,7 +87,7 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
         skip_vision: args.images.is_empty(),
         ..Default::default()
     };
-    let clip = Clip::<B>::load_with(&args.clip, &options, &device).map_err(|e| e.to_string())?;
+    let clip = Clip::<B>::load_with(&clip_path, &options, &device).map_err(|e| e.to_string())?;
 
     let mut image_rows = Vec::new();
     if !args.images.is_empty() {
@@ -126,7 +134,45 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
             .map_err(|e| e.to_string())?;
         text_rows = host_rows(emb)?;
     }
+    let config = json!(clip.config());
+    report(args, &image_rows, &text_rows, config)
+}
 
+/// `v2l clip --vl conse`: unit ConSE embeddings.
+fn run_conse<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> {
+    use v2l::vl::VisionLanguage;
+    let vl = v2l::vl::Vl::<B>::load(&args.vl, &device).map_err(|e| e.to_string())?;
+    let mut image_rows = Vec::new();
+    if !args.images.is_empty() {
+        let bar = progress(args.images.len() as u64, "images");
+        for chunk in args.images.chunks(args.batch_size.max(1)) {
+            let decoded = chunk
+                .iter()
+                .map(|p| v2l::model::image::open(p).map_err(|e| format!("{}: {e}", p.display())))
+                .collect::<Result<Vec<_>, String>>()?;
+            let emb = vl
+                .embed_decoded(&decoded, args.batch_size.max(1))
+                .map_err(|e| e.to_string())?;
+            image_rows.extend(host_rows(emb)?);
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+    }
+    let mut text_rows = Vec::new();
+    for chunk in args.texts.chunks(args.batch_size.max(1)) {
+        text_rows.extend(host_rows(
+            vl.embed_texts(chunk).map_err(|e| e.to_string())?,
+        )?);
+    }
+    report(args, &image_rows, &text_rows, json!(vl.vl_config()))
+}
+
+fn report(
+    args: &ClipArgs,
+    image_rows: &[Vec<f32>],
+    text_rows: &[Vec<f32>],
+    config: serde_json::Value,
+) -> Result<(), String> {
     let unit = |v: &[f32]| -> Vec<f32> {
         let n = v
             .iter()
@@ -149,12 +195,13 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
 
     if args.json {
         let out = json!({
-            "clip": args.clip.display().to_string(),
-            "config": clip.config(),
-            "images": args.images.iter().zip(&image_rows).map(|(p, e)| json!({
+            "vl": args.vl,
+            "clip": args.vl,
+            "config": config,
+            "images": args.images.iter().zip(image_rows).map(|(p, e)| json!({
                 "path": p.display().to_string(), "embedding": e
             })).collect::<Vec<_>>(),
-            "texts": args.texts.iter().zip(&text_rows).map(|(t, e)| json!({
+            "texts": args.texts.iter().zip(text_rows).map(|(t, e)| json!({
                 "text": t, "embedding": e
             })).collect::<Vec<_>>(),
             "cosine_similarity": sims,
@@ -163,7 +210,7 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
         return Ok(());
     }
     if sims.is_empty() || text_rows.is_empty() {
-        for (p, e) in args.images.iter().zip(&image_rows) {
+        for (p, e) in args.images.iter().zip(image_rows) {
             println!(
                 "{}: {}-d image embedding, norm {:.4}",
                 p.display(),
@@ -171,14 +218,14 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
                 norm(e)
             );
         }
-        for (t, e) in args.texts.iter().zip(&text_rows) {
+        for (t, e) in args.texts.iter().zip(text_rows) {
             println!("{t:?}: {}-d text embedding, norm {:.4}", e.len(), norm(e));
         }
         return Ok(());
     }
     for (p, row) in args.images.iter().zip(&sims) {
         println!("{}", p.display());
-        // CLIP's zero-shot probabilities: softmax(100 · cosine).
+        // Zero-shot probabilities as CLIP's: softmax(100 · cosine).
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exp: Vec<f32> = row.iter().map(|s| (100.0 * (s - m)).exp()).collect();
         let z: f32 = exp.iter().sum();

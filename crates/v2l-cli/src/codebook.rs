@@ -17,15 +17,15 @@ use v2l::llm::{Llama, LlamaWeights};
 /// `v2l codebook …`.
 #[derive(Debug, Subcommand)]
 pub enum CodebookCommand {
-    /// Local codebook: one row per LLM token id (row i = id i), the CLIP
-    /// text embedding of the token's text averaged over the 80 ImageNet
-    /// templates.
+    /// Local codebook: one row per LLM token id (row i = id i), the text
+    /// embedding of the token's text averaged over the templates (CLIP: the
+    /// 80 ImageNet templates; ConSE: one).
     Local(LocalArgs),
     /// Expand a vocabulary into unigrams, bigrams and trigrams with one
     /// greedy LLM token each after "a photo of {entry}", and embed all of
     /// them as candidates for the global codebook.
     Expand(ExpandArgs),
-    /// Keep the candidates CLIP image embeddings vote for (top-5 per image,
+    /// Keep the candidates the image embeddings vote for (top-5 per image,
     /// more than --threshold votes, or the --keep most voted).
     Filter(FilterArgs),
     /// Convert the official codebook files (`local_codebook_embedding.pth`,
@@ -54,13 +54,16 @@ impl From<PrecisionArg> for Precision {
     }
 }
 
-/// The CLIP text-embedding options shared by `local` and `expand`.
+/// The text-embedding options shared by `local` and `expand`.
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
-    /// CLIP weights with the text tower (OpenAI `.pt`/`.pth`, HF folder or
-    /// safetensors); the reference uses ViT-L/14.
-    #[arg(long)]
-    pub clip: Option<PathBuf>,
+    /// The vision-language model's text side: `conse` (all-MiniLM-L6-v2
+    /// from the asset cache, one template "a photo of a {}.") or CLIP
+    /// weights with the text tower (OpenAI `.pt`/`.pth`, HF folder or
+    /// safetensors; the 80 ImageNet templates; the reference uses
+    /// ViT-L/14). `--clip` is an alias.
+    #[arg(long = "vl", alias = "clip")]
+    pub vl: Option<String>,
     /// CLIP BPE vocabulary; default: the cached `clip-bpe` asset.
     #[arg(long)]
     pub bpe: Option<PathBuf>,
@@ -154,16 +157,21 @@ pub struct FilterArgs {
     /// Candidate codebook (from `v2l codebook expand`).
     #[arg(long)]
     pub candidates: PathBuf,
-    /// CLIP weights with the vision tower (a V2L checkpoint works).
-    #[arg(long)]
-    pub clip: PathBuf,
+    /// The vision-language model's image side: `conse` (EfficientNet-Lite0
+    /// and all-MiniLM-L6-v2 from the asset cache) or CLIP weights with the
+    /// vision tower (a V2L checkpoint works). `--clip` is an alias.
+    #[arg(long = "vl", alias = "clip")]
+    pub vl: String,
     /// A folder of images (searched recursively).
-    #[arg(long, conflicts_with = "dataset")]
+    #[arg(long)]
     pub images: Option<PathBuf>,
     /// A cached dataset: fashion-mnist (train split), fashion-mnist:test or
-    /// mnist.
+    /// mnist (with --images: the dataset's images first, then the folder's).
     #[arg(long)]
     pub dataset: Option<String>,
+    /// Use only the first N images of --dataset.
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Votes per image.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -288,17 +296,46 @@ fn llm_tokenizer(
     crate::complete::load_tokenizer_for(llm, tokenizer)
 }
 
+/// Whether a `--vl` value names the ConSE model.
+pub fn is_conse(spec: &str) -> bool {
+    matches!(spec, "conse" | "default")
+}
+
 fn embed_entries<B: Backend>(
     e: &EmbedArgs,
     device: &B::Device,
     entries: &[String],
     work: PathBuf,
 ) -> Result<(v2l::codebook::EmbeddingChunks, serde_json::Value), String> {
-    let clip_path = e
-        .clip
-        .as_ref()
-        .ok_or("--clip is needed to embed the entries (CLIP weights with the text tower)")?;
-    let clip = Clip::<B>::load(clip_path, device).map_err(err)?;
+    let spec = e.vl.as_ref().ok_or(
+        "--vl is needed to embed the entries (`conse`, or CLIP weights with the text tower)",
+    )?;
+    let pb = bar(entries.len() as u64, "entries embedded");
+    if is_conse(spec) {
+        let dir = v2l::vl::cached_file("minilm-l6", Some("model.safetensors"))
+            .map_err(err)?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let encoder = v2l::vl::SentenceEncoder::<B>::load(&dir, device).map_err(err)?;
+        let embedder = TemplateEmbedder::sentence(&encoder).renormalize(e.renormalize);
+        let id = format!("conse-text:{}", model_id(&dir)?);
+        let chunks = embedder
+            .embed_chunked(entries, &work, &id, e.chunk_rows, &mut on_progress(&pb))
+            .map_err(err)?;
+        pb.finish_and_clear();
+        let provenance = json!({
+            "vl": "conse",
+            "text_model": "minilm-l6 (all-MiniLM-L6-v2)",
+            "text_model_id": id,
+            "templates": embedder.templates(),
+            "template_set": "one template (docs/default.md)",
+            "renormalized": e.renormalize,
+        });
+        return Ok((chunks, provenance));
+    }
+    let clip_path = PathBuf::from(spec);
+    let clip = Clip::<B>::load(&clip_path, device).map_err(err)?;
     let tok = clip_tokenizer(&e.bpe)?;
     let embedder = TemplateEmbedder::new(&clip, &tok)
         .map_err(err)?
@@ -309,8 +346,7 @@ fn embed_entries<B: Backend>(
         } else {
             Truncation::Error
         });
-    let clip_id = model_id(clip_path)?;
-    let pb = bar(entries.len() as u64, "entries embedded");
+    let clip_id = model_id(&clip_path)?;
     let chunks = embedder
         .embed_chunked(
             entries,
@@ -322,6 +358,7 @@ fn embed_entries<B: Backend>(
         .map_err(err)?;
     pb.finish_and_clear();
     let provenance = json!({
+        "vl": "clip",
         "clip": clip_path.display().to_string(),
         "clip_id": clip_id,
         "templates": embedder.templates().len(),
@@ -337,10 +374,14 @@ impl crate::device::OnDevice for LocalArgs {
         let tok = llm_tokenizer(Some(&self.tokenizer), None)?;
         let strings = vocab::vocabulary_texts(&tok).map_err(err)?;
         let n = strings.len();
+        let templates = match self.embed.vl.as_deref() {
+            Some(v) if is_conse(v) => 1,
+            _ => 80,
+        };
         eprintln!(
             "{n} tokens ({:?}); embedding {} prompts",
             tok.kind(),
-            n * 80
+            n * templates
         );
         let work = work_dir(&self.out, &self.work_dir);
         let (chunks, clip) = embed_entries::<B>(&self.embed, &device, &strings, work)?;
@@ -446,19 +487,32 @@ impl crate::device::OnDevice for ExpandArgs {
 
 fn image_set(args: &FilterArgs) -> Result<Box<dyn ImageSet>, String> {
     use v2l::assets::datasets::{self, Split};
-    match (&args.images, args.dataset.as_deref()) {
-        (Some(dir), None) => Ok(Box::new(ImageFiles::from_dir(dir).map_err(err)?)),
-        (None, Some("fashion-mnist" | "fashion-mnist:train")) => Ok(Box::new(
-            datasets::fashion_mnist(Split::Train).map_err(err)?,
-        )),
-        (None, Some("fashion-mnist:test")) => {
-            Ok(Box::new(datasets::fashion_mnist(Split::Test).map_err(err)?))
+    let mut sets: Vec<Box<dyn ImageSet>> = Vec::new();
+    if let Some(d) = args.dataset.as_deref() {
+        let set = match d {
+            "fashion-mnist" | "fashion-mnist:train" => {
+                datasets::fashion_mnist(Split::Train).map_err(err)?
+            }
+            "fashion-mnist:test" => datasets::fashion_mnist(Split::Test).map_err(err)?,
+            "mnist" => datasets::mnist().map_err(err)?,
+            other => {
+                return Err(format!(
+                    "unknown --dataset {other:?}: fashion-mnist, fashion-mnist:test or mnist"
+                ))
+            }
+        };
+        match args.limit {
+            Some(n) => sets.push(Box::new(filter::Prefix(set, n))),
+            None => sets.push(Box::new(set)),
         }
-        (None, Some("mnist")) => Ok(Box::new(datasets::mnist().map_err(err)?)),
-        (None, Some(other)) => Err(format!(
-            "unknown --dataset {other:?}: fashion-mnist, fashion-mnist:test or mnist"
-        )),
-        _ => Err("give --images DIR or --dataset NAME".into()),
+    }
+    if let Some(dir) = &args.images {
+        sets.push(Box::new(ImageFiles::from_dir(dir).map_err(err)?));
+    }
+    match sets.len() {
+        0 => Err("give --images DIR and/or --dataset NAME".into()),
+        1 => Ok(sets.remove(0)),
+        _ => Ok(Box::new(filter::Concat(sets))),
     }
 }
 
@@ -466,12 +520,16 @@ impl crate::device::OnDevice for FilterArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let cands = Codebook::load(&self.candidates).map_err(err)?;
         let images = image_set(&self)?;
-        let clip = Clip::<B>::load(&self.clip, &device).map_err(err)?;
-        let clip_id = model_id(&self.clip)?;
+        let vl = v2l::vl::Vl::<B>::load(&self.vl, &device).map_err(err)?;
+        let clip_id = if is_conse(&self.vl) {
+            "conse-default".to_string()
+        } else {
+            model_id(Path::new(&self.vl))?
+        };
         let work = work_dir(&self.out, &self.work_dir);
         let pb = bar(images.len() as u64, "images voted");
         let votes = filter::vote(
-            &clip,
+            vl.as_dyn(),
             &cands,
             images.as_ref(),
             self.top,
@@ -488,8 +546,8 @@ impl crate::device::OnDevice for FilterArgs {
         };
         let mut global = filter_codebook(&cands, &votes, selection).map_err(err)?;
         global.provenance["images_source"] = json!(images.id());
-        global.provenance["clip"] = json!(self.clip.display().to_string());
-        global.provenance["clip_id"] = json!(clip_id);
+        global.provenance["vl"] = json!(self.vl);
+        global.provenance["vl_id"] = json!(clip_id);
         global.save(&self.out, self.precision.into()).map_err(err)?;
         println!(
             "wrote {} ({} of {} candidates kept; {} images voted)",

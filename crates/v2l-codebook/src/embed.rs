@@ -1,8 +1,10 @@
-//! Codebook rows from CLIP's text tower: every entry formatted into each of
-//! the 80 ImageNet templates, each template's embedding L2-normalised, the
-//! normalised embeddings averaged — and the average *not* renormalised, as
-//! the reference does (spec §2.1; row norms end up somewhat below 1).
-//! [`TemplateEmbedder::renormalize`] names the corrected variant.
+//! Codebook rows from a text encoder — CLIP's text tower, or a sentence
+//! encoder (ConSE's all-MiniLM-L6-v2): every entry formatted into each of
+//! the templates (CLIP: the 80 ImageNet templates), each template's
+//! embedding L2-normalised, the normalised embeddings averaged — and the
+//! average *not* renormalised, as the reference does (spec §2.1; row norms
+//! end up somewhat below 1). [`TemplateEmbedder::renormalize`] names the
+//! corrected variant.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use burn::tensor::backend::Backend;
 use serde_json::json;
 use v2l_clip::tokenizer::TokenizerError as ClipTokError;
 use v2l_clip::{Clip, ClipTokenizer, Truncation};
+use v2l_vl::SentenceEncoder;
 
 use crate::codebook::{write_streamed, Precision, SidecarParts};
 use crate::error::{CodebookError, Result};
@@ -17,11 +20,20 @@ use crate::job::{read_f32_chunk, strings_sha256, write_f32_chunk, OnProgress, Pr
 use crate::templates::{format_template, validate_templates, IMAGENET_TEMPLATES};
 use crate::vocab::prompt_text;
 
-/// Embeds vocabulary entries with CLIP's text tower over prompt templates.
+/// The text encoder behind a [`TemplateEmbedder`].
+#[derive(Debug)]
+enum TextSide<'a, B: Backend> {
+    Clip {
+        clip: &'a Clip<B>,
+        tokenizer: &'a ClipTokenizer,
+    },
+    Sentence(&'a SentenceEncoder<B>),
+}
+
+/// Embeds vocabulary entries with a text encoder over prompt templates.
 #[derive(Debug)]
 pub struct TemplateEmbedder<'a, B: Backend> {
-    clip: &'a Clip<B>,
-    tokenizer: &'a ClipTokenizer,
+    side: TextSide<'a, B>,
     templates: Vec<String>,
     renormalize: bool,
     batch_prompts: usize,
@@ -51,13 +63,25 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
             )));
         }
         Ok(Self {
-            clip,
-            tokenizer,
+            side: TextSide::Clip { clip, tokenizer },
             templates: IMAGENET_TEMPLATES.iter().map(|s| s.to_string()).collect(),
             renormalize: false,
             batch_prompts: 640,
             truncation: Truncation::Error,
         })
+    }
+
+    /// A sentence encoder (mean-pooled, unit embeddings) with the single
+    /// template [`v2l_vl::conse::DEFAULT_TEMPLATE`]; prompts are cut at the
+    /// encoder's [`v2l_vl::bert::MAX_TOKENS`] tokens.
+    pub fn sentence(encoder: &'a SentenceEncoder<B>) -> Self {
+        Self {
+            side: TextSide::Sentence(encoder),
+            templates: vec![v2l_vl::conse::DEFAULT_TEMPLATE.to_string()],
+            renormalize: false,
+            batch_prompts: 256,
+            truncation: Truncation::Truncate,
+        }
     }
 
     /// Use other templates (each with exactly one `{}`).
@@ -101,13 +125,19 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
         self.renormalize
     }
 
-    /// Width of the rows (CLIP's embedding width).
+    /// Width of the rows (the text encoder's embedding width).
     pub fn dim(&self) -> usize {
-        self.clip.config().text.as_ref().map_or(0, |t| t.output_dim)
+        match &self.side {
+            TextSide::Clip { clip, .. } => clip.config().text.as_ref().map_or(0, |t| t.output_dim),
+            TextSide::Sentence(s) => s.dim(),
+        }
     }
 
     fn context(&self) -> usize {
-        self.clip.text().map_or(0, |t| t.context_length())
+        match &self.side {
+            TextSide::Clip { clip, .. } => clip.text().map_or(0, |t| t.context_length()),
+            TextSide::Sentence(_) => v2l_vl::bert::MAX_TOKENS,
+        }
     }
 
     fn prompts<S: AsRef<str>>(&self, entries: &[S]) -> Vec<String> {
@@ -126,9 +156,10 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
     /// # Errors
     /// [`CodebookError::EntryTooLong`] with the count and the first one.
     pub fn check_lengths<S: AsRef<str> + Sync>(&self, entries: &[S]) -> Result<()> {
-        if self.truncation == Truncation::Truncate {
-            return Ok(());
-        }
+        let tokenizer = match &self.side {
+            TextSide::Clip { tokenizer, .. } if self.truncation == Truncation::Error => *tokenizer,
+            _ => return Ok(()),
+        };
         let context = self.context();
         let t = self.templates.len();
         let mut count = 0;
@@ -137,7 +168,7 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
         for (chunk_index, chunk) in entries.chunks(1024).enumerate() {
             let prompts = self.prompts(chunk);
             for (i, prompt) in prompts.iter().enumerate() {
-                let needed = self.tokenizer.encode(prompt).len() + 2;
+                let needed = tokenizer.encode(prompt).len() + 2;
                 if needed > context {
                     let entry = chunk_index * 1024 + i / t;
                     if last_counted != Some(entry) {
@@ -172,20 +203,38 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
         if entries.is_empty() {
             return Err(CodebookError::InvalidInput("no entries to embed".into()));
         }
+        let (clip, tokenizer) = match &self.side {
+            TextSide::Clip { clip, tokenizer } => (*clip, *tokenizer),
+            TextSide::Sentence(s) => {
+                let texts: Vec<String> = entries
+                    .iter()
+                    .map(|e| prompt_text(e.as_ref()).to_string())
+                    .collect();
+                let rows = v2l_vl::conse::embed_with_templates(
+                    s,
+                    &texts,
+                    &self.templates,
+                    self.renormalize,
+                )
+                .map_err(|e| CodebookError::InvalidInput(e.to_string()))?;
+                return rows.into_data().to_vec::<f32>().map_err(|e| {
+                    CodebookError::InvalidInput(format!("reading embeddings back: {e:?}"))
+                });
+            }
+        };
         let t = self.templates.len();
         let per_batch = (self.batch_prompts / t).max(1);
         let context = self.context();
         let dim = self.dim();
         let prompts = self.prompts(entries);
-        let rows = self
-            .tokenizer
+        let rows = tokenizer
             .tokenize_batch(&prompts, context, self.truncation)
             .map_err(|e| match e {
                 ClipTokError::TooLong { tokens, .. } => {
                     // Name the entry, not just the prompt.
                     let (index, template) = prompts
                         .iter()
-                        .position(|p| self.tokenizer.encode(p).len() + 2 > context)
+                        .position(|p| tokenizer.encode(p).len() + 2 > context)
                         .map_or((0, 0), |i| (i / t, i % t));
                     CodebookError::EntryTooLong {
                         count: 1,
@@ -202,7 +251,7 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
         // each batch after its longest prompt, so mixing a 40-token entry
         // with 8-token ones would make every row pay for 40 positions. The
         // order does not change any row's value.
-        let eot = self.tokenizer.eot_id();
+        let eot = tokenizer.eot_id();
         let used = |r: &Vec<u32>| r.iter().position(|&i| i == eot).map_or(r.len(), |p| p + 1);
         let length: Vec<usize> = rows
             .chunks(t)
@@ -216,7 +265,7 @@ impl<'a, B: Backend> TemplateEmbedder<'a, B> {
                 .iter()
                 .flat_map(|&i| rows[i * t..(i + 1) * t].iter().cloned())
                 .collect();
-            let emb = self.clip.encode_text(&batch_rows)?;
+            let emb = clip.encode_text(&batch_rows)?;
             let emb = v2l_clip::normalize(emb);
             let n = batch.len();
             let mean = emb.reshape([n, t, dim]).mean_dim(1).reshape([n, dim]);

@@ -14,8 +14,8 @@ use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use v2l_assets::datasets::LabelledImages;
-use v2l_clip::Clip;
 use v2l_quant::{Metric, PreparedCodebook};
+use v2l_vl::VisionLanguage;
 
 use crate::codebook::Codebook;
 use crate::error::{CodebookError, Result};
@@ -249,6 +249,73 @@ impl ImageSet for ImageFiles {
     }
 }
 
+/// The first `n` images of a set.
+#[derive(Debug)]
+pub struct Prefix<S: ImageSet>(pub S, pub usize);
+
+impl<S: ImageSet> ImageSet for Prefix<S> {
+    fn len(&self) -> usize {
+        self.0.len().min(self.1)
+    }
+
+    fn load(&self, range: std::ops::Range<usize>) -> Result<Vec<DynamicImage>> {
+        if range.end > self.len() {
+            return Err(CodebookError::InvalidInput(format!(
+                "images {range:?} past the first {}",
+                self.len()
+            )));
+        }
+        self.0.load(range)
+    }
+
+    fn id(&self) -> String {
+        format!("first {} of {}", self.len(), self.0.id())
+    }
+}
+
+/// Several sets one after the other.
+pub struct Concat(pub Vec<Box<dyn ImageSet>>);
+
+impl std::fmt::Debug for Concat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|s| s.id()))
+            .finish()
+    }
+}
+
+impl ImageSet for Concat {
+    fn len(&self) -> usize {
+        self.0.iter().map(|s| s.len()).sum()
+    }
+
+    fn load(&self, range: std::ops::Range<usize>) -> Result<Vec<DynamicImage>> {
+        let mut out = Vec::with_capacity(range.len());
+        let mut offset = 0;
+        for s in &self.0 {
+            let (lo, hi) = (offset, offset + s.len());
+            let a = range.start.max(lo);
+            let b = range.end.min(hi);
+            if a < b {
+                out.extend(s.load(a - lo..b - lo)?);
+            }
+            offset = hi;
+        }
+        if out.len() != range.len() {
+            return Err(CodebookError::InvalidInput(format!(
+                "images {range:?} past the end ({})",
+                self.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    fn id(&self) -> String {
+        let ids: Vec<String> = self.0.iter().map(|s| s.id()).collect();
+        ids.join(" + ")
+    }
+}
+
 impl ImageSet for LabelledImages {
     fn len(&self) -> usize {
         LabelledImages::len(self)
@@ -285,7 +352,7 @@ impl ImageSet for LabelledImages {
 /// images; CLIP failures; a CLIP width other than the candidates'.
 #[allow(clippy::too_many_arguments)]
 pub fn vote<B: Backend>(
-    clip: &Clip<B>,
+    vl: &dyn VisionLanguage<B>,
     candidates: &Codebook,
     images: &dyn ImageSet,
     top: usize,
@@ -297,15 +364,12 @@ pub fn vote<B: Backend>(
     if images.is_empty() {
         return Err(CodebookError::InvalidInput("no images to vote with".into()));
     }
-    let width = clip
-        .config()
-        .vision
-        .as_ref()
-        .map(|v| v.output_dim)
-        .ok_or_else(|| CodebookError::InvalidInput("the CLIP model has no vision tower".into()))?;
+    vl.preprocess()
+        .map_err(|e| CodebookError::InvalidInput(e.to_string()))?;
+    let width = vl.dim();
     if width != candidates.dim() {
         return Err(CodebookError::Shape {
-            what: "CLIP image embeddings".into(),
+            what: "image embeddings".into(),
             found: format!("width {width}"),
             expected: format!("{} (the candidates' width)", candidates.dim()),
         });
@@ -350,8 +414,9 @@ pub fn vote<B: Backend>(
     while start < n {
         let end = (start + chunk_images).min(n);
         let batch = images.load(start..end)?;
-        let emb = clip.encode_images(&batch, 32.min(batch.len()))?;
-        let emb = v2l_clip::normalize(emb);
+        let emb = vl
+            .embed_decoded(&batch, 32.min(batch.len()))
+            .map_err(|e| CodebookError::InvalidInput(e.to_string()))?;
         let values = emb
             .into_data()
             .to_vec::<f32>()

@@ -33,7 +33,7 @@ fn run<B: Backend>(name: &str, phase: &str, batch: usize, iters: usize) -> Resul
     let device = B::Device::default();
     let mut config = ModelConfig::official();
     if phase != "encode" {
-        config.clip_vision = None;
+        config.vl = None;
     }
     let model = V2lModel::<B>::random(&config, 7, &device).map_err(|e| e.to_string())?;
     // Constant at inference: projected once, outside the timed region.
@@ -58,7 +58,7 @@ fn run<B: Backend>(name: &str, phase: &str, batch: usize, iters: usize) -> Resul
             "encode" | "encode_no_clip" => {
                 if phase == "encode" {
                     let e = model
-                        .clip_embedding(clip_in.clone())
+                        .image_embedding(clip_in.clone())
                         .map_err(|e| e.to_string())?;
                     let g = model
                         .encode_global(e, 21, Some(&global))

@@ -37,7 +37,7 @@ fn config() -> ModelConfig {
         n_local: 50,
         n_global: 20,
         k: 3,
-        clip_vision: None,
+        vl: None,
         use_projector: true,
         normalize_features: true,
         cross_attn_heads: 8,

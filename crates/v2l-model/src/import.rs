@@ -348,8 +348,7 @@ impl OfficialCheckpoint {
     ) -> Result<V2lModel<B>> {
         let model = V2lModel::from_source(&self.archive, "", config, device)?;
         if self.has_clip() {
-            let (tower, vc) =
-                load_clip(&self.archive, CLIP_PREFIX, config.clip_vision(), device)?;
+            let (tower, vc) = load_clip(&self.archive, CLIP_PREFIX, config.clip_vision(), device)?;
             model.with_clip(tower, vc)
         } else {
             Ok(model)

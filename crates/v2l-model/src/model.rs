@@ -6,11 +6,11 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use v2l_clip::{ClipConfig, VisionConfig, VisionTransformer};
-use v2l_vl::{ImageTower, VlConfig};
 use v2l_io::tensors::TensorSource;
 use v2l_nn::layers::{self, LinearInit};
 use v2l_nn::{Init, Loader, Names, Unexpected};
 use v2l_quant::tensor::{Strategy, TensorCodebook};
+use v2l_vl::{ImageTower, VlConfig};
 
 use crate::blocks::{conv, Conv};
 use crate::config::ModelConfig;
@@ -369,15 +369,30 @@ impl<B: Backend> V2lModel<B> {
             quant_conv_out.clone()
         };
         let flat = z.permute([0, 2, 3, 1]).reshape([b * gh * gw, d]);
-        let owned;
-        let codebook = match local {
-            Some(c) => c,
-            None => {
-                owned = TensorCodebook::new(self.projected_codebook(), Strategy::Auto)?;
-                &owned
+        let st = match (local, &self.projector) {
+            (Some(c), _) => c.quantize(flat.clone())?,
+            // Without a prepared codebook (training): search the projected
+            // rows without a graph, then project only the chosen rows with
+            // one. `projector(E)[idx] = projector(E[idx])`, so the values
+            // and gradients are those of projecting the whole codebook, but
+            // the backward pass multiplies T rows instead of all n_local.
+            (None, Some(p)) => {
+                let searched =
+                    TensorCodebook::new(self.projected_codebook().detach(), Strategy::Auto)?;
+                let indices = searched.nearest(flat.clone())?;
+                let chosen = p.forward(self.local_codebook.val().select(0, indices.clone()));
+                let t = indices.dims()[0];
+                let mut st = v2l_quant::tensor::straight_through(
+                    flat.clone(),
+                    chosen,
+                    Tensor::arange(0..t as i64, &indices.device()),
+                )?;
+                st.indices = indices;
+                st
             }
+            (None, None) => TensorCodebook::new(self.projected_codebook(), Strategy::Auto)?
+                .quantize(flat.clone())?,
         };
-        let st = codebook.quantize(flat.clone())?;
         let beta = self.config.codebook_loss_weight;
         // Means in two stages (per row, then over rows): a single f32 sum
         // over all T·D values loses ~1e-4 on backends that add sequentially.

@@ -553,7 +553,9 @@ impl<B: Backend> Restorer<'_, B> {
             .config()
             .vl
             .as_ref()
-            .ok_or(v2l_model::ModelError::Missing("vision-language image tower"))?
+            .ok_or(v2l_model::ModelError::Missing(
+                "vision-language image tower",
+            ))?
             .preprocess()
             .map_err(v2l_model::ModelError::from)?;
         let r = pre.resolution();

@@ -106,6 +106,10 @@ pub struct TrainConfig {
     /// LPIPS lin-layer dropout during training: `true` as the reference
     /// (faithful), `false` for a deterministic perceptual loss.
     pub lpips_dropout: bool,
+    /// L2-normalise the encoder features before the local search. The
+    /// reference does it only when `embed_dim` is 768; `true` keeps that
+    /// for every width (v2l-rs's default for new models).
+    pub normalize_features: bool,
     /// Base channels of the patch discriminator (reference: 64).
     pub disc_ndf: usize,
     /// Write a checkpoint every this many iterations (and at the end).
@@ -152,6 +156,7 @@ impl Default for TrainConfig {
             seed: 0,
             k: 21,
             lpips_dropout: true,
+            normalize_features: true,
             disc_ndf: 64,
             checkpoint_every: 1000,
             keep_checkpoints: 3,
@@ -336,11 +341,13 @@ impl TrainConfig {
             ddconfig: self.ddconfig.clone(),
             embed_dim: self.embed_dim,
             n_local: c.random_local.unwrap_or(1),
-            n_global: c.random_global.unwrap_or(1),
+            // A codebook file's row count is checked against `k` when the
+            // file is read; here only the random count is known.
+            n_global: c.random_global.unwrap_or(self.k.max(1)),
             k: self.k.min(c.random_global.unwrap_or(self.k)),
             vl: None,
             use_projector: self.use_cblinear == 1,
-            normalize_features: true,
+            normalize_features: self.normalize_features,
             cross_attn_heads: 8,
             cross_attn_dim_head: None,
             codebook_loss_weight: v2l_model::config::OFFICIAL_CODEBOOK_LOSS_WEIGHT,
@@ -483,6 +490,10 @@ const KEY_NOTES: &[(&str, &str)] = &[
     (
         "lpips_dropout",
         "true as the reference; false: deterministic LPIPS",
+    ),
+    (
+        "normalize_features",
+        "L2-normalise encoder features (reference: only at embed_dim 768)",
     ),
     ("disc_ndf", "discriminator base channels"),
     ("checkpoint_every", "iterations between checkpoints"),

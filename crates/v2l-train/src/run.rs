@@ -110,7 +110,7 @@ pub fn model_config(
         k: config.k,
         vl,
         use_projector: config.use_cblinear == 1,
-        normalize_features: true,
+        normalize_features: config.normalize_features,
         cross_attn_heads: 8,
         cross_attn_dim_head: None,
         codebook_loss_weight: v2l_model::config::OFFICIAL_CODEBOOK_LOSS_WEIGHT,

@@ -73,7 +73,7 @@ impl BertConfig {
         if self.hidden_size == 0 || self.num_attention_heads == 0 {
             return bad("hidden_size and num_attention_heads must be positive".into());
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -127,9 +127,7 @@ impl<B: Backend> BertLayer<B> {
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt()) + mask;
         let p = softmax(scores, 3);
         let ctx = p.matmul(v).swap_dims(1, 2).reshape([n, t, d]);
-        let a = self
-            .attn_norm
-            .forward(linear_rows(&self.attn_out, ctx) + x);
+        let a = self.attn_norm.forward(linear_rows(&self.attn_out, ctx) + x);
         let m = gelu(linear_rows(&self.intermediate, a.clone()));
         self.out_norm.forward(linear_rows(&self.output, m) + a)
     }
@@ -202,7 +200,12 @@ impl<B: Backend> BertModel<B> {
             .collect();
         Self {
             word: embedding(&e.pp("word_embeddings"), c.vocab_size, d, normal),
-            position: embedding(&e.pp("position_embeddings"), c.max_position_embeddings, d, normal),
+            position: embedding(
+                &e.pp("position_embeddings"),
+                c.max_position_embeddings,
+                d,
+                normal,
+            ),
             token_type: embedding(&e.pp("token_type_embeddings"), c.type_vocab_size, d, normal),
             norm: layer_norm(&e.pp("LayerNorm"), d, c.layer_norm_eps),
             layers,
@@ -218,7 +221,8 @@ impl<B: Backend> BertModel<B> {
             .reshape([1, t])
             .repeat_dim(0, n);
         let types = Tensor::<B, 2, Int>::zeros([n, t], &device);
-        let x = self.word.forward(ids) + self.position.forward(pos) + self.token_type.forward(types);
+        let x =
+            self.word.forward(ids) + self.position.forward(pos) + self.token_type.forward(types);
         let mut x = self.norm.forward(x);
         // Additive mask: 0 where attended, a large negative number on
         // padding (exp underflows to exactly 0, as with HF's finfo.min).

@@ -38,8 +38,12 @@ pub const TFLITE_MEAN: [f32; 3] = [0.5, 0.5, 0.5];
 /// See [`TFLITE_MEAN`].
 pub const TFLITE_STD: [f32; 3] = [0.5, 0.5, 0.5];
 
-/// The default single template for class names and vocabulary entries.
-pub const DEFAULT_TEMPLATE: &str = "a photo of a {}.";
+/// The default single template for class names and vocabulary entries: the
+/// bare text. A sentence encoder embeds single words as they are, and a
+/// three-token input (`[CLS] word [SEP]`) makes SmolLM2's 49,152-entry
+/// local codebook about 2.5× cheaper to compute than "a photo of a {}."
+/// (docs/default.md).
+pub const DEFAULT_TEMPLATE: &str = "{}";
 
 /// The ConSE model's settings (also the bundle's `vl` section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,12 +80,14 @@ fn names_asset() -> String {
 }
 
 impl Default for ConseConfig {
-    /// The default model's settings (`docs/default.md` records how `T` and
-    /// `τ` were chosen on Fashion-MNIST training images).
+    /// The default model's settings: `T` = 5, `τ` = 0.5, chosen on 1000
+    /// Fashion-MNIST training images as the best nearest-class-name accuracy
+    /// of a grid (`examples/conse_select.rs`; docs/default.md has the
+    /// table); the bare-text template; TF-lite normalisation.
     fn default() -> Self {
         Self {
-            top: 10,
-            temperature: 1.0,
+            top: 5,
+            temperature: 0.5,
             templates: vec![DEFAULT_TEMPLATE.to_string()],
             mean: TFLITE_MEAN,
             std: TFLITE_STD,
@@ -320,7 +326,9 @@ pub fn embed_with_templates<B: Backend>(
     renormalize: bool,
 ) -> Result<Tensor<B, 2>> {
     if entries.is_empty() || templates.is_empty() {
-        return Err(VlError::InvalidInput("no entries or templates to embed".into()));
+        return Err(VlError::InvalidInput(
+            "no entries or templates to embed".into(),
+        ));
     }
     let t = templates.len();
     let d = text.dim();
@@ -346,7 +354,11 @@ pub fn embed_with_templates<B: Backend>(
         let emb = text.embed_ids(&batch_rows)?;
         let n = batch.len();
         let mean = emb.reshape([n, t, d]).mean_dim(1).reshape([n, d]);
-        let mean = if renormalize { normalize_rows(mean) } else { mean };
+        let mean = if renormalize {
+            normalize_rows(mean)
+        } else {
+            mean
+        };
         let values = mean
             .into_data()
             .to_vec::<f32>()

@@ -152,7 +152,8 @@ impl<B: Backend> EfficientNetLite<B> {
                 let b = vb.pp(format!("_blocks.{}", blocks.len()));
                 let expand = (e != 1)
                     .then(|| conv_bn(&b, "_expand_conv", "_bn0", [mid, c_in], 1, 1, 1, &mut bad));
-                let depthwise = conv_bn(&b, "_depthwise_conv", "_bn1", [mid, 1], k, s, mid, &mut bad);
+                let depthwise =
+                    conv_bn(&b, "_depthwise_conv", "_bn1", [mid, 1], k, s, mid, &mut bad);
                 let project = conv_bn(&b, "_project_conv", "_bn2", [c_out, mid], 1, 1, 1, &mut bad);
                 blocks.push(MbConv {
                     expand,
@@ -162,7 +163,16 @@ impl<B: Backend> EfficientNetLite<B> {
                 });
             }
         }
-        let head = conv_bn(&vb, "_conv_head", "_bn1", [FEATURES, 320], 1, 1, 1, &mut bad);
+        let head = conv_bn(
+            &vb,
+            "_conv_head",
+            "_bn1",
+            [FEATURES, 320],
+            1,
+            1,
+            1,
+            &mut bad,
+        );
         let fc = v2l_nn::layers::linear(&vb.pp("_fc"), FEATURES, NUM_CLASSES, true);
         let result = vb.finish(Unexpected::All);
         match result {
@@ -228,7 +238,10 @@ fn conv_bn<B: Backend>(
     for (ch, w) in weight.chunks_mut(per_out.max(1)).enumerate().take(c_out) {
         let denom = f64::from(var[ch]) + BN_EPS;
         if denom <= 0.0 || !denom.is_finite() {
-            bad.push((b.key("running_var"), format!("channel {ch}: var + eps = {denom}")));
+            bad.push((
+                b.key("running_var"),
+                format!("channel {ch}: var + eps = {denom}"),
+            ));
             bias.push(0.0);
             continue;
         }

@@ -45,6 +45,34 @@ pub use error::{Result, VlError};
 pub trait VisionLanguage<B: Backend> {
     /// Embedding width.
     fn dim(&self) -> usize;
+    /// The device the model runs on.
+    fn device(&self) -> B::Device;
+    /// Unit image embeddings `[n, dim]` of decoded images (preprocessed
+    /// with [`preprocess`](Self::preprocess), in batches of `batch`).
+    ///
+    /// # Errors
+    /// An image that cannot be preprocessed; as
+    /// [`embed_images`](Self::embed_images).
+    fn embed_decoded(&self, images: &[image::DynamicImage], batch: usize) -> Result<Tensor<B, 2>> {
+        let pre = self.preprocess()?;
+        let r = pre.resolution();
+        let device = self.device();
+        let mut parts = Vec::new();
+        for chunk in images.chunks(batch.max(1)) {
+            let data = pre
+                .apply_batch(chunk)
+                .map_err(|e| VlError::InvalidInput(e.to_string()))?;
+            let x = Tensor::<B, 4>::from_data(
+                burn::tensor::TensorData::new(data, [chunk.len(), 3, r, r]),
+                &device,
+            );
+            parts.push(self.embed_images(x)?);
+        }
+        if parts.is_empty() {
+            return Err(VlError::InvalidInput("no images to embed".into()));
+        }
+        Ok(Tensor::cat(parts, 0))
+    }
     /// How images are brought to the image side's input.
     ///
     /// # Errors
@@ -128,10 +156,9 @@ impl<B: Backend> ImageTower<B> {
     /// Wrong image shapes; non-finite logits.
     pub fn embed(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
         match self {
-            ImageTower::Clip(v) => {
-                Ok(v.forward(images, v2l_clip::OutputOptions::default())?
-                    .embeds)
-            }
+            ImageTower::Clip(v) => Ok(v
+                .forward(images, v2l_clip::OutputOptions::default())?
+                .embeds),
             ImageTower::Conse(c) => c.embed(images),
         }
     }
@@ -153,6 +180,8 @@ pub struct ClipVl<B: Backend> {
     pub clip: Clip<B>,
     /// The tokenizer (needed for [`VisionLanguage::embed_texts`]).
     pub tokenizer: Option<ClipTokenizer>,
+    /// The device the towers are on.
+    pub device: B::Device,
 }
 
 impl<B: Backend> VisionLanguage<B> for ClipVl<B> {
@@ -164,6 +193,10 @@ impl<B: Backend> VisionLanguage<B> for ClipVl<B> {
             .map(|v| v.output_dim)
             .or_else(|| self.clip.config().text.as_ref().map(|t| t.output_dim))
             .unwrap_or(0)
+    }
+
+    fn device(&self) -> B::Device {
+        self.device.clone()
     }
 
     fn preprocess(&self) -> Result<ClipPreprocess> {
@@ -203,6 +236,10 @@ impl<B: Backend> VisionLanguage<B> for Conse<B> {
         self.text.dim()
     }
 
+    fn device(&self) -> B::Device {
+        self.text.device()
+    }
+
     fn preprocess(&self) -> Result<ClipPreprocess> {
         self.config.preprocess()
     }
@@ -224,7 +261,7 @@ impl<B: Backend> VisionLanguage<B> for Conse<B> {
 #[derive(Debug)]
 pub enum Vl<B: Backend> {
     /// CLIP.
-    Clip(ClipVl<B>),
+    Clip(Box<ClipVl<B>>),
     /// ConSE.
     Conse(Box<Conse<B>>),
 }
@@ -248,7 +285,11 @@ impl<B: Backend> Vl<B> {
                 let tokenizer = cached_file("clip-bpe", None)
                     .ok()
                     .and_then(|p| ClipTokenizer::from_bpe_file(p).ok());
-                Ok(Vl::Clip(ClipVl { clip, tokenizer }))
+                Ok(Vl::Clip(Box::new(ClipVl {
+                    clip,
+                    tokenizer,
+                    device: device.clone(),
+                })))
             }
         }
     }
@@ -274,7 +315,7 @@ impl<B: Backend> Vl<B> {
     /// The model as the trait.
     pub fn as_dyn(&self) -> &dyn VisionLanguage<B> {
         match self {
-            Vl::Clip(c) => c,
+            Vl::Clip(c) => c.as_ref(),
             Vl::Conse(c) => c.as_ref(),
         }
     }
@@ -286,6 +327,7 @@ impl<B: Backend> Vl<B> {
     pub fn into_image_tower(self) -> Result<(ImageTower<B>, VlConfig)> {
         match self {
             Vl::Clip(c) => {
+                let c = *c;
                 let config = c.vl_config().ok_or_else(|| {
                     VlError::InvalidInput("the CLIP model has no vision tower".into())
                 })?;
@@ -306,6 +348,9 @@ impl<B: Backend> Vl<B> {
 impl<B: Backend> VisionLanguage<B> for Vl<B> {
     fn dim(&self) -> usize {
         self.as_dyn().dim()
+    }
+    fn device(&self) -> B::Device {
+        self.as_dyn().device()
     }
     fn preprocess(&self) -> Result<ClipPreprocess> {
         self.as_dyn().preprocess()

@@ -110,7 +110,11 @@ impl ImageSet for Synthetic {
 #[test]
 fn voting_job_matches_brute_force_and_resumes() {
     let device = Default::default();
-    let clip = Clip::<B>::load(tiny_clip_path(), &device).unwrap();
+    let clip = v2l_vl::ClipVl {
+        clip: Clip::<B>::load(tiny_clip_path(), &device).unwrap(),
+        tokenizer: None,
+        device,
+    };
     // 40 random candidate rows of width 64 (the tiny CLIP's output width).
     let mut state = 12345u64;
     let mut rnd = || {
@@ -126,6 +130,7 @@ fn voting_job_matches_brute_force_and_resumes() {
     let n = 7;
     let imgs: Vec<DynamicImage> = (0..n).map(synthetic_image).collect();
     let emb = clip
+        .clip
         .encode_images(&imgs, 4)
         .unwrap()
         .into_data()

@@ -196,3 +196,43 @@ fn bundle_written_before_the_loading_layer_loads_unchanged() {
         .unwrap();
     crate::common::assert_close("decoded", decoded, &expected, "decoded", 1e-4);
 }
+
+/// The `vl` section: a ConSE section round-trips through JSON; an old
+/// bundle's bare `clip_vision` reads as a CLIP section and is written back
+/// as `vl`; both keys at once are refused (serde's duplicate field).
+#[test]
+fn vl_section_reads_old_clip_vision_and_round_trips_conse() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/v2l-tiny/config.json");
+    let text = std::fs::read_to_string(&golden).unwrap();
+    assert!(text.contains("\"clip_vision\""));
+    let c: v2l_model::ModelConfig = serde_json::from_str(&text).unwrap();
+    let old: serde_json::Value = serde_json::from_str(&text).unwrap();
+    match &c.vl {
+        Some(v2l_vl::VlConfig::Clip { vision }) => {
+            assert_eq!(
+                vision.output_dim as u64,
+                old["clip_vision"]["output_dim"].as_u64().unwrap()
+            );
+        }
+        other => panic!("expected a CLIP section, got {other:?}"),
+    }
+    let back = serde_json::to_value(&c).unwrap();
+    assert!(back.get("clip_vision").is_none());
+    assert_eq!(back["vl"]["kind"], "clip");
+    let again: v2l_model::ModelConfig = serde_json::from_value(back).unwrap();
+    assert_eq!(again, c);
+
+    let mut conse = c.clone();
+    conse.vl = Some(v2l_vl::VlConfig::Conse(v2l_vl::ConseConfig::default()));
+    let v = serde_json::to_value(&conse).unwrap();
+    assert_eq!(v["vl"]["kind"], "conse");
+    assert_eq!(v["vl"]["top"], 5);
+    let again: v2l_model::ModelConfig = serde_json::from_value(v).unwrap();
+    assert_eq!(again, conse);
+
+    let mut both: serde_json::Value = serde_json::from_str(&text).unwrap();
+    both["vl"] = serde_json::json!({"kind": "conse", "top": 5, "temperature": 0.5,
+        "templates": ["{}"], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]});
+    assert!(serde_json::from_value::<v2l_model::ModelConfig>(both).is_err());
+}

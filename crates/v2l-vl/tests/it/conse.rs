@@ -61,7 +61,8 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn paths() -> Option<ConsePaths> {
-    let image = fetch::test_asset("efficientnet-lite0", "efficientnet-lite0-57934424.pth").unwrap()?;
+    let image =
+        fetch::test_asset("efficientnet-lite0", "efficientnet-lite0-57934424.pth").unwrap()?;
     let text = fetch::test_asset("minilm-l6", "model.safetensors").unwrap()?;
     fetch::test_asset("minilm-l6", "tokenizer.json").unwrap()?;
     fetch::test_asset("minilm-l6", "config.json").unwrap()?;
@@ -91,7 +92,13 @@ fn conse_networks_match_pytorch_on_real_weights() {
 
     let (shape, want) = fixture("efficientnet.logits");
     assert_eq!(shape, [2, 1000]);
-    let got = model.image.net.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+    let got = model
+        .image
+        .net
+        .forward(x.clone())
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     let e = rel_err(&got, &want);
     println!("EfficientNet-Lite0 logits: max|Δ|/max|ref| = {e:.2e}");
     assert!(e <= 1e-4, "logits rel. error {e}");
@@ -99,17 +106,32 @@ fn conse_networks_match_pytorch_on_real_weights() {
     let (shape, want) = fixture("minilm.embeddings");
     assert_eq!(shape, [8, 384]);
     let texts: Vec<String> = SENTENCES.iter().map(|s| s.to_string()).collect();
-    let got = model.embed_texts(&texts).unwrap().into_data().to_vec::<f32>().unwrap();
+    let got = model
+        .embed_texts(&texts)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     let e = rel_err(&got, &want);
     println!("MiniLM sentence embeddings: max|Δ|/max|ref| = {e:.2e}");
     assert!(e <= 1e-4, "sentence embeddings rel. error {e}");
     // One at a time (no padding) gives the same rows as the padded batch.
-    let one = model.embed_texts(&texts[3..4]).unwrap().into_data().to_vec::<f32>().unwrap();
+    let one = model
+        .embed_texts(&texts[3..4])
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     assert!(rel_err(&one, &want[3 * 384..4 * 384]) <= 1e-4);
 
     let (shape, want) = fixture("conse.embedding");
     assert_eq!(shape, [2, 384]);
-    let got = model.embed_images(x).unwrap().into_data().to_vec::<f32>().unwrap();
+    let got = model
+        .embed_images(x)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     let e = rel_err(&got, &want);
     println!("ConSE image embeddings: max|Δ|/max|ref| = {e:.2e}");
     assert!(e <= 1e-4, "ConSE rel. error {e}");
@@ -121,7 +143,9 @@ fn default_conse_classifies_the_registry_photos() {
     // generator's evidence printout): chelsea → Egyptian Mau, coffee →
     // espresso, both motorcycles → moped.
     let Some(paths) = paths() else { return };
-    let Some(chelsea) = fetch::test_asset("photos", "chelsea.png").unwrap() else { return };
+    let Some(chelsea) = fetch::test_asset("photos", "chelsea.png").unwrap() else {
+        return;
+    };
     let dir = chelsea.parent().unwrap().to_path_buf();
     let device = Default::default();
     let model = Conse::<B>::load(&paths, ConseConfig::default(), &device).unwrap();
@@ -135,14 +159,26 @@ fn default_conse_classifies_the_registry_photos() {
     ] {
         let x = pre.open(dir.join(file)).unwrap();
         let x = Tensor::<B, 4>::from_data(TensorData::new(x, [1, 3, 224, 224]), &device);
-        let logits = model.image.net.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
-        let top = (0..1000).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+        let logits = model
+            .image
+            .net
+            .forward(x.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let top = (0..1000)
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap();
         assert_eq!(names[top], want, "{file}");
         // The ConSE embedding is closest to the top class's text embedding
         // among those four classes' names.
         let e = model.embed_images(x).unwrap();
         let t = model
-            .embed_texts(&["a photo of a cat.".into(), "a photo of a cup of coffee.".into(), "a photo of a motorbike.".into()])
+            .embed_texts(&[
+                "a photo of a cat.".into(),
+                "a photo of a cup of coffee.".into(),
+                "a photo of a motorbike.".into(),
+            ])
             .unwrap();
         let sim = e.matmul(t.transpose()).into_data().to_vec::<f32>().unwrap();
         let best = (0..3).max_by(|&a, &b| sim[a].total_cmp(&sim[b])).unwrap();
@@ -187,9 +223,13 @@ fn conse_weights_are_the_top_t_softmax() {
     let logits: Vec<f32> = (0..1000).map(|i| i as f32 / 100.0).collect();
     let w = v2l_vl::conse::conse_weights(&logits, 1, 3, 2.0).unwrap();
     let z: f64 = (0..1000).map(|i| (f64::from(i) / 200.0).exp()).sum();
-    for i in 0..1000 {
-        let want = if i >= 997 { (i as f64 / 200.0).exp() / z } else { 0.0 };
-        assert!((f64::from(w[i]) - want).abs() < 1e-7, "{i}");
+    for (i, &wi) in w.iter().enumerate() {
+        let want = if i >= 997 {
+            (i as f64 / 200.0).exp() / z
+        } else {
+            0.0
+        };
+        assert!((f64::from(wi) - want).abs() < 1e-7, "{i}");
     }
     let tied = vec![1.0f32; 1000];
     let w = v2l_vl::conse::conse_weights(&tied, 1, 2, 1.0).unwrap();
