@@ -22,6 +22,14 @@ pub enum AssetError {
         /// File name asked for.
         file: String,
     },
+    /// A file of a known asset is not in the cache.
+    #[error("{} is not cached: run `v2l assets fetch {asset}`", path.display())]
+    NotCached {
+        /// Asset name.
+        asset: String,
+        /// Where the file would be.
+        path: std::path::PathBuf,
+    },
     /// Neither `V2L_HOME` nor a user cache directory is available.
     #[error("no cache directory: set V2L_HOME")]
     NoCacheDir,

@@ -120,6 +120,33 @@ pub fn file_path(asset: &Asset, file: &AssetFile) -> Result<PathBuf> {
     Ok(Cache::from_env()?.file_path(asset, file))
 }
 
+/// The path of a cached asset file: `file` by its cache name, or the
+/// asset's first file when `None`.
+///
+/// # Errors
+/// [`AssetError::UnknownAsset`], [`AssetError::UnknownFile`], or
+/// [`AssetError::NotCached`] (naming the fetch command) when the file is
+/// not in the cache.
+pub fn cached_file(asset: &str, file: Option<&str>) -> Result<PathBuf> {
+    let a = lookup(asset)?;
+    let f = match file {
+        Some(name) => a.files.iter().find(|f| f.name == name),
+        None => a.files.first(),
+    }
+    .ok_or_else(|| AssetError::UnknownFile {
+        asset: asset.to_string(),
+        file: file.unwrap_or("").to_string(),
+    })?;
+    let path = file_path(a, f)?;
+    if !path.is_file() {
+        return Err(AssetError::NotCached {
+            asset: asset.to_string(),
+            path,
+        });
+    }
+    Ok(path)
+}
+
 /// sha256 of a file, lower-case hex.
 ///
 /// # Errors

@@ -37,20 +37,7 @@ pub struct LpipsArgs {
 
 /// A cached asset file, or an error saying how to get it.
 pub(crate) fn cached_asset(name: &str, file: &str) -> Result<PathBuf, String> {
-    let asset = v2l::assets::fetch::lookup(name).map_err(|e| e.to_string())?;
-    let entry = asset
-        .files
-        .iter()
-        .find(|f| f.name == file)
-        .ok_or_else(|| format!("the {name} asset has no file {file}"))?;
-    let path = v2l::assets::fetch::file_path(asset, entry).map_err(|e| e.to_string())?;
-    if !path.is_file() {
-        return Err(format!(
-            "{} is not cached: run `v2l assets fetch {name}` or pass the file explicitly",
-            path.display()
-        ));
-    }
-    Ok(path)
+    v2l::assets::fetch::cached_file(name, Some(file)).map_err(|e| e.to_string())
 }
 
 pub(crate) fn sha256(path: &Path) -> Result<String, String> {

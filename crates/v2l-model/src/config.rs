@@ -176,6 +176,19 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The image preprocessing of the vision-language model (the global
+    /// branch's input).
+    ///
+    /// # Errors
+    /// [`ModelError::Missing`] without a `vl` section; invalid constants.
+    pub fn vl_preprocess(&self) -> Result<v2l_clip::ClipPreprocess> {
+        Ok(self
+            .vl
+            .as_ref()
+            .ok_or(ModelError::Missing("vision-language image tower"))?
+            .preprocess()?)
+    }
+
     /// The CLIP vision tower's config when the vision-language model is CLIP.
     pub fn clip_vision(&self) -> Option<&VisionConfig> {
         match &self.vl {

@@ -289,12 +289,7 @@ impl<B: Backend> V2lTokenizer<B> {
     /// No CLIP tower; an image that cannot be preprocessed.
     pub fn preprocess(&self, images: &[DynamicImage]) -> Result<(Tensor<B, 4>, Tensor<B, 4>)> {
         let size = self.image_size()?;
-        let clip = self
-            .config()
-            .vl
-            .as_ref()
-            .ok_or(ModelError::Missing("vision-language image tower"))?
-            .preprocess()?;
+        let clip = self.config().vl_preprocess()?;
         let r = clip.resolution();
         let tok = TokenizerPreprocess::new(size as u32);
         let b = images.len();

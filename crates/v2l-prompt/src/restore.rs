@@ -548,16 +548,7 @@ impl<B: Backend> Restorer<'_, B> {
     /// The vision-language image embedding of an image (the global
     /// branch's input).
     fn embedding(&self, image: &DynamicImage) -> Result<burn::tensor::Tensor<B, 2>> {
-        let pre = self
-            .tokenizer
-            .config()
-            .vl
-            .as_ref()
-            .ok_or(v2l_model::ModelError::Missing(
-                "vision-language image tower",
-            ))?
-            .preprocess()
-            .map_err(v2l_model::ModelError::from)?;
+        let pre = self.tokenizer.config().vl_preprocess()?;
         let r = pre.resolution();
         let c = pre.apply(image).map_err(v2l_clip::ClipError::from)?;
         let c = burn::tensor::Tensor::<B, 4>::from_data(

@@ -282,9 +282,7 @@ impl<B: AutodiffBackend> Session<B> {
                     .trainer
                     .model
                     .config()
-                    .vl
-                    .as_ref()
-                    .and_then(|v| v.preprocess().ok())
+                    .vl_preprocess()
                     .map_or(crate::data::CLIP_RESOLUTION, |p| p.resolution());
                 let clip = if r == crate::data::CLIP_RESOLUTION {
                     batch.clip.clone()
@@ -423,14 +421,7 @@ pub fn train<B: AutodiffBackend>(
     let resumed_from = session.step;
     // The global branch's input takes the vision-language model's own
     // normalisation (CLIP's by default).
-    if let Some(pre) = session
-        .trainer
-        .model
-        .config()
-        .vl
-        .as_ref()
-        .and_then(|v| v.preprocess().ok())
-    {
+    if let Ok(pre) = session.trainer.model.config().vl_preprocess() {
         data = data.with_global_mean_std(pre.mean(), pre.std())?;
         val = val.with_global_mean_std(pre.mean(), pre.std())?;
     }

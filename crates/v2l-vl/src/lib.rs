@@ -366,27 +366,13 @@ impl<B: Backend> VisionLanguage<B> for Vl<B> {
     }
 }
 
-/// A cached asset file's path; `file` = the cache name (default: the
-/// asset's first file).
+/// A cached asset file's path ([`v2l_assets::fetch::cached_file`]).
 ///
 /// # Errors
 /// An unknown asset, or a file that is not in the cache (naming the fetch
 /// command).
 pub fn cached_file(asset: &str, file: Option<&str>) -> Result<PathBuf> {
-    let a = v2l_assets::fetch::lookup(asset).map_err(|e| VlError::Asset(e.to_string()))?;
-    let f = match file {
-        Some(name) => a.files.iter().find(|f| f.name == name),
-        None => a.files.first(),
-    }
-    .ok_or_else(|| VlError::Asset(format!("asset {asset} has no file {file:?}")))?;
-    let path = v2l_assets::fetch::file_path(a, f).map_err(|e| VlError::Asset(e.to_string()))?;
-    if !path.is_file() {
-        return Err(VlError::Asset(format!(
-            "{} is missing: run `v2l assets fetch {asset}`",
-            path.display()
-        )));
-    }
-    Ok(path)
+    v2l_assets::fetch::cached_file(asset, file).map_err(|e| VlError::Asset(e.to_string()))
 }
 
 /// The cached files of a ConSE model's assets.
