@@ -35,7 +35,7 @@ pub use config::{DdConfig, ImageSize, ModelConfig};
 pub use error::{ModelError, Result};
 pub use image;
 pub use import::{infer_config, load_clip, OfficialCheckpoint};
-pub use model::{ForwardOutput, GlobalEncoding, LocalEncoding, V2lModel};
+pub use model::{CodeEntropy, ForwardOutput, GlobalEncoding, LocalEncoding, V2lModel};
 pub use tokenizer::V2lTokenizer;
 pub use tokens::{ImageTokens, TokensFile, VisualTokens};
 /// The largest number of global tokens per image the search supports.

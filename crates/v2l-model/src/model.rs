@@ -4,7 +4,8 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{backend::Backend, IndexingUpdateOp, Int, Tensor, TensorData};
 use v2l_clip::{ClipConfig, VisionConfig, VisionTransformer};
 use v2l_io::tensors::TensorSource;
 use v2l_nn::layers::{self, LinearInit};
@@ -28,6 +29,57 @@ pub const MODEL_NAMESPACES: &[&str] = &[
     "tok_embeddings_global.",
     "codebook_projection.",
 ];
+
+/// The code-usage entropy term of training's corrected `code-entropy` mode
+/// (docs/training.md, "Local-code collapse"; not in the reference).
+///
+/// For each position `t` the `candidates` nearest codebook rows `c` (of the
+/// detached search codebook) get `p_t(c) = softmax_c(−‖z_t − c‖² / temperature)`;
+/// the term is `mean_t H(p_t) − H(mean_t p_t)`: minimising it makes each
+/// position pick one code confidently while the batch spreads over many
+/// (the batch-entropy regulariser of lookup-free quantisation, MAGVIT-v2,
+/// restricted to each position's nearest candidates). Its gradient reaches
+/// the encoder only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CodeEntropy {
+    /// Nearest rows per position that share its probability mass.
+    pub candidates: usize,
+    /// Softmax temperature, in squared-distance units.
+    pub temperature: f64,
+}
+
+/// `mean_t H(p_t) − H(mean_t p_t)` over candidate rows `cand` `[T, M]` of
+/// `rows` `[K, D]` (detached) for queries `z` `[T, D]`.
+fn candidate_entropy<B: Backend>(
+    z: Tensor<B, 2>,
+    rows: &Tensor<B, 2>,
+    cand: Tensor<B, 2, Int>,
+    temperature: f64,
+) -> Tensor<B, 1> {
+    let [t, m] = cand.dims();
+    let [k, d] = rows.dims();
+    let flat_cand = cand.reshape([t * m]);
+    let c = rows
+        .clone()
+        .detach()
+        .select(0, flat_cand.clone())
+        .reshape([t, m, d]);
+    let diff = z.unsqueeze_dim::<3>(1) - c;
+    let logits = diff
+        .square()
+        .sum_dim(2)
+        .reshape([t, m])
+        .div_scalar(-temperature);
+    let p = softmax(logits.clone(), 1);
+    let h_sample = (p.clone() * log_softmax(logits, 1)).sum_dim(1).mean().neg();
+    let mean_p = Tensor::<B, 1>::zeros([k], &p.device())
+        .select_assign(0, flat_cand, p.reshape([t * m]), IndexingUpdateOp::Add)
+        .div_scalar(t as f64);
+    let h_mean = (mean_p.clone() * mean_p.add_scalar(1e-10).log())
+        .sum()
+        .neg();
+    h_sample - h_mean
+}
 
 /// Namespaces of an official checkpoint that inference skips.
 pub const SKIPPED_NAMESPACES: &[&str] = &["discriminator.", "perceptual_loss."];
@@ -356,6 +408,44 @@ impl<B: Backend> V2lModel<B> {
         images: Tensor<B, 4>,
         local: Option<&TensorCodebook<B>>,
     ) -> Result<LocalEncoding<B>> {
+        Ok(self.encode_local_inner(images, local, None)?.0)
+    }
+
+    /// [`encode_local`](Self::encode_local) without a prepared codebook (as
+    /// training runs it), plus the code-usage entropy term of `entropy`
+    /// (see [`CodeEntropy`]): `mean_t H(p_t) − H(mean_t p_t)` over the
+    /// batch's `T` positions, a scalar `[1]` with a graph to the encoder.
+    ///
+    /// The local ids are the same as [`encode_local`](Self::encode_local)'s
+    /// (the first of each position's candidates; both searches break ties
+    /// towards the lower index).
+    ///
+    /// # Errors
+    /// As [`encode_local`](Self::encode_local); `candidates` of 0 or above
+    /// the codebook size or [`v2l_quant::MAX_TOP_K`]; a temperature that is
+    /// not positive and finite.
+    pub fn encode_local_with_entropy(
+        &self,
+        images: Tensor<B, 4>,
+        entropy: &CodeEntropy,
+    ) -> Result<(LocalEncoding<B>, Tensor<B, 1>)> {
+        if !(entropy.temperature.is_finite() && entropy.temperature > 0.0) {
+            return Err(ModelError::InvalidInput(format!(
+                "code-entropy temperature must be positive and finite, got {}",
+                entropy.temperature
+            )));
+        }
+        let (enc, ent) = self.encode_local_inner(images, None, Some(entropy))?;
+        let ent = ent.ok_or_else(|| ModelError::InvalidInput("no entropy computed".into()))?;
+        Ok((enc, ent))
+    }
+
+    fn encode_local_inner(
+        &self,
+        images: Tensor<B, 4>,
+        local: Option<&TensorCodebook<B>>,
+        entropy: Option<&CodeEntropy>,
+    ) -> Result<(LocalEncoding<B>, Option<Tensor<B, 1>>)> {
         let (gh, gw) = self.check_images(&images)?;
         let [b, _, _, _] = images.dims();
         let d = self.config.embed_dim;
@@ -369,18 +459,38 @@ impl<B: Backend> V2lModel<B> {
             quant_conv_out.clone()
         };
         let flat = z.permute([0, 2, 3, 1]).reshape([b * gh * gw, d]);
-        let st = match (local, &self.projector) {
-            (Some(c), _) => c.quantize(flat.clone())?,
+        let mut code_entropy = None;
+        let st = match (local, &self.projector, entropy) {
+            (Some(c), _, _) => c.quantize(flat.clone())?,
             // Without a prepared codebook (training): search the projected
             // rows without a graph, then project only the chosen rows with
             // one. `projector(E)[idx] = projector(E[idx])`, so the values
             // and gradients are those of projecting the whole codebook, but
             // the backward pass multiplies T rows instead of all n_local.
-            (None, Some(p)) => {
-                let searched =
-                    TensorCodebook::new(self.projected_codebook().detach(), Strategy::Auto)?;
-                let indices = searched.nearest(flat.clone())?;
-                let chosen = p.forward(self.local_codebook.val().select(0, indices.clone()));
+            (None, projector, entropy) => {
+                let rows = match projector {
+                    Some(_) => self.projected_codebook().detach(),
+                    None => self.local_codebook.val().detach(),
+                };
+                let searched = TensorCodebook::new(rows, Strategy::Auto)?;
+                let indices = match entropy {
+                    None => searched.nearest(flat.clone())?,
+                    Some(e) => {
+                        let (cand, _) = searched.top_k(flat.clone(), e.candidates)?;
+                        code_entropy = Some(candidate_entropy(
+                            flat.clone(),
+                            searched.rows(),
+                            cand.clone(),
+                            e.temperature,
+                        ));
+                        let t = cand.dims()[0];
+                        cand.slice([0..t, 0..1]).reshape([t])
+                    }
+                };
+                let chosen = match projector {
+                    Some(p) => p.forward(self.local_codebook.val().select(0, indices.clone())),
+                    None => self.local_codebook.val().select(0, indices.clone()),
+                };
                 let t = indices.dims()[0];
                 let mut st = v2l_quant::tensor::straight_through(
                     flat.clone(),
@@ -390,8 +500,6 @@ impl<B: Backend> V2lModel<B> {
                 st.indices = indices;
                 st
             }
-            (None, None) => TensorCodebook::new(self.projected_codebook(), Strategy::Auto)?
-                .quantize(flat.clone())?,
         };
         let beta = self.config.codebook_loss_weight;
         // Means in two stages (per row, then over rows): a single f32 sum
@@ -401,14 +509,17 @@ impl<B: Backend> V2lModel<B> {
         let codebook_side = mse(st.codes - flat.detach()).mul_scalar(beta);
         let qloss = commit + codebook_side;
         let quantized = st.output.reshape([b, gh, gw, d]).permute([0, 3, 1, 2]);
-        Ok(LocalEncoding {
-            encoder_out,
-            quant_conv_out,
-            quantized,
-            local_ids: st.indices.reshape([b, gh * gw]),
-            qloss,
-            grid: (gh, gw),
-        })
+        Ok((
+            LocalEncoding {
+                encoder_out,
+                quant_conv_out,
+                quantized,
+                local_ids: st.indices.reshape([b, gh * gw]),
+                qloss,
+                grid: (gh, gw),
+            },
+            code_entropy,
+        ))
     }
 
     /// The image embedding `[B, D]` (detached; CLIP's is not normalised,

@@ -110,6 +110,15 @@ pub struct TrainConfig {
     /// reference does it only when `embed_dim` is 768; `true` keeps that
     /// for every width (v2l-rs's default for new models).
     pub normalize_features: bool,
+    /// Weight of the code-usage entropy term (corrected `code-entropy`
+    /// mode against local-code collapse; 0, the reference, turns it off).
+    /// See [`v2l_model::CodeEntropy`] and docs/training.md.
+    pub code_entropy_weight: f64,
+    /// Softmax temperature of the entropy term, in squared-distance units.
+    pub code_entropy_temperature: f64,
+    /// Nearest codebook rows per position that the entropy term spreads
+    /// probability over.
+    pub code_entropy_candidates: usize,
     /// Base channels of the patch discriminator (reference: 64).
     pub disc_ndf: usize,
     /// Write a checkpoint every this many iterations (and at the end).
@@ -157,6 +166,9 @@ impl Default for TrainConfig {
             k: 21,
             lpips_dropout: true,
             normalize_features: true,
+            code_entropy_weight: 0.0,
+            code_entropy_temperature: 0.01,
+            code_entropy_candidates: 32,
             disc_ndf: 64,
             checkpoint_every: 1000,
             keep_checkpoints: 3,
@@ -258,6 +270,27 @@ impl TrainConfig {
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(format!("{name} = {v} must be finite and ≥ 0"));
+            }
+        }
+        if !(self.code_entropy_weight.is_finite() && self.code_entropy_weight >= 0.0) {
+            return bad(format!(
+                "code_entropy_weight = {} must be finite and ≥ 0",
+                self.code_entropy_weight
+            ));
+        }
+        if self.code_entropy_weight > 0.0 {
+            let t = self.code_entropy_temperature;
+            if !(t.is_finite() && t > 0.0) {
+                return bad(format!(
+                    "code_entropy_temperature = {t} must be finite and > 0"
+                ));
+            }
+            let m = self.code_entropy_candidates;
+            if m < 2 || m > v2l_quant_max_top_k() {
+                return bad(format!(
+                    "code_entropy_candidates = {m} must be in 2..={}",
+                    v2l_quant_max_top_k()
+                ));
             }
         }
         for (name, v) in [
@@ -494,6 +527,18 @@ const KEY_NOTES: &[(&str, &str)] = &[
     (
         "normalize_features",
         "L2-normalise encoder features (reference: only at embed_dim 768)",
+    ),
+    (
+        "code_entropy_weight",
+        "0 as the reference; > 0: corrected code-entropy mode against local-code collapse",
+    ),
+    (
+        "code_entropy_temperature",
+        "softmax temperature of the entropy term (squared-distance units)",
+    ),
+    (
+        "code_entropy_candidates",
+        "nearest rows per position in the entropy term",
     ),
     ("disc_ndf", "discriminator base channels"),
     ("checkpoint_every", "iterations between checkpoints"),

@@ -507,6 +507,9 @@ pub fn train<B: AutodiffBackend>(
         if let Some(d) = report.d_loss {
             record["d_loss"] = json!(d);
         }
+        if let Some(e) = report.code_entropy {
+            record["code_entropy"] = json!(e);
+        }
         let done = session.step;
         run.append_metrics(&record)?;
         let diverged = |e: TrainError| match e {
@@ -604,6 +607,13 @@ fn loss_config(config: &TrainConfig) -> LossConfig {
         rate_d: config.rate_d,
         disc_start: config.disc_start,
         lpips_dropout: config.lpips_dropout,
+        code_entropy: (config.code_entropy_weight > 0.0).then_some((
+            config.code_entropy_weight,
+            v2l_model::CodeEntropy {
+                candidates: config.code_entropy_candidates,
+                temperature: config.code_entropy_temperature,
+            },
+        )),
         accum_iter: config.accum_iter,
         accum_mode: config.accum_mode(),
     }

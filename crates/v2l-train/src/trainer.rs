@@ -63,6 +63,10 @@ pub struct LossConfig {
     pub disc_start: u64,
     /// LPIPS dropout active (faithful: the reference trains with it on).
     pub lpips_dropout: bool,
+    /// The corrected `code-entropy` mode: `(weight, settings)` of the
+    /// code-usage entropy term added to the generator loss (`None`: the
+    /// reference's loss).
+    pub code_entropy: Option<(f64, v2l_model::CodeEntropy)>,
     /// Iterations per optimiser step (`accum_iter`).
     pub accum_iter: usize,
     /// How gradients of the `accum_iter` iterations combine.
@@ -115,6 +119,8 @@ pub struct StepReport {
     pub d_loss: Option<f64>,
     /// `mean|x − x̂|` of the discriminator step's second forward.
     pub rec_loss_2: Option<f64>,
+    /// The code-usage entropy term (unweighted), when that mode is on.
+    pub code_entropy: Option<f64>,
     /// Local ids of the batch (row-major per image).
     pub local_ids: Vec<u32>,
 }
@@ -131,6 +137,7 @@ impl StepReport {
             ("loss", self.loss),
             ("grad_norm", self.grad_norm),
             ("d_loss", self.d_loss.unwrap_or(0.0)),
+            ("code_entropy", self.code_entropy.unwrap_or(0.0)),
         ];
         terms.iter().find(|(_, v)| !v.is_finite()).map(|(n, _)| *n)
     }
@@ -273,7 +280,18 @@ impl<B: AutodiffBackend> Trainer<B> {
     ) -> Result<(GradientsParams, StepReport)> {
         let l = self.loss.clone();
         let model = &self.model;
-        let local = model.encode_local(x.clone(), None).map_err(local_err)?;
+        let (local, entropy) = match &l.code_entropy {
+            None => (
+                model.encode_local(x.clone(), None).map_err(local_err)?,
+                None,
+            ),
+            Some((w, settings)) => {
+                let (local, e) = model
+                    .encode_local_with_entropy(x.clone(), settings)
+                    .map_err(local_err)?;
+                (local, Some((*w, e)))
+            }
+        };
         let glob = match global {
             GlobalInput::Embedding(e) => model.encode_global(e.clone(), self.k, None),
             GlobalInput::Ids(ids) => model.global_from_ids(ids.clone()),
@@ -319,8 +337,11 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
 
         let upstream = Tensor::<B, 4>::from_inner(d_nll + d_g.mul_scalar(coef));
-        let surrogate = ((xhat * upstream).sum() + local.qloss.clone().mul_scalar(l.rate_q))
-            .mul_scalar(self.grad_scale());
+        let mut surrogate = (xhat * upstream).sum() + local.qloss.clone().mul_scalar(l.rate_q);
+        if let Some((w, e)) = &entropy {
+            surrogate = surrogate + e.clone().mul_scalar(*w);
+        }
+        let surrogate = surrogate.mul_scalar(self.grad_scale());
         let grads = surrogate.backward();
         let grads = GradientsParams::from_grads(grads, &self.model);
         let grad_norm = grads_norm(&self.model, &grads);
@@ -329,7 +350,15 @@ impl<B: AutodiffBackend> Trainer<B> {
         let p_loss = scalar(p)?;
         let qloss = scalar(local.qloss)?;
         let g_loss = scalar(g)?;
-        let loss = rec_loss + l.rate_q * qloss + l.rate_p * p_loss + coef * g_loss;
+        let code_entropy = match entropy {
+            Some((_, e)) => Some(scalar(e)?),
+            None => None,
+        };
+        let loss = rec_loss
+            + l.rate_q * qloss
+            + l.rate_p * p_loss
+            + coef * g_loss
+            + l.code_entropy.map_or(0.0, |(w, _)| w) * code_entropy.unwrap_or(0.0);
         let local_ids = local
             .local_ids
             .into_data()
@@ -351,6 +380,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             grad_norm,
             d_loss: None,
             rec_loss_2: None,
+            code_entropy,
             local_ids,
         };
         Ok((grads, report))

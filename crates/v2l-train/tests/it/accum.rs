@@ -27,6 +27,7 @@ fn trainer(vgg: &std::path::Path, accum_iter: usize, accum_mode: AccumMode) -> T
         rate_d: 0.75,
         disc_start: 100,
         lpips_dropout: false,
+        code_entropy: None,
         accum_iter,
         accum_mode,
     };

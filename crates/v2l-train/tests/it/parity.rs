@@ -140,6 +140,7 @@ fn one_iteration_matches_the_official_loop() {
         rate_d: 0.75,
         disc_start: 0,
         lpips_dropout: false,
+        code_entropy: None,
         accum_iter: 1,
         accum_mode: v2l_train::trainer::AccumMode::Faithful,
     };
