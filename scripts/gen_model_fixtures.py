@@ -44,10 +44,11 @@ Files written to `crates/v2l-model/tests/fixtures/model/levels/`:
   global branch is fed `global_embedding`), `min_local_margin` = smallest (second-best - best)
   squared distance over all local positions, `min_global_margin` = smallest (k+1-th - k-th)
   global distance, both computed in float64, and `tensors` {name: shape}.
-* `weights.safetensors`: the official-named state dict (float32), exactly the keys of
+* `weights.safetensors`: the official-named state dict (float16: every weight is drawn in float64,
+  rounded to float16, and used as that exact value everywhere), exactly the keys of
   `V2LModel.state_dict()` (`encoder.*`, `decoder.*`, `quant_conv.*`, `post_quant_conv.*`,
   `tok_embeddings.weight`, `codebook_projection.*`, `tok_embeddings_global.weight`).
-* `expected.safetensors`: computed with the model in float64 (`.double()` of the stored float32
+* `expected.safetensors`: computed with the model in float64 (`.double()` of the stored float16
   weights, inputs also rounded to float32 first) and stored as float32 (ids int64):
     input_image [2,3,24,40], global_embedding [2,64], global_ids [2,3] i64,
     encoder_out [2,16,6,10], quant_conv_out [2,64,6,10] (before normalisation),
@@ -130,7 +131,9 @@ def init_weights(model, gen):
             if name.endswith("to_q.weight"):
                 g = 1.5
             v = normal(shape, g / math.sqrt(fan_in))
-        new[name] = v.to(torch.float32).contiguous()
+        # Rounded to float16 (and stored so): the values are exact in both
+        # precisions, and the file is half the size.
+        new[name] = v.to(torch.float16).to(torch.float32).contiguous()
     model.load_state_dict(new, strict=True)
     return new
 
@@ -236,7 +239,8 @@ def main():
 
     os.makedirs(OUT, exist_ok=True)
     meta = {"generator": "scripts/gen_model_fixtures.py", "torch": torch.__version__}
-    save_file(weights, os.path.join(OUT, "weights.safetensors"), metadata=meta)
+    save_file({k: v.to(torch.float16) for k, v in weights.items()},
+              os.path.join(OUT, "weights.safetensors"), metadata=meta)
     save_file(expected, os.path.join(OUT, "expected.safetensors"), metadata=meta)
     config = {
         "description": (
@@ -263,7 +267,8 @@ def main():
 
     # Reload what was written into a float32 model: the agreement an f32 port can expect.
     m32 = R.build_from_config(json.load(open(os.path.join(OUT, "config.json")))).eval()
-    m32.load_state_dict(load_file(os.path.join(OUT, "weights.safetensors")), strict=True)
+    m32.load_state_dict({k: v.float() for k, v in
+                         load_file(os.path.join(OUT, "weights.safetensors")).items()}, strict=True)
     exp = load_file(os.path.join(OUT, "expected.safetensors"))
     with torch.no_grad():
         o32 = m32(exp["input_image"], exp["global_embedding"], k=K)
