@@ -12,6 +12,7 @@ mod assets;
 mod clip;
 mod codebook;
 mod complete;
+mod demo;
 mod device;
 mod metrics;
 mod quality;
@@ -77,6 +78,10 @@ enum Command {
     Eval(tasks::EvalCommand),
     /// Train a V2L tokenizer (the reference's objective); rerun to resume.
     Train(train::TrainArgs),
+    /// The whole pipeline on real images with the default model: words,
+    /// reconstruction, few-shot classification and restoration by the
+    /// frozen SmolLM2, written as report.html + summary.json.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
         Command::Restore(a) => tasks::run(a),
         Command::Eval(cmd) => tasks::run_eval(cmd),
         Command::Train(args) => train::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

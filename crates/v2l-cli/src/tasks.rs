@@ -35,7 +35,8 @@ pub struct ModelArgs {
     /// overriding the bundle's.
     #[arg(long)]
     pub global_vocab: Option<PathBuf>,
-    /// The frozen LLM: a `.gguf`, an HF folder or a Meta folder.
+    /// The frozen LLM: a `.gguf`, an HF folder, a Meta folder, or
+    /// `default` (the cached SmolLM2-135M-Instruct GGUF).
     #[arg(long)]
     pub llm: PathBuf,
     /// The LLM's tokenizer (default: the GGUF's own or the folder's).
@@ -63,14 +64,16 @@ fn load<B: Backend>(
         config: None,
         batch_size: Some(c.batch_size),
     };
-    let v2l = V2lTokenizer::<B>::open(&c.checkpoint, &opts, device).map_err(err)?;
-    let tok = crate::complete::load_tokenizer_for(Some(&m.llm), m.tokenizer.as_deref())?;
-    let weights = LlamaWeights::open(&m.llm).map_err(err)?;
+    let ckpt = crate::tokenize::resolve_checkpoint::<B>(&c.checkpoint, device)?;
+    let v2l = V2lTokenizer::<B>::open(&ckpt, &opts, device).map_err(err)?;
+    let llm_path = crate::tokenize::resolve_llm(&m.llm)?;
+    let tok = crate::complete::load_tokenizer_for(Some(&llm_path), m.tokenizer.as_deref())?;
+    let weights = LlamaWeights::open(&llm_path).map_err(err)?;
     let llm = Llama::<B>::load(&weights, device).map_err(err)?;
-    let llm_file = if m.llm.is_file() {
-        json!({"file": m.llm.display().to_string(), "bytes": std::fs::metadata(&m.llm).map(|x| x.len()).ok()})
+    let llm_file = if llm_path.is_file() {
+        json!({"file": llm_path.display().to_string(), "bytes": std::fs::metadata(&llm_path).map(|x| x.len()).ok()})
     } else {
-        json!({"folder": m.llm.display().to_string()})
+        json!({"folder": llm_path.display().to_string()})
     };
     let provenance = json!({
         "v2l": c.checkpoint.display().to_string(),
@@ -852,7 +855,8 @@ impl crate::device::OnDevice for EvalReconstructArgs {
             config: None,
             batch_size: Some(c.batch_size),
         };
-        let v2l = V2lTokenizer::<B>::open(&c.checkpoint, &opts, &device).map_err(err)?;
+        let ckpt = crate::tokenize::resolve_checkpoint::<B>(&c.checkpoint, &device)?;
+        let v2l = V2lTokenizer::<B>::open(&ckpt, &opts, &device).map_err(err)?;
         let images = self.set.load()?;
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
         log.set_provenance(json!({"v2l": c.checkpoint.display().to_string(), "v2l_provenance": v2l.provenance(), "image_size": self.size, "tool": format!("v2l-rs {}", env!("CARGO_PKG_VERSION"))}));

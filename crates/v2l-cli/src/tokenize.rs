@@ -15,7 +15,9 @@ use v2l::model::{
 /// Options shared by the commands that load a checkpoint.
 #[derive(Debug, Clone, Args)]
 pub struct CheckpointArgs {
-    /// A model bundle folder, or an official `.pth` checkpoint.
+    /// A model bundle folder, an official `.pth` checkpoint, or `default`
+    /// (the embedded default model; its local codebook is computed on
+    /// first use).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Tokenizer input size N (square); default: the bundle's, else 128.
@@ -130,7 +132,44 @@ fn open<B: Backend>(
         config: None,
         batch_size: Some(args.batch_size),
     };
-    V2lTokenizer::<B>::open(&args.checkpoint, &options, device).map_err(|e| e.to_string())
+    let path = resolve_checkpoint::<B>(&args.checkpoint, device)?;
+    V2lTokenizer::<B>::open(&path, &options, device).map_err(|e| e.to_string())
+}
+
+/// `default` → the default bundle (made on first use, with a progress bar);
+/// anything else unchanged.
+pub(crate) fn resolve_checkpoint<B: Backend>(
+    checkpoint: &Path,
+    device: &B::Device,
+) -> Result<PathBuf, String> {
+    if !v2l::default_model::is_default(checkpoint) {
+        return Ok(checkpoint.to_path_buf());
+    }
+    if !v2l::default_model::is_ready() {
+        eprintln!("first use of the default model: computing its local codebook (SmolLM2's vocabulary embedded by MiniLM)");
+    }
+    let pb = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} entries embedded ({eta} left)")
+    {
+        pb.set_style(style);
+    }
+    let dir = v2l::default_model::bundle::<B>(device, &mut |p| {
+        pb.set_length(p.total);
+        pb.set_position(p.done);
+    })
+    .map_err(|e| e.to_string())?;
+    pb.finish_and_clear();
+    Ok(dir)
+}
+
+/// `default` → the cached SmolLM2 GGUF; anything else unchanged.
+pub(crate) fn resolve_llm(llm: &Path) -> Result<PathBuf, String> {
+    if v2l::default_model::is_default(llm) {
+        v2l::default_model::llm_path().map_err(|e| e.to_string())
+    } else {
+        Ok(llm.to_path_buf())
+    }
 }
 
 /// Encode files in batches with a progress bar; returns per-image records.

@@ -146,6 +146,30 @@ pub fn write_named_safetensors(path: &Path, tensors: &[v2l_nn::NamedTensor]) -> 
     write_safetensors(path, &out)
 }
 
+/// Write named tensors rounded to f16 (state-dict names, PyTorch layout)
+/// to a safetensors file: half the size of
+/// [`write_named_safetensors`], at f16's precision (a relative rounding
+/// error of at most 2⁻¹¹ per value; magnitudes above 65504 are an error).
+///
+/// # Errors
+/// I/O failures, inconsistent shapes, values that f16 cannot hold.
+pub fn write_named_safetensors_f16(path: &Path, tensors: &[v2l_nn::NamedTensor]) -> Result<()> {
+    let out = tensors
+        .iter()
+        .map(|(name, shape, values)| {
+            if let Some(v) = values.iter().find(|v| !f16::from_f32(**v).is_finite()) {
+                return Err(ModelError::Write {
+                    path: path.to_path_buf(),
+                    message: format!("{name}: {v} does not fit in f16"),
+                });
+            }
+            let rounded: Vec<f32> = values.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+            Ok(Out::new(name.clone(), shape.clone(), &rounded, true))
+        })
+        .collect::<Result<Vec<Out>>>()?;
+    write_safetensors(path, &out)
+}
+
 /// What to put in a bundle besides the model.
 #[derive(Default)]
 pub struct BundleExtras<'a> {

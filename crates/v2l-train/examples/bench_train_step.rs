@@ -37,6 +37,7 @@ fn run<B: AutodiffBackend>(
         rate_d: config.rate_d,
         disc_start: 0,
         lpips_dropout: true,
+        code_entropy: None,
         accum_iter: 1,
         accum_mode: config.accum_mode(),
     };

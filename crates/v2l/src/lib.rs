@@ -55,3 +55,4 @@ pub use v2l_train as train;
 pub use v2l_vl as vl;
 
 pub mod backend;
+pub mod default_model;

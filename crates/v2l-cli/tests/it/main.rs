@@ -4,6 +4,7 @@
 use std::process::Command;
 
 mod codebook;
+mod demo;
 mod tasks;
 mod tokenize;
 mod train;
