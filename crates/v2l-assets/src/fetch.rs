@@ -78,7 +78,8 @@ impl Cache {
         self.asset_dir(asset).join(file.name)
     }
 
-    fn find_program(&self, program: &str) -> Option<PathBuf> {
+    /// `program` on this cache's search path (`PATH` unless set), if there.
+    pub fn find_program(&self, program: &str) -> Option<PathBuf> {
         let paths = match &self.search_path {
             Some(p) => p.clone(),
             None => std::env::var_os("PATH")?,

@@ -186,8 +186,7 @@ fn all_present(name: &str) -> Result<bool, String> {
 }
 
 fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+    v2l::assets::fetch::Cache::from_env().is_ok_and(|c| c.find_program(cmd).is_some())
 }
 
 /// The labelled test set: Fashion-MNIST's test split, or MNIST.
@@ -688,17 +687,9 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
             "clean_decode_psnr_y": r["clean_decode_psnr_y"], "clean_decode_ssim": r["clean_decode_ssim"],
             "llm_calls": r["calls"], "tokens_differing_from_clean": r["tokens_differing_from_clean"],
         }));
-        let safe: String = image
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let panel_path = restore_dir.join(task).join(format!("{safe}.png"));
+        let panel_path = restore_dir
+            .join(task)
+            .join(format!("{}.png", v2l::prompt::eval::panel_file_stem(image)));
         let uri = match v2l::model::image::open(&panel_path) {
             Ok(p) => png_data_uri(&enlarge(&p.to_rgb8()))?,
             Err(_) => String::new(),

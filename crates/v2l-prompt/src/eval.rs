@@ -410,6 +410,21 @@ fn to_metric_image(im: &RgbImage) -> Result<v2l_metrics::Image> {
     )?)
 }
 
+/// The file stem of an image's restoration panels (`<dir>/<task>/<stem>.png`
+/// as [`run_restore`] writes them): the id with every character other than
+/// ASCII letters, digits, `-` and `_` replaced by `_`.
+pub fn panel_file_stem(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// PSNR (Y channel, as the reference's pyiqa setting) and SSIM of `b`
 /// against `a`.
 ///
@@ -490,16 +505,7 @@ pub fn run_restore<B: Backend>(
                 {
                     image::imageops::replace(&mut panel, *im, i64::from(p as u32 * w), 0);
                 }
-                let safe: String = id
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
+                let safe = panel_file_stem(id);
                 let save = |im: &RgbImage, p: PathBuf| -> Result<()> {
                     if let Some(parent) = p.parent() {
                         std::fs::create_dir_all(parent).map_err(io(parent))?;
