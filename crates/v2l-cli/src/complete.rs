@@ -108,6 +108,8 @@ pub(crate) fn load_tokenizer_for(
     let Some(llm) = llm else {
         return Err("no tokenizer given".into());
     };
+    let resolved = crate::tokenize::resolve_llm(llm)?;
+    let llm = resolved.as_path();
     if is_gguf(llm) {
         return from_gguf(llm);
     }
@@ -138,7 +140,8 @@ pub(crate) fn load_tokenizer_for(
 
 fn run_on<B: Backend>(args: &CompleteArgs, device: B::Device) -> Result<(), String> {
     let tok = load_tokenizer(args)?;
-    let weights = LlamaWeights::open(&args.llm).map_err(|e| e.to_string())?;
+    let llm_path = crate::tokenize::resolve_llm(&args.llm)?;
+    let weights = LlamaWeights::open(&llm_path).map_err(|e| e.to_string())?;
     let model = Llama::<B>::load(&weights, &device).map_err(|e| e.to_string())?;
     let mode = if args.bos {
         AddSpecial::Bos

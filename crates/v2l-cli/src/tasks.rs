@@ -18,7 +18,7 @@ use v2l::prompt::eval::{
     TextTaskEval, VqaItem,
 };
 use v2l::prompt::restore::{ExampleMode, RestoreOptions, Restorer, Task};
-use v2l::prompt::{Decoding, FewShotOptions, InstructionStyle};
+use v2l::prompt::{Decoding, FewShotOptions, InstructionStyle, PromptTokens};
 
 use crate::tokenize::CheckpointArgs;
 
@@ -120,6 +120,21 @@ pub enum DecodingArg {
     Union,
     /// A prefix trie over the class names.
     Trie,
+    /// Contextual calibration (not in the reference): each class name's
+    /// log-probability minus its log-probability after a content-free
+    /// query ("N/A"); the best name wins.
+    Calibrated,
+}
+
+/// How the few-shot prompt becomes token ids.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PromptTokensArg {
+    /// The reference: each piece encoded alone, "Output: " then the bare
+    /// name (right for SentencePiece LLaMA, unnatural for byte-level BPE).
+    Pieces,
+    /// Corrected: the prompt encoded as one text, "Output:" then " name"
+    /// (the way SmolLM2's tokenizer writes ordinary text).
+    Joined,
 }
 
 /// Few-shot options shared by `classify` and `eval fewshot`.
@@ -146,6 +161,9 @@ pub struct FewShotArgs {
     /// Decoding constraint.
     #[arg(long, value_enum, default_value_t = DecodingArg::Union)]
     pub decoding: DecodingArg,
+    /// How the prompt becomes token ids.
+    #[arg(long, value_enum, default_value_t = PromptTokensArg::Pieces)]
+    pub prompt_tokens: PromptTokensArg,
     /// Extra repetitions of the support examples.
     #[arg(long, default_value_t = 0)]
     pub repeat: usize,
@@ -172,6 +190,11 @@ impl FewShotArgs {
             decoding: match self.decoding {
                 DecodingArg::Union => Decoding::UnionMask,
                 DecodingArg::Trie => Decoding::Trie,
+                DecodingArg::Calibrated => Decoding::Calibrated,
+            },
+            tokens: match self.prompt_tokens {
+                PromptTokensArg::Pieces => PromptTokens::Pieces,
+                PromptTokensArg::Joined => PromptTokens::Joined,
             },
             repeat: self.repeat,
             context: self.max_seq_len,
@@ -685,8 +708,8 @@ impl crate::device::OnDevice for EvalFewshotArgs {
                 )
             ),
             format!(
-                "instruction {:?}, decoding {:?}, repeat {}, 16 greedy steps, exact-prefix scoring",
-                o.style, o.decoding, o.repeat
+                "instruction {:?}, decoding {:?}, prompt tokens {:?}, repeat {}, 16 greedy steps, exact-prefix scoring",
+                o.style, o.decoding, o.tokens, o.repeat
             ),
             format!("models: {}", m.provenance),
             format!("log: {}", self.out.log.display()),

@@ -473,6 +473,83 @@ impl<B: Backend> Llama<B> {
             })
             .collect()
     }
+
+    /// The log-probability of each continuation after `prompt`: the sum over
+    /// its tokens of `log softmax(logits)` at the position before each
+    /// (natural log, accumulated in f64). The prompt runs once; each
+    /// continuation continues a copy of its KV cache.
+    ///
+    /// # Errors
+    /// An empty prompt or continuation, ids outside the vocabulary, or a
+    /// prompt plus continuation longer than the context window.
+    pub fn continuation_log_probs(
+        &self,
+        prompt: &[u32],
+        continuations: &[Vec<u32>],
+    ) -> Result<Vec<f64>> {
+        if prompt.is_empty() {
+            return Err(LlmError::InvalidInput(
+                "scoring needs a prompt of at least one token".into(),
+            ));
+        }
+        let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+        if continuations.iter().any(Vec::is_empty) {
+            return Err(LlmError::InvalidInput(
+                "every continuation to score needs at least one token".into(),
+            ));
+        }
+        let needed = prompt.len() + longest;
+        if needed > self.config.max_position_embeddings {
+            return Err(LlmError::ContextOverflow {
+                needed,
+                context: self.config.max_position_embeddings,
+            });
+        }
+        let mut cache = self.new_cache();
+        let first = self
+            .next_logits(&[prompt.to_vec()], &mut cache)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let first = log_softmax(&first);
+        let v = self.config.vocab_size;
+        continuations
+            .iter()
+            .map(|c| {
+                let mut total = token_log_prob(&first, c[0])?;
+                if c.len() > 1 {
+                    let mut branch = cache.clone();
+                    let out = self.forward(&[c[..c.len() - 1].to_vec()], &mut branch)?;
+                    let data =
+                        out.logits.into_data().to_vec::<f32>().map_err(|e| {
+                            LlmError::InvalidInput(format!("reading logits: {e:?}"))
+                        })?;
+                    for (row, &t) in data.chunks(v).zip(&c[1..]) {
+                        total += token_log_prob(&log_softmax(row), t)?;
+                    }
+                }
+                Ok(total)
+            })
+            .collect()
+    }
+}
+
+/// `log softmax` of one logit row, in f64.
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = f64::from(max);
+    let sum: f64 = logits.iter().map(|&x| (f64::from(x) - max).exp()).sum();
+    let log_z = max + sum.ln();
+    logits.iter().map(|&x| f64::from(x) - log_z).collect()
+}
+
+fn token_log_prob(row: &[f64], id: u32) -> Result<f64> {
+    row.get(id as usize).copied().ok_or_else(|| {
+        LlmError::InvalidInput(format!(
+            "token id {id} is outside the vocabulary of {} entries",
+            row.len()
+        ))
+    })
 }
 
 #[cfg(test)]

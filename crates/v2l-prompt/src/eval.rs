@@ -345,15 +345,16 @@ pub fn run_fewshot<B: Backend>(
                 target: names.name(&ep.query.class)?.to_string(),
             };
             let p = classify(llm, tok, &te, &settings.options)?;
-            log.append(
-                &key,
-                json!({
-                    "task": "fewshot", "way": settings.way, "shot": settings.shot, "k": k,
-                    "episode": e, "query": ep.query.path, "target": p.target,
-                    "prediction": p.text, "tokens": p.tokens, "correct": p.correct,
-                    "prompt_tokens": p.prompt_tokens,
-                }),
-            )?;
+            let mut record = json!({
+                "task": "fewshot", "way": settings.way, "shot": settings.shot, "k": k,
+                "episode": e, "query": ep.query.path, "target": p.target,
+                "prediction": p.text, "tokens": p.tokens, "correct": p.correct,
+                "prompt_tokens": p.prompt_tokens,
+            });
+            if !p.scores.is_empty() {
+                record["scores"] = json!(p.scores);
+            }
+            log.append(&key, record)?;
             progress(done, total);
         }
     }

@@ -8,13 +8,14 @@
 
 use burn::tensor::backend::Backend;
 use serde::Serialize;
-use v2l_llm::tokenizer::LlmTokenizer;
+use v2l_llm::tokenizer::{AddSpecial, LlmTokenizer};
 use v2l_llm::{Constraint, GenerateOptions, Llama, Sampling, Trie, UnionMask};
 use v2l_metrics::accuracy::{is_correct, MatchRule};
 
 use crate::error::Result;
 use crate::prompt::{
-    check_context, class_candidates, fewshot_prompt, sorted_classes, InstructionStyle, LabelledText,
+    check_context, class_candidates, class_candidates_joined, fewshot_prompt,
+    fewshot_prompt_joined, sorted_classes, InstructionStyle, LabelledText, PromptTokens,
 };
 
 /// The reference's number of generated tokens.
@@ -31,7 +32,19 @@ pub enum Decoding {
     /// A prefix trie over the names: only real names can be written, and
     /// decoding stops when one is complete.
     Trie,
+    /// Contextual calibration (Zhao et al., ICML 2021, "Calibrate Before
+    /// Use"), not in the reference: every class name is scored by the sum of
+    /// its tokens' log-probabilities after the prompt minus the same sum
+    /// after the prompt whose query is the content-free text
+    /// [`CONTENT_FREE`], and the best-scoring name is the answer (ties: the
+    /// first in sorted order). It removes the small LLM's preference for
+    /// some names regardless of the query.
+    Calibrated,
 }
+
+/// The content-free query text of [`Decoding::Calibrated`] (one of the
+/// three that Zhao et al. use).
+pub const CONTENT_FREE: &str = "N/A";
 
 /// Options of [`classify`].
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +53,8 @@ pub struct FewShotOptions {
     pub style: InstructionStyle,
     /// The decoding constraint.
     pub decoding: Decoding,
+    /// How the prompt becomes token ids.
+    pub tokens: PromptTokens,
     /// Tokens to generate (16 in the reference).
     pub max_tokens: usize,
     /// How many extra times the support examples are repeated (0 in the
@@ -55,6 +70,7 @@ impl Default for FewShotOptions {
         Self {
             style: InstructionStyle::Faithful,
             decoding: Decoding::UnionMask,
+            tokens: PromptTokens::Pieces,
             max_tokens: MAX_TOKENS,
             repeat: 0,
             context: None,
@@ -101,6 +117,10 @@ pub struct Prediction {
     pub correct: bool,
     /// Prompt length in tokens.
     pub prompt_tokens: usize,
+    /// [`Decoding::Calibrated`] only: each class name (sorted) with its
+    /// calibrated score (natural-log units); empty for the other decoders.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<(String, f64)>,
 }
 
 /// The prompt of an episode (see [`crate::prompt::fewshot_prompt`]).
@@ -112,7 +132,11 @@ pub fn episode_prompt(
     episode: &TextEpisode,
     options: &FewShotOptions,
 ) -> Result<Vec<u32>> {
-    fewshot_prompt(
+    let build = match options.tokens {
+        PromptTokens::Pieces => fewshot_prompt,
+        PromptTokens::Joined => fewshot_prompt_joined,
+    };
+    build(
         tok,
         &episode.classes(),
         options.style,
@@ -120,6 +144,31 @@ pub fn episode_prompt(
         &episode.query_visual,
         options.repeat,
     )
+}
+
+/// The decoder's candidate token sequences for `classes` (class name + EOS,
+/// written as `options.tokens` says).
+///
+/// # Errors
+/// Tokenizer failures.
+pub fn candidates(
+    tok: &LlmTokenizer,
+    classes: &[String],
+    options: &FewShotOptions,
+) -> Result<Vec<Vec<u32>>> {
+    match options.tokens {
+        PromptTokens::Pieces => class_candidates(tok, classes),
+        PromptTokens::Joined => class_candidates_joined(tok, classes),
+    }
+}
+
+/// The generated text as scored: a [`PromptTokens::Joined`] answer loses
+/// its one leading space.
+fn answer_text(text: String, options: &FewShotOptions) -> String {
+    match (options.tokens, text.strip_prefix(' ')) {
+        (PromptTokens::Joined, Some(rest)) => rest.to_string(),
+        _ => text,
+    }
 }
 
 /// The generation options for an episode's classes.
@@ -131,12 +180,14 @@ pub fn generate_options(
     classes: &[String],
     options: &FewShotOptions,
 ) -> Result<GenerateOptions> {
-    let candidates = class_candidates(tok, classes)?;
+    let candidates = candidates(tok, classes, options)?;
     let constraint = match options.decoding {
         Decoding::UnionMask => {
             Constraint::UnionMask(UnionMask::from_candidates(&candidates, options.max_tokens))
         }
-        Decoding::Trie => Constraint::Trie(Trie::from_candidates(&candidates)),
+        Decoding::Trie | Decoding::Calibrated => {
+            Constraint::Trie(Trie::from_candidates(&candidates))
+        }
     };
     Ok(GenerateOptions {
         max_tokens: options.max_tokens,
@@ -165,12 +216,16 @@ pub fn classify<B: Backend>(
         .context
         .unwrap_or(llm.config.max_position_embeddings)
         .min(llm.config.max_position_embeddings);
+    if options.decoding == Decoding::Calibrated {
+        return classify_calibrated(llm, tok, episode, options, prompt, context);
+    }
     check_context(prompt.len(), options.max_tokens, context)?;
     let gen = generate_options(tok, &episode.classes(), options)?;
     let out = llm.generate(std::slice::from_ref(&prompt), &gen, None)?;
     let tokens = out.into_iter().next().map(|g| g.tokens).unwrap_or_default();
     let text = v2l_codebook::vocab::sequence_text(tok, &tokens)
         .map_err(|e| crate::PromptError::InvalidInput(e.to_string()))?;
+    let text = answer_text(text, options);
     let correct = is_correct(&text, &episode.target, MatchRule::ExactPrefix);
     Ok(Prediction {
         tokens,
@@ -178,5 +233,82 @@ pub fn classify<B: Backend>(
         target: episode.target.clone(),
         correct,
         prompt_tokens: prompt.len(),
+        scores: Vec::new(),
     })
+}
+
+fn classify_calibrated<B: Backend>(
+    llm: &Llama<B>,
+    tok: &LlmTokenizer,
+    episode: &TextEpisode,
+    options: &FewShotOptions,
+    prompt: Vec<u32>,
+    context: usize,
+) -> Result<Prediction> {
+    let classes = episode.classes();
+    let names = classes
+        .iter()
+        .map(|c| {
+            let written = match options.tokens {
+                PromptTokens::Pieces => c.clone(),
+                PromptTokens::Joined => format!(" {c}"),
+            };
+            Ok(tok.encode(&written, AddSpecial::Neither)?)
+        })
+        .collect::<Result<Vec<Vec<u32>>>>()?;
+    if let Some((c, _)) = classes.iter().zip(&names).find(|(_, n)| n.is_empty()) {
+        return Err(crate::PromptError::InvalidInput(format!(
+            "class name {c:?} encodes to no tokens"
+        )));
+    }
+    let free = TextEpisode {
+        query_visual: CONTENT_FREE.to_string(),
+        ..episode.clone()
+    };
+    let free_prompt = episode_prompt(tok, &free, options)?;
+    let longest = names.iter().map(Vec::len).max().unwrap_or(0);
+    check_context(prompt.len().max(free_prompt.len()), longest, context)?;
+    let with_query = llm.continuation_log_probs(&prompt, &names)?;
+    let without = llm.continuation_log_probs(&free_prompt, &names)?;
+    let scores: Vec<f64> = with_query
+        .iter()
+        .zip(&without)
+        .map(|(a, b)| a - b)
+        .collect();
+    let best = scores
+        .iter()
+        .enumerate()
+        .fold(None::<(usize, f64)>, |acc, (i, &s)| match acc {
+            Some((_, b)) if b >= s => acc,
+            _ => Some((i, s)),
+        })
+        .map_or(0, |(i, _)| i);
+    let text = classes[best].clone();
+    let correct = is_correct(&text, &episode.target, MatchRule::ExactPrefix);
+    Ok(Prediction {
+        tokens: names[best].clone(),
+        text,
+        target: episode.target.clone(),
+        correct,
+        prompt_tokens: prompt.len(),
+        scores: classes.into_iter().zip(scores).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_answers_lose_one_leading_space() {
+        let joined = FewShotOptions {
+            tokens: PromptTokens::Joined,
+            ..FewShotOptions::default()
+        };
+        assert_eq!(answer_text(" Coat".into(), &joined), "Coat");
+        assert_eq!(answer_text("  Coat".into(), &joined), " Coat");
+        assert_eq!(answer_text("Coat".into(), &joined), "Coat");
+        let pieces = FewShotOptions::default();
+        assert_eq!(answer_text(" Coat".into(), &pieces), " Coat");
+    }
 }

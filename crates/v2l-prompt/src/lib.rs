@@ -30,5 +30,5 @@ pub mod restore;
 pub use episodes::{ClassNames, Episode, Item};
 pub use error::{PromptError, Result};
 pub use fewshot::{classify, Decoding, FewShotOptions, Prediction, TextEpisode};
-pub use prompt::{InstructionStyle, LabelledText};
+pub use prompt::{InstructionStyle, LabelledText, PromptTokens};
 pub use restore::{ExampleMode, RestoreOptions, Restorer, Task};

@@ -13,6 +13,29 @@ use crate::error::{PromptError, Result};
 pub const INPUT_OPEN: &str = "###\nInput: < ";
 /// Closes the input and opens the output.
 pub const OUTPUT_OPEN: &str = " >\nOutput: ";
+/// Closes the input and opens the output in a [`PromptTokens::Joined`]
+/// prompt: the space after `Output:` belongs to the label that follows.
+pub const OUTPUT_OPEN_JOINED: &str = " >\nOutput:";
+
+/// How a classification prompt becomes token ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PromptTokens {
+    /// The reference: every piece (instruction, opener, visual text,
+    /// closer, label) encoded alone and the ids concatenated; the output
+    /// opener ends with a space and labels are encoded without one. With
+    /// LLaMA's SentencePiece (a dummy-prefix space on every piece) that reads
+    /// like ordinary text; with a byte-level BPE such as SmolLM2's, the
+    /// opener's space becomes a lone token and each label a word without its
+    /// space — token sequences the model never saw in training.
+    #[default]
+    Pieces,
+    /// Corrected (not in the reference): the same text written out whole
+    /// and encoded once, with the opener ending at `Output:` and each label
+    /// written `" name"`, so the space belongs to the label as in ordinary
+    /// text. The decoder's candidates are then `" name"` too, and the one
+    /// leading space is dropped from the answer before it is scored.
+    Joined,
+}
 
 /// How the classification instruction is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -177,6 +200,57 @@ pub fn fewshot_prompt(
         .text("visual", query_visual)?
         .text("output", OUTPUT_OPEN)?;
     Ok(b.finish())
+}
+
+/// The [`PromptTokens::Joined`] few-shot prompt: the text of
+/// [`fewshot_prompt`] with [`OUTPUT_OPEN_JOINED`] and `" name"` labels,
+/// encoded once with the model's BOS convention (never an EOS).
+///
+/// # Errors
+/// Tokenizer failures.
+pub fn fewshot_prompt_joined(
+    tok: &LlmTokenizer,
+    classes: &[String],
+    style: InstructionStyle,
+    support: &[LabelledText],
+    query_visual: &str,
+    repeat: usize,
+) -> Result<Vec<u32>> {
+    let mut text = instruction(classes, style);
+    for _ in 0..=repeat {
+        for ex in support {
+            text.push_str(INPUT_OPEN);
+            text.push_str(&ex.visual);
+            text.push_str(OUTPUT_OPEN_JOINED);
+            text.push(' ');
+            text.push_str(&ex.label);
+        }
+    }
+    text.push_str(INPUT_OPEN);
+    text.push_str(query_visual);
+    text.push_str(OUTPUT_OPEN_JOINED);
+    let mut ids = tok.encode(&text, AddSpecial::ModelDefault)?;
+    if tok.adds_eos() && ids.last() == tok.eos_id().as_ref() {
+        ids.pop();
+    }
+    Ok(ids)
+}
+
+/// The decoder's candidates for a [`PromptTokens::Joined`] prompt: each
+/// class name written `" name"`, encoded alone, followed by EOS (none if
+/// the tokenizer has none).
+///
+/// # Errors
+/// Tokenizer failures.
+pub fn class_candidates_joined(tok: &LlmTokenizer, classes: &[String]) -> Result<Vec<Vec<u32>>> {
+    classes
+        .iter()
+        .map(|c| {
+            let mut ids = tok.encode(&format!(" {c}"), AddSpecial::Neither)?;
+            ids.extend(tok.eos_id());
+            Ok(ids)
+        })
+        .collect()
 }
 
 /// The token sequences the constrained decoder allows: each class name

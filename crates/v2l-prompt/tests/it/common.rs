@@ -51,3 +51,11 @@ pub fn word_tokenizer(dir: &Path, words: &[&str]) -> LlmTokenizer {
         .unwrap()
         .with_default_special(true, false)
 }
+
+/// SmolLM2's tokenizer (from the `smollm2-135m` GGUF asset), if cached.
+pub fn smollm2() -> Option<LlmTokenizer> {
+    let path = v2l_assets::fetch::test_asset("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        .unwrap()?;
+    let gguf = v2l_llm::gguf::GgufFile::open(path).unwrap();
+    Some(LlmTokenizer::from_gguf(&gguf).unwrap())
+}

@@ -186,6 +186,7 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
                     }
                 }
                 Decoding::Trie => assert!(cands.contains(&p.tokens), "{:?}", p.tokens),
+                Decoding::Calibrated => unreachable!("not run here"),
             }
             // Hand-checked scoring: correct iff the text starts with the name.
             assert_eq!(p.correct, p.text.starts_with(&te.target));

@@ -3,9 +3,10 @@
 //! the expected tokens derived here from the model's own logits.
 
 use burn::backend::NdArray;
+use v2l_llm::tokenizer::AddSpecial;
 use v2l_llm::Llama;
 use v2l_prompt::fewshot::{classify, episode_prompt, Decoding, FewShotOptions, TextEpisode};
-use v2l_prompt::{InstructionStyle, LabelledText, PromptError};
+use v2l_prompt::{InstructionStyle, LabelledText, PromptError, PromptTokens};
 
 use crate::common::{tiny_llm_dir, word_tokenizer};
 
@@ -138,4 +139,117 @@ fn over_long_prompts_fail_before_generation() {
         classify(&llm, &tok, &episode(), &opts),
         Err(PromptError::ContextOverflow { context: 20, .. })
     ));
+}
+
+/// `log softmax(logits)[id]` in f64, computed here.
+fn log_prob(logits: &[f32], id: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let z: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    logits[id as usize] as f64 - max - z.ln()
+}
+
+#[test]
+fn calibrated_decoding_on_a_tiny_llm() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = word_tokenizer(dir.path(), WORDS);
+    let llm = Llama::<B>::open(tiny_llm_dir(), &Default::default()).unwrap();
+    let id = |w: &str| tok.token_to_id(w).unwrap();
+    let opts = FewShotOptions {
+        style: InstructionStyle::None,
+        decoding: Decoding::Calibrated,
+        ..FewShotOptions::default()
+    };
+    let ep = episode();
+    let prompt = episode_prompt(&tok, &ep, &opts).unwrap();
+    let free = TextEpisode {
+        query_visual: "N/A".into(),
+        ..episode()
+    };
+    let free_prompt = episode_prompt(&tok, &free, &opts).unwrap();
+    assert_ne!(prompt, free_prompt);
+    // Each name's log-probability from full forward passes over the prompt
+    // and the name's prefix (no cache sharing), in f64.
+    let score = |p: &[u32], name: &[u32]| {
+        let mut seq = p.to_vec();
+        let mut total = 0.0;
+        for &t in name {
+            total += log_prob(&logits_after(&llm, &seq), t);
+            seq.push(t);
+        }
+        total
+    };
+    let names = [vec![id("red"), id("fur")], vec![id("wool"), id("coat")]];
+    let want: Vec<f64> = names
+        .iter()
+        .map(|n| score(&prompt, n) - score(&free_prompt, n))
+        .collect();
+    let p = classify(&llm, &tok, &ep, &opts).unwrap();
+    assert_eq!(p.scores.len(), 2);
+    assert_eq!(p.scores[0].0, "red fur");
+    assert_eq!(p.scores[1].0, "wool coat");
+    for ((_, got), w) in p.scores.iter().zip(&want) {
+        assert!((got - w).abs() < 1e-4, "{got} vs {w}");
+    }
+    let winner = if want[0] >= want[1] { 0 } else { 1 };
+    assert_eq!(p.tokens, names[winner]);
+    assert_eq!(p.text, ["red fur", "wool coat"][winner]);
+    assert_eq!(p.correct, winner == 0);
+}
+
+#[test]
+fn joined_prompts_write_labels_as_words() {
+    let Some(tok) = crate::common::smollm2() else {
+        return;
+    };
+    let id = |w: &str| {
+        tok.token_to_id(w)
+            .unwrap_or_else(|| panic!("{w:?} is not one token"))
+    };
+    let ep = TextEpisode {
+        support: vec![
+            LabelledText {
+                visual: " sweater hoodie".into(),
+                label: "Coat".into(),
+            },
+            LabelledText {
+                visual: " purse".into(),
+                label: "Bag".into(),
+            },
+        ],
+        query_visual: " hoodie".into(),
+        target: "Coat".into(),
+    };
+    let pieces = FewShotOptions {
+        style: InstructionStyle::None,
+        ..FewShotOptions::default()
+    };
+    let joined = FewShotOptions {
+        tokens: PromptTokens::Joined,
+        ..pieces.clone()
+    };
+    let has = |ids: &[u32], run: &[u32]| ids.windows(run.len()).any(|w| w == run);
+    // SmolLM2's vocabulary: "ĠCoat" is the word with its space, "Ġ" a lone
+    // space; "Coat" without its space is not a word of it.
+    let a = episode_prompt(&tok, &ep, &pieces).unwrap();
+    let bare = tok.encode("Coat", AddSpecial::Neither).unwrap();
+    assert!(bare.len() > 1 && bare[0] != id("ĠCoat"));
+    assert!(
+        has(&a, &[[id(":"), id("Ġ")].as_slice(), &bare].concat()),
+        "{a:?}"
+    );
+    assert_eq!(a.last(), Some(&id("Ġ")));
+    let b = episode_prompt(&tok, &ep, &joined).unwrap();
+    assert!(has(&b, &[id("Output"), id(":"), id("ĠCoat")]), "{b:?}");
+    assert!(has(&b, &[id("Output"), id(":"), id("ĠBag")]), "{b:?}");
+    assert_eq!(&b[b.len() - 2..], &[id("Output"), id(":")]);
+    assert!(!has(&b, &[id(":"), id("Ġ")]), "{b:?}");
+    let eos = tok.eos_id().into_iter().collect::<Vec<_>>();
+    let cands = v2l_prompt::fewshot::candidates(&tok, &ep.classes(), &joined).unwrap();
+    assert_eq!(
+        cands,
+        vec![
+            [vec![id("ĠBag")], eos.clone()].concat(),
+            [vec![id("ĠCoat")], eos].concat()
+        ]
+    );
 }
