@@ -229,11 +229,7 @@ pub fn fewshot_prompt_joined(
     text.push_str(INPUT_OPEN);
     text.push_str(query_visual);
     text.push_str(OUTPUT_OPEN_JOINED);
-    let mut ids = tok.encode(&text, AddSpecial::ModelDefault)?;
-    if tok.adds_eos() && ids.last() == tok.eos_id().as_ref() {
-        ids.pop();
-    }
-    Ok(ids)
+    Ok(PromptBuilder::new(tok, &text)?.finish())
 }
 
 /// The decoder's candidates for a [`PromptTokens::Joined`] prompt: each
@@ -243,14 +239,8 @@ pub fn fewshot_prompt_joined(
 /// # Errors
 /// Tokenizer failures.
 pub fn class_candidates_joined(tok: &LlmTokenizer, classes: &[String]) -> Result<Vec<Vec<u32>>> {
-    classes
-        .iter()
-        .map(|c| {
-            let mut ids = tok.encode(&format!(" {c}"), AddSpecial::Neither)?;
-            ids.extend(tok.eos_id());
-            Ok(ids)
-        })
-        .collect()
+    let written: Vec<String> = classes.iter().map(|c| format!(" {c}")).collect();
+    class_candidates(tok, &written)
 }
 
 /// The token sequences the constrained decoder allows: each class name
