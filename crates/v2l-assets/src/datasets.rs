@@ -86,6 +86,111 @@ impl LabelledImages {
             .get(usize::from(label))
             .map_or("?", String::as_str)
     }
+
+    /// The same images with every grey level `v` replaced by `255 − v`
+    /// (Fashion-MNIST and MNIST store light objects on black; inverted,
+    /// Fashion-MNIST looks like the product photos it was made from). The
+    /// name gains `:inverted`.
+    pub fn inverted(mut self) -> Self {
+        for p in &mut self.pixels {
+            *p = 255 - *p;
+        }
+        self.name.push_str(":inverted");
+        self
+    }
+}
+
+/// A cached labelled dataset named `NAME[:SPLIT][:inverted]`:
+/// `fashion-mnist`, `fashion-mnist:train`, `fashion-mnist:test:inverted`,
+/// `mnist`, `mnist:inverted`, … (MNIST has one split and takes none).
+///
+/// ```
+/// use v2l_assets::datasets::{DatasetSpec, Split};
+/// let spec = DatasetSpec::parse("fashion-mnist:train:inverted")?;
+/// assert_eq!((spec.name(), spec.split, spec.inverted), ("fashion-mnist", Some(Split::Train), true));
+/// assert!(DatasetSpec::parse("fashion-mnist:inverted:train").is_err());
+/// # Ok::<(), v2l_assets::AssetError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DatasetSpec {
+    /// Fashion-MNIST (`true`) or MNIST (`false`).
+    pub fashion: bool,
+    /// The split named, if any.
+    pub split: Option<Split>,
+    /// Whether grey levels are inverted ([`LabelledImages::inverted`]).
+    pub inverted: bool,
+}
+
+/// What [`DatasetSpec::parse`] accepts, for error messages.
+pub const DATASET_SPEC_HELP: &str =
+    "expected fashion-mnist[:train|:test][:inverted] or mnist[:inverted]";
+
+impl DatasetSpec {
+    /// Parse a dataset name.
+    ///
+    /// # Errors
+    /// [`AssetError::DatasetSpec`] for an unknown name, an unknown or
+    /// misplaced modifier, or a split given for MNIST.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let bad = || AssetError::DatasetSpec {
+            spec: spec.to_string(),
+            expected: DATASET_SPEC_HELP.to_string(),
+        };
+        let mut parts = spec.split(':');
+        let fashion = match parts.next() {
+            Some("fashion-mnist") => true,
+            Some("mnist") => false,
+            _ => return Err(bad()),
+        };
+        let rest: Vec<&str> = parts.collect();
+        let (split, inverted) = match rest.as_slice() {
+            [] => (None, false),
+            ["inverted"] => (None, true),
+            ["train"] if fashion => (Some(Split::Train), false),
+            ["test"] if fashion => (Some(Split::Test), false),
+            ["train", "inverted"] if fashion => (Some(Split::Train), true),
+            ["test", "inverted"] if fashion => (Some(Split::Test), true),
+            _ => return Err(bad()),
+        };
+        Ok(Self {
+            fashion,
+            split,
+            inverted,
+        })
+    }
+
+    /// The dataset's name without modifiers (`fashion-mnist`, `mnist`), the
+    /// key of its built-in class names.
+    pub fn name(&self) -> &'static str {
+        if self.fashion {
+            "fashion-mnist"
+        } else {
+            "mnist"
+        }
+    }
+
+    /// The asset that holds the dataset.
+    pub fn asset(&self) -> &'static str {
+        if self.fashion {
+            "fashion-mnist"
+        } else {
+            "mnist-digits"
+        }
+    }
+
+    /// Read the images from the cache: the named split, else `default`
+    /// (ignored for MNIST, which has one), inverted if asked.
+    ///
+    /// # Errors
+    /// As [`fashion_mnist`] and [`mnist`].
+    pub fn open(&self, default: Split) -> Result<LabelledImages> {
+        let set = if self.fashion {
+            fashion_mnist(self.split.unwrap_or(default))?
+        } else {
+            mnist()?
+        };
+        Ok(if self.inverted { set.inverted() } else { set })
+    }
 }
 
 fn cached(asset: &str, file: &str) -> Result<PathBuf> {

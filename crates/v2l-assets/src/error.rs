@@ -131,6 +131,15 @@ pub enum AssetError {
         /// What was wrong.
         message: String,
     },
+    /// A dataset name that is not `NAME[:SPLIT][:inverted]` of a known
+    /// dataset.
+    #[error("unknown dataset {spec:?}: {expected}")]
+    DatasetSpec {
+        /// The name as given.
+        spec: String,
+        /// What is accepted.
+        expected: String,
+    },
     /// A reader failed on an asset file.
     #[error(transparent)]
     Read(#[from] v2l_io::ReadError),

@@ -166,7 +166,8 @@ pub struct FilterArgs {
     #[arg(long)]
     pub images: Option<PathBuf>,
     /// A cached dataset: fashion-mnist (train split), fashion-mnist:test or
-    /// mnist (with --images: the dataset's images first, then the folder's).
+    /// mnist, each optionally `:inverted` (grey levels 255 − v); with
+    /// --images: the dataset's images first, then the folder's.
     #[arg(long)]
     pub dataset: Option<String>,
     /// Use only the first N images of --dataset.
@@ -486,21 +487,11 @@ impl crate::device::OnDevice for ExpandArgs {
 }
 
 fn image_set(args: &FilterArgs) -> Result<Box<dyn ImageSet>, String> {
-    use v2l::assets::datasets::{self, Split};
+    use v2l::assets::datasets::{DatasetSpec, Split};
     let mut sets: Vec<Box<dyn ImageSet>> = Vec::new();
     if let Some(d) = args.dataset.as_deref() {
-        let set = match d {
-            "fashion-mnist" | "fashion-mnist:train" => {
-                datasets::fashion_mnist(Split::Train).map_err(err)?
-            }
-            "fashion-mnist:test" => datasets::fashion_mnist(Split::Test).map_err(err)?,
-            "mnist" => datasets::mnist().map_err(err)?,
-            other => {
-                return Err(format!(
-                    "unknown --dataset {other:?}: fashion-mnist, fashion-mnist:test or mnist"
-                ))
-            }
-        };
+        let spec = DatasetSpec::parse(d).map_err(|e| format!("--dataset: {e}"))?;
+        let set = spec.open(Split::Train).map_err(err)?;
         match args.limit {
             Some(n) => sets.push(Box::new(filter::Prefix(set, n))),
             None => sets.push(Box::new(set)),

@@ -190,22 +190,27 @@ fn which(cmd: &str) -> bool {
     v2l::assets::fetch::Cache::from_env().is_ok_and(|c| c.find_program(cmd).is_some())
 }
 
-/// The labelled test set: Fashion-MNIST's test split, or MNIST.
+/// The labelled test set: Fashion-MNIST's test split, or MNIST, with
+/// grey levels inverted when the default model was trained on inverted
+/// images ([`default_model::training_data`]).
 fn labelled(dataset: &str) -> Result<(DatasetImages, ClassNames, &'static [&'static str]), String> {
-    use v2l::assets::datasets::{self, Split, FASHION_MNIST_CLASSES, MNIST_CLASSES};
-    if dataset == "fashion-mnist" {
-        Ok((
-            DatasetImages(datasets::fashion_mnist(Split::Test).map_err(err)?),
-            ClassNames::builtin("fashion-mnist").map_err(err)?,
-            &FASHION_MNIST_CLASSES,
-        ))
-    } else {
-        Ok((
-            DatasetImages(datasets::mnist().map_err(err)?),
-            ClassNames::builtin("mnist").map_err(err)?,
-            &MNIST_CLASSES,
-        ))
-    }
+    use v2l::assets::datasets::{DatasetSpec, Split, FASHION_MNIST_CLASSES, MNIST_CLASSES};
+    let fashion = dataset == "fashion-mnist";
+    let inverted = DatasetSpec::parse(&default_model::training_data()).is_ok_and(|s| s.inverted);
+    let spec = DatasetSpec {
+        fashion,
+        split: fashion.then_some(Split::Test),
+        inverted,
+    };
+    Ok((
+        DatasetImages(spec.open(Split::Test).map_err(err)?),
+        ClassNames::builtin(spec.name()).map_err(err)?,
+        if fashion {
+            &FASHION_MNIST_CLASSES
+        } else {
+            &MNIST_CLASSES
+        },
+    ))
 }
 
 /// `count` images in all, classes taken round-robin, each class's images
@@ -432,6 +437,7 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
     )
     .map_err(err)?;
     let (test_set, class_names, classes) = labelled(dataset)?;
+    let dataset = test_set.0.name.clone();
 
     // Images of the words / reconstruction / restoration views.
     let mut skipped = Vec::new();
@@ -472,10 +478,7 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
                 words,
                 recon,
                 restore,
-                (
-                    all,
-                    format!("{dataset} test images and the registry photos"),
-                ),
+                (all, format!("{dataset} images and the registry photos")),
             )
         }
     };
@@ -609,11 +612,13 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
     let mut fewshot = Vec::new();
     for way in [2usize, 5] {
         let eps = generate_episodes(&items, way, 1, sizes.episodes, a.seed).map_err(err)?;
+        let (way_k, options) = demo_fewshot_setting(way);
+        let way_k = way_k.map_or(k, |w| w.min(k));
         let settings = FewShotEval {
             way,
             shot: 1,
-            ks: vec![k],
-            options: demo_fewshot_options(),
+            ks: vec![way_k],
+            options,
         };
         let pb = bar(eps.len() as u64, &format!("{way}-way 1-shot episodes"));
         let acc = run_fewshot(
@@ -629,9 +634,9 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
         )
         .map_err(err)?;
         pb.finish_and_clear();
-        let acc = acc.get(&k).copied().unwrap_or_default();
+        let acc = acc.get(&way_k).copied().unwrap_or_default();
         let (lo, hi) = acc.wilson_interval(1.96).unwrap_or((f64::NAN, f64::NAN));
-        fewshot.push((way, acc, lo, hi));
+        fewshot.push((way, way_k, acc, lo, hi));
     }
 
     // 5. Restoration.
@@ -719,9 +724,10 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
         .collect();
     let fewshot_json: Vec<Value> = fewshot
         .iter()
-        .map(|(way, acc, lo, hi)| {
+        .map(|(way, k, acc, lo, hi)| {
             json!({
                 "setting": format!("{way}-way 1-shot"), "way": way, "shot": 1, "k": k,
+                "decoding": format!("{:?}", demo_fewshot_setting(*way).1.decoding).to_lowercase(),
                 "episodes": acc.total, "correct": acc.correct,
                 "accuracy": finite_or_null(acc.value()),
                 "wilson95": [finite_or_null(*lo), finite_or_null(*hi)],
@@ -755,7 +761,7 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
             "mean": {"psnr_y": finite_or_null(m_psnr), "ssim": finite_or_null(m_ssim), "lpips_alex": finite_or_null(m_lpips)},
         },
         "fewshot": {
-            "provenance": format!("{dataset} test images; episodes drawn with seed {}; the reference's examples (each shown once) without its instruction line, encoded as one text with each label written as a word (prompt tokens joined; the reference encodes each piece alone), prefix-trie decoding; k = {k} global words per image; Wilson 95 % intervals", a.seed),
+            "provenance": format!("{dataset} images; episodes drawn with seed {}; the reference's examples (each shown twice) without its instruction line, encoded as one text with each label written as a word (prompt tokens joined; the reference encodes each piece alone); 2-way: k = 21 global words per image, prefix-trie decoding; 5-way: k = 5, each class name scored by its log-likelihood minus its log-likelihood after the content-free query \"N/A\" (calibrated decoding); settings chosen on training images (docs/default.md); Wilson 95 % intervals", a.seed),
             "settings": fewshot_json,
         },
         "restoration": {
@@ -770,7 +776,7 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
 
     let fewshot_rows: String = fewshot
         .iter()
-        .map(|(way, acc, lo, hi)| {
+        .map(|(way, _, acc, lo, hi)| {
             format!(
                 "<tr><td>{way}-way 1-shot</td><td>{}/{}</td><td>{:.1} %</td><td>[{:.1}, {:.1}] %</td><td>{:.1} %</td></tr>",
                 acc.correct,
@@ -811,7 +817,7 @@ Images: {source}. {mode} run, {seconds:.0} s.</p>
 <h2>Few-shot classification by the frozen SmolLM2</h2>
 <table><tr><th>setting</th><th>correct</th><th>accuracy</th><th>Wilson 95 %</th><th>chance</th></tr>
 {fewshot_rows}</table>
-<p class=note>Each image becomes its {k} global words; SmolLM2 sees the labelled support images' words and names the query's class.</p>
+<p class=note>Each image becomes its top global words (2-way: 21, 5-way: 5); SmolLM2 sees the labelled support images' words and names the query's class (2-way: prefix-trie decoding; 5-way: class names scored by their likelihood calibrated against a content-free query).</p>
 <h2>Reconstruction</h2>
 <p>Top: tokenizer inputs; bottom: decoded from the tokens. Mean PSNR-Y {m_psnr:.2} dB, SSIM {m_ssim:.3}, LPIPS-Alex {m_lpips:.3}.</p>
 <img src="{recon_uri}" alt="reconstructions">
@@ -844,7 +850,7 @@ Images: {source}. {mode} run, {seconds:.0} s.</p>
         "reconstruction ({} images): PSNR-Y {m_psnr:.2} dB  SSIM {m_ssim:.3}  LPIPS-Alex {m_lpips:.3}",
         rec_rows.len()
     );
-    for (way, acc, lo, hi) in &fewshot {
+    for (way, _, acc, lo, hi) in &fewshot {
         let _ = writeln!(
             out,
             "{way}-way 1-shot: {}/{} = {:.1} %  (Wilson 95 % [{:.1}, {:.1}] %, chance {:.1} %)",
@@ -871,16 +877,35 @@ Images: {source}. {mode} run, {seconds:.0} s.</p>
     Ok(())
 }
 
-/// The demo's few-shot settings: the reference's examples without its
-/// instruction line, encoded whole (labels as SmolLM2 words), prefix-trie
-/// decoding, as chosen on training images (docs/default.md); each example
-/// is shown once, not twice as in the measured setting, to keep the demo
-/// within its time budget.
-fn demo_fewshot_options() -> FewShotOptions {
-    FewShotOptions {
+/// The demo's few-shot settings for `way`-way episodes — the measured ones,
+/// chosen on training images (docs/default.md) — as the number of global
+/// words per image (`None`: the model's k) and the prompt options. Both
+/// use the reference's examples without its instruction line, each shown
+/// twice, encoded whole (labels as SmolLM2 words). 2-way: 21 words,
+/// prefix-trie decoding; 5-way: 5 words, each class name scored by its
+/// likelihood calibrated against a content-free query.
+fn demo_fewshot_setting(way: usize) -> (Option<usize>, FewShotOptions) {
+    let base = FewShotOptions {
         style: InstructionStyle::None,
-        decoding: Decoding::Trie,
         tokens: PromptTokens::Joined,
+        repeat: 1,
         ..FewShotOptions::default()
+    };
+    if way == 2 {
+        (
+            None,
+            FewShotOptions {
+                decoding: Decoding::Trie,
+                ..base
+            },
+        )
+    } else {
+        (
+            Some(5),
+            FewShotOptions {
+                decoding: Decoding::Calibrated,
+                ..base
+            },
+        )
     }
 }

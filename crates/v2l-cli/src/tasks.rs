@@ -143,7 +143,8 @@ pub struct FewShotArgs {
     /// Images: a folder holding `class/file` paths (the episodes' entries).
     #[arg(long, conflicts_with = "dataset")]
     pub images: Option<PathBuf>,
-    /// A cached dataset instead (fashion-mnist, fashion-mnist:train, mnist);
+    /// A cached dataset instead (fashion-mnist[:train|:test][:inverted],
+    /// mnist[:inverted]; `:inverted` makes every grey level 255 − v);
     /// entries are `label/index` and class names are built in.
     #[arg(long)]
     pub dataset: Option<String>,
@@ -202,6 +203,18 @@ impl FewShotArgs {
         }
     }
 
+    /// Warn (on stderr) when `--dataset` presents grey levels the other way
+    /// round from the model's training data.
+    fn warn_polarity(&self, provenance: &serde_json::Value) {
+        if let Some(w) = self
+            .dataset
+            .as_deref()
+            .and_then(|d| polarity_warning(d, provenance))
+        {
+            eprintln!("warning: {w}");
+        }
+    }
+
     fn source(&self) -> Result<Source, String> {
         match (&self.images, self.dataset.as_deref()) {
             (Some(root), None) => {
@@ -221,25 +234,36 @@ impl FewShotArgs {
     }
 }
 
-/// A cached dataset by name (`fashion-mnist[:test|:train]`, `mnist`) with
-/// its built-in class names.
+/// The warning for a `--dataset` whose grey levels are inverted while the
+/// model's training data (`provenance.data`, written by `v2l train`) was
+/// not, or the other way round; `None` when they agree or either is unknown.
+pub(crate) fn polarity_warning(dataset: &str, provenance: &serde_json::Value) -> Option<String> {
+    use v2l::assets::datasets::DatasetSpec;
+    let trained = provenance["data"].as_str()?;
+    let (asked, seen) = (
+        DatasetSpec::parse(dataset).ok()?,
+        DatasetSpec::parse(trained).ok()?,
+    );
+    (asked.name() == seen.name() && asked.inverted != seen.inverted).then(|| {
+        format!(
+            "--dataset {dataset} {} grey levels, but the model was trained on {trained}; \
+             pass --dataset {}{} to present images the way the model saw them",
+            if asked.inverted { "inverts" } else { "keeps" },
+            dataset.trim_end_matches(":inverted"),
+            if seen.inverted { ":inverted" } else { "" },
+        )
+    })
+}
+
+/// A cached dataset by name (`fashion-mnist[:test|:train][:inverted]`,
+/// `mnist[:inverted]`; Fashion-MNIST's test split unless named) with its
+/// built-in class names.
 fn open_dataset(name: &str) -> Result<(DatasetImages, ClassNames), String> {
-    use v2l::assets::datasets::{self, Split};
-    let (set, key) = match name {
-        "fashion-mnist" | "fashion-mnist:test" => {
-            (datasets::fashion_mnist(Split::Test), "fashion-mnist")
-        }
-        "fashion-mnist:train" => (datasets::fashion_mnist(Split::Train), "fashion-mnist"),
-        "mnist" => (datasets::mnist(), "mnist"),
-        other => {
-            return Err(format!(
-                "unknown --dataset {other:?}: fashion-mnist[:train|:test] or mnist"
-            ))
-        }
-    };
+    use v2l::assets::datasets::{DatasetSpec, Split};
+    let spec = DatasetSpec::parse(name).map_err(|e| format!("--dataset: {e}"))?;
     Ok((
-        DatasetImages(set.map_err(err)?),
-        ClassNames::builtin(key).map_err(err)?,
+        DatasetImages(spec.open(Split::Test).map_err(err)?),
+        ClassNames::builtin(spec.name()).map_err(err)?,
     ))
 }
 
@@ -292,6 +316,7 @@ pub struct ClassifyArgs {
 impl crate::device::OnDevice for ClassifyArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let m = load::<B>(&self.model, &device, None)?;
+        self.fewshot.warn_polarity(m.v2l.provenance());
         let (source, names, dataset) = self.fewshot.source()?;
         let eps = episodes_for(
             self.episodes.as_deref(),
@@ -659,6 +684,7 @@ pub struct EvalFewshotArgs {
 impl crate::device::OnDevice for EvalFewshotArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let m = load::<B>(&self.model, &device, None)?;
+        self.fewshot.warn_polarity(m.v2l.provenance());
         let (source, names, dataset) = self.fewshot.source()?;
         let ks = parse_list(&self.ks, "ks")?;
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
@@ -724,7 +750,8 @@ pub struct ImageSetArgs {
     /// A folder of images (recursive, sorted).
     #[arg(long, conflicts_with = "dataset")]
     pub images: Option<PathBuf>,
-    /// A cached dataset (fashion-mnist[:train|:test], mnist).
+    /// A cached dataset (fashion-mnist[:train|:test][:inverted],
+    /// mnist[:inverted]).
     #[arg(long)]
     pub dataset: Option<String>,
     /// Use only the first N images (the reference uses 5001 for restoration).
@@ -1060,5 +1087,26 @@ pub fn run_eval(cmd: EvalCommand) -> Result<(), String> {
         EvalCommand::Reconstruct(a) => run(a),
         EvalCommand::Caption(a) => run(TextJob(a, TextTask::Caption)),
         EvalCommand::Vqa(a) => run(TextJob(a, TextTask::Vqa)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::polarity_warning;
+    use serde_json::json;
+
+    #[test]
+    fn a_dataset_of_the_other_polarity_than_training_is_warned_about() {
+        let inv = json!({"data": "fashion-mnist:inverted"});
+        let w = polarity_warning("fashion-mnist:test", &inv).unwrap_or_default();
+        assert!(w.contains("--dataset fashion-mnist:test:inverted"), "{w}");
+        assert!(polarity_warning("fashion-mnist:test:inverted", &inv).is_none());
+        let plain = json!({"data": "fashion-mnist"});
+        let w = polarity_warning("fashion-mnist:inverted", &plain).unwrap_or_default();
+        assert!(w.contains("pass --dataset fashion-mnist "), "{w}");
+        // Other datasets, bundles without a record, unparsable names: no word.
+        assert!(polarity_warning("mnist", &inv).is_none());
+        assert!(polarity_warning("fashion-mnist", &json!({})).is_none());
+        assert!(polarity_warning("fashion-mnist", &json!({"data": "folder:/x"})).is_none());
     }
 }

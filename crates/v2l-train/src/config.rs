@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use v2l_assets::datasets::DatasetSpec;
 use v2l_model::DdConfig;
 
 use crate::error::{Result, TrainError};
@@ -18,7 +19,8 @@ use crate::schedule::LrSchedule;
 /// Where training images come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataConfig {
-    /// `fashion-mnist`, `mnist` or `folder`.
+    /// `fashion-mnist`, `mnist` (either may end in `:inverted`: grey levels
+    /// 255 − v) or `folder`.
     pub dataset: String,
     /// The folder of images (for `folder`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -311,14 +313,17 @@ impl TrainConfig {
             ));
         }
         match self.data.dataset.as_str() {
-            "fashion-mnist" | "mnist" => {}
             "folder" if self.data.path.is_some() => {}
             "folder" => return bad("data.dataset = \"folder\" needs data.path".into()),
-            other => {
-                return bad(format!(
-                    "data.dataset = {other:?}: expected \"fashion-mnist\", \"mnist\" or \"folder\""
-                ))
-            }
+            other => match DatasetSpec::parse(other) {
+                Ok(spec) if spec.split.is_none() => {}
+                _ => {
+                    return bad(format!(
+                        "data.dataset = {other:?}: expected \"fashion-mnist\", \"mnist\" \
+                         (either with \":inverted\"; the split is chosen by the trainer) or \"folder\""
+                    ))
+                }
+            },
         }
         let c = &self.codebooks;
         for (name, file, rows) in [
@@ -548,7 +553,7 @@ const KEY_NOTES: &[(&str, &str)] = &[
     ("global_embedder", "\"none\", \"conse\" or \"clip:<path>\""),
     (
         "data.dataset",
-        "fashion-mnist | mnist | folder (with path = \"…\")",
+        "fashion-mnist | mnist (either + \":inverted\") | folder (with path = \"…\")",
     ),
     (
         "ddconfig.resolution",

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use image::DynamicImage;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use v2l_assets::datasets::{self, LabelledImages, Split};
+use v2l_assets::datasets::{DatasetSpec, LabelledImages, Split};
 use v2l_clip::ClipPreprocess;
 use v2l_nn::modes::StdRng;
 
@@ -83,29 +83,23 @@ impl TrainData {
     fn open(config: &TrainConfig, split: Split) -> Result<Self> {
         let data_err = |what: &str, e: &dyn std::fmt::Display| {
             TrainError::Data(format!(
-                "{what}: {e} (fetch it with `v2l assets fetch {}`)",
-                config.data.dataset
+                "{what}: {e} (fetch it with `v2l assets fetch {what}`)"
             ))
         };
         let (source, name) = match config.data.dataset.as_str() {
-            "fashion-mnist" => {
-                let d =
-                    datasets::fashion_mnist(split).map_err(|e| data_err("fashion-mnist", &e))?;
-                let n = d.name.clone();
-                (Source::Grey(d), n)
-            }
-            "mnist" => {
-                let d = datasets::mnist().map_err(|e| data_err("mnist", &e))?;
-                let n = d.name.clone();
-                (Source::Grey(d), n)
-            }
             "folder" => {
                 let dir = config.data.path.as_ref().ok_or_else(|| {
                     TrainError::Data("data.dataset = \"folder\" needs data.path".into())
                 })?;
                 (Source::Folder(list_images(dir)?), dir.display().to_string())
             }
-            other => return Err(TrainError::Data(format!("unknown dataset {other:?}"))),
+            other => {
+                let spec =
+                    DatasetSpec::parse(other).map_err(|e| TrainError::Data(e.to_string()))?;
+                let d = spec.open(split).map_err(|e| data_err(spec.asset(), &e))?;
+                let n = d.name.clone();
+                (Source::Grey(d), n)
+            }
         };
         let data = Self {
             source,

@@ -127,9 +127,19 @@ pub struct Session<B: AutodiffBackend> {
     global_words: Option<Vec<String>>,
     embedder: GlobalEmbedder,
     clip_source: Option<PathBuf>,
+    /// The training data as configured (`data.dataset`, or the folder).
+    data: String,
     /// The next iteration.
     pub step: u64,
     device: B::Device,
+}
+
+/// The training data named the way bundles record it (`provenance.data`).
+fn data_name(config: &TrainConfig) -> String {
+    match (&config.data.dataset[..], &config.data.path) {
+        ("folder", Some(p)) => format!("folder:{}", p.display()),
+        (d, _) => d.to_string(),
+    }
 }
 
 impl<B: AutodiffBackend> Session<B> {
@@ -195,6 +205,7 @@ impl<B: AutodiffBackend> Session<B> {
             global_words: words,
             embedder,
             clip_source,
+            data: data_name(config),
             step: 0,
             device: device.clone(),
         })
@@ -266,6 +277,7 @@ impl<B: AutodiffBackend> Session<B> {
                 GlobalEmbedder::Clip(p) => Some(p),
                 GlobalEmbedder::Conse | GlobalEmbedder::None => None,
             }),
+            data: data_name(config),
             step,
             device: device.clone(),
         })
@@ -356,6 +368,7 @@ impl<B: AutodiffBackend> Session<B> {
             provenance: json!({
                 "tool": "v2l train",
                 "step": self.step,
+                "data": self.data,
                 "global_embedder": match &self.embedder {
                     GlobalEmbedder::Clip(p) => format!("clip:{}", p.display()),
                     GlobalEmbedder::Conse => "conse".into(),

@@ -4,12 +4,13 @@
 //! their own class name among the ten class names. The classifier runs
 //! once; the grid reuses its logits. Never touches the test split.
 //!
-//! `cargo run --profile fast -p v2l-vl --example conse_select -- [IMAGES]`
-//! (default 1000: the first 100 training images of each class).
+//! `cargo run --profile fast -p v2l-vl --example conse_select -- [IMAGES] [DATASET]`
+//! (default 1000: the first 100 training images of each class; DATASET
+//! `fashion-mnist` or `fashion-mnist:inverted`, always its training split).
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use v2l_assets::datasets::{fashion_mnist, Split, FASHION_MNIST_CLASSES};
+use v2l_assets::datasets::{DatasetSpec, Split, FASHION_MNIST_CLASSES};
 use v2l_vl::conse::{conse_weights, embed_with_templates, ConseConfig};
 use v2l_vl::efficientnet::NUM_CLASSES;
 use v2l_vl::{conse_paths_from_cache, Conse, VisionLanguage};
@@ -21,7 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
     let base = ConseConfig::default();
     let model = Conse::<B>::load(&conse_paths_from_cache(&base)?, base.clone(), &device)?;
-    let data = fashion_mnist(Split::Train)?;
+    let spec = DatasetSpec::parse(&std::env::args().nth(2).unwrap_or("fashion-mnist".into()))?;
+    if !spec.fashion || spec.split.is_some() {
+        return Err("DATASET: fashion-mnist or fashion-mnist:inverted (training split)".into());
+    }
+    let data = spec.open(Split::Train)?;
     let per = n.div_ceil(10);
     let mut picked = Vec::new();
     let mut count = [0usize; 10];

@@ -105,6 +105,19 @@ pub fn bundle_dir() -> Result<PathBuf> {
     Ok(home.join("default").join(id()))
 }
 
+/// The training data of the default model as `v2l train` names it
+/// (`fashion-mnist:inverted`: Fashion-MNIST with grey levels inverted, so
+/// garments are dark on white like the product photos they came from).
+/// Give it, with a split, as `--dataset` (`fashion-mnist:test:inverted`)
+/// to evaluate on images presented the way the model saw them. Bundles
+/// written before training recorded its data say `fashion-mnist`.
+pub fn training_data() -> String {
+    serde_json::from_slice::<serde_json::Value>(CONFIG)
+        .ok()
+        .and_then(|c| c["provenance"]["data"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "fashion-mnist".to_string())
+}
+
 /// Whether the bundle is already complete (no first-use work left).
 pub fn is_ready() -> bool {
     bundle_dir().is_ok_and(|d| d.join(".complete").is_file())

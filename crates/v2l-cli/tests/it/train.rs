@@ -134,6 +134,10 @@ fn sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run() {
     for ((name, x), (_, y)) in fa.iter().zip(&fb) {
         assert!(x == y, "{} differs after resume", name.display());
     }
+    // The bundle records its training data as the configuration names it.
+    let config_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("last/config.json")).unwrap()).unwrap();
+    assert_eq!(config_json["provenance"]["data"], "fashion-mnist");
     // The metrics log has each iteration once.
     let steps_logged: Vec<u64> = std::fs::read_to_string(b.join("metrics.jsonl"))
         .unwrap()

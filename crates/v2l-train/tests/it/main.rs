@@ -82,6 +82,16 @@ fn bad_configurations_are_refused_with_their_keys() {
     assert!(error(both).contains("either local or random_local"));
     assert!(error(&format!("[data]\ndataset = \"folder\"\n{MINIMAL}")).contains("data.path"));
     assert!(error(&format!("[data]\ndataset = \"cifar\"\n{MINIMAL}")).contains("cifar"));
+    // The trainer chooses the split; inversion is the only modifier.
+    let e = error(&format!(
+        "[data]\ndataset = \"fashion-mnist:train\"\n{MINIMAL}"
+    ));
+    assert!(e.contains("split is chosen by the trainer"), "{e}");
+    let inv = TrainConfig::from_toml(&format!(
+        "[data]\ndataset = \"fashion-mnist:inverted\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(inv.data.dataset, "fashion-mnist:inverted");
     // 3 downsampling steps need a multiple of 8.
     assert!(error(&format!("image_size = 100\n{MINIMAL}")).contains("multiple of 8"));
     assert!(error(&format!("warmup_epochs = 200\n{MINIMAL}")).contains("warmup_epochs"));
