@@ -224,10 +224,17 @@ fn vl_section_reads_old_clip_vision_and_round_trips_conse() {
     assert_eq!(again, c);
 
     let mut conse = c.clone();
-    conse.vl = Some(v2l_vl::VlConfig::Conse(v2l_vl::ConseConfig::default()));
+    conse.vl = Some(v2l_vl::VlConfig::Conse(v2l_vl::ConseConfig {
+        top: 7,
+        temperature: 0.25,
+        ..v2l_vl::ConseConfig::default()
+    }));
     let v = serde_json::to_value(&conse).unwrap();
     assert_eq!(v["vl"]["kind"], "conse");
-    assert_eq!(v["vl"]["top"], 5);
+    assert_eq!(
+        (v["vl"]["top"].as_u64(), v["vl"]["temperature"].as_f64()),
+        (Some(7), Some(0.25))
+    );
     let again: v2l_model::ModelConfig = serde_json::from_value(v).unwrap();
     assert_eq!(again, conse);
 
