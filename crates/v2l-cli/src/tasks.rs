@@ -204,7 +204,8 @@ impl FewShotArgs {
     }
 
     /// Warn (on stderr) when `--dataset` presents grey levels the other way
-    /// round from the model's training data.
+    /// round from the model's training data (`provenance` as the bundle
+    /// records it).
     fn warn_polarity(&self, provenance: &serde_json::Value) {
         if let Some(w) = self
             .dataset
@@ -316,7 +317,7 @@ pub struct ClassifyArgs {
 impl crate::device::OnDevice for ClassifyArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let m = load::<B>(&self.model, &device, None)?;
-        self.fewshot.warn_polarity(m.v2l.provenance());
+        self.fewshot.warn_polarity(&m.v2l.provenance()["bundle"]);
         let (source, names, dataset) = self.fewshot.source()?;
         let eps = episodes_for(
             self.episodes.as_deref(),
@@ -684,7 +685,7 @@ pub struct EvalFewshotArgs {
 impl crate::device::OnDevice for EvalFewshotArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
         let m = load::<B>(&self.model, &device, None)?;
-        self.fewshot.warn_polarity(m.v2l.provenance());
+        self.fewshot.warn_polarity(&m.v2l.provenance()["bundle"]);
         let (source, names, dataset) = self.fewshot.source()?;
         let ks = parse_list(&self.ks, "ks")?;
         let mut log = JsonlLog::open(&self.out.log).map_err(err)?;

@@ -107,13 +107,20 @@ impl<B: Backend> V2lTokenizer<B> {
     /// Unreadable files, weights that do not fit, invalid options.
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions, device: &B::Device) -> Result<Self> {
         let path = path.as_ref();
-        let (model, mut words, hash_file, kind) = if is_bundle(path) {
+        let (model, mut words, hash_file, kind, recorded) = if is_bundle(path) {
             let bundle = Bundle::open(path)?;
             let mut config = bundle.config().clone();
             apply_options(&mut config, options)?;
             let model = bundle.load::<B>(&config, device)?;
             let words = bundle.global_words().map(<[String]>::to_vec);
-            (model, words, path.join("model.safetensors"), "bundle")
+            let recorded = bundle.provenance().clone();
+            (
+                model,
+                words,
+                path.join("model.safetensors"),
+                "bundle",
+                recorded,
+            )
         } else if path.is_dir() {
             return Err(ModelError::InvalidInput(format!(
                 "{}: a folder that is not a bundle (no config.json + model.safetensors)",
@@ -130,7 +137,8 @@ impl<B: Backend> V2lTokenizer<B> {
             };
             apply_options(&mut config, options)?;
             let model = ck.load::<B>(&config, device)?;
-            (model, None, path.to_path_buf(), "official")
+            let recorded = serde_json::Value::Null;
+            (model, None, path.to_path_buf(), "official", recorded)
         };
         if let Some(v) = &options.global_vocab {
             words = Some(read_global_vocab(v)?);
@@ -150,6 +158,7 @@ impl<B: Backend> V2lTokenizer<B> {
             "k": c.k,
             "n_local": c.n_local,
             "n_global": c.n_global,
+            "bundle": recorded,
             "tool": concat!("v2l-model ", env!("CARGO_PKG_VERSION")),
         });
         Ok(t)
