@@ -2,6 +2,7 @@
 //! texts, and their cosine similarities (zero-shot ranking of texts per
 //! image).
 
+use crate::error::{err, CliError};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -52,29 +53,31 @@ pub struct ClipArgs {
 }
 
 /// Run `v2l clip`.
-pub fn run(args: ClipArgs) -> Result<(), String> {
+pub fn run(args: ClipArgs) -> Result<(), CliError> {
     let device = args.device.clone();
     crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
 }
 
 impl crate::device::OnDevice for ClipArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         run_on::<B>(&self, device)
     }
 }
 
-fn host_rows<B: Backend>(t: v2l::burn::tensor::Tensor<B, 2>) -> Result<Vec<Vec<f32>>, String> {
+fn host_rows<B: Backend>(t: v2l::burn::tensor::Tensor<B, 2>) -> Result<Vec<Vec<f32>>, CliError> {
     let [_, d] = t.dims();
     let data = t
         .into_data()
         .to_vec::<f32>()
-        .map_err(|e| format!("reading embeddings: {e:?}"))?;
+        .map_err(|e| CliError::from(format!("reading embeddings: {e:?}")))?;
     Ok(data.chunks(d.max(1)).map(<[f32]>::to_vec).collect())
 }
 
-fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> {
+fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), CliError> {
     if args.images.is_empty() && args.texts.is_empty() {
-        return Err("nothing to embed: give at least one --image or --text".into());
+        return Err(CliError::usage(
+            "nothing to embed: give at least one --image or --text",
+        ));
     }
     if crate::codebook::is_conse(&args.vl) {
         return run_conse::<B>(args, device);
@@ -87,7 +90,7 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
         skip_vision: args.images.is_empty(),
         ..Default::default()
     };
-    let clip = Clip::<B>::load_with(&clip_path, &options, &device).map_err(|e| e.to_string())?;
+    let clip = Clip::<B>::load_with(&clip_path, &options, &device).map_err(err)?;
 
     let mut image_rows = Vec::new();
     if !args.images.is_empty() {
@@ -96,7 +99,7 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
         for chunk in args.images.chunks(args.batch_size.max(1)) {
             let emb = clip
                 .encode_image_files(chunk, args.batch_size.max(1))
-                .map_err(|e| e.to_string())?;
+                .map_err(err)?;
             parts.push(emb);
             bar.inc(chunk.len() as u64);
         }
@@ -108,22 +111,22 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
         let bpe = match &args.bpe {
             Some(p) => p.clone(),
             None => {
-                let asset = v2l::assets::fetch::lookup("clip-bpe").map_err(|e| e.to_string())?;
+                let asset = v2l::assets::fetch::lookup("clip-bpe").map_err(err)?;
                 let file = asset
                     .files
                     .first()
-                    .ok_or("the clip-bpe asset lists no file")?;
-                let path = v2l::assets::fetch::file_path(asset, file).map_err(|e| e.to_string())?;
+                    .ok_or(CliError::missing("the clip-bpe asset lists no file"))?;
+                let path = v2l::assets::fetch::file_path(asset, file).map_err(err)?;
                 if !path.is_file() {
-                    return Err(format!(
+                    return Err(CliError::missing(format!(
                         "CLIP BPE vocabulary not cached at {}: run `v2l assets fetch clip-bpe` or pass --bpe",
                         path.display()
-                    ));
+                    )));
                 }
                 path
             }
         };
-        let tok = ClipTokenizer::from_bpe_file(&bpe).map_err(|e| e.to_string())?;
+        let tok = ClipTokenizer::from_bpe_file(&bpe).map_err(err)?;
         let truncation = if args.truncate {
             Truncation::Truncate
         } else {
@@ -131,7 +134,7 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
         };
         let emb = clip
             .encode_texts(&tok, &args.texts, truncation, args.batch_size.max(1))
-            .map_err(|e| e.to_string())?;
+            .map_err(err)?;
         text_rows = host_rows(emb)?;
     }
     let config = json!(clip.config());
@@ -139,20 +142,20 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> 
 }
 
 /// `v2l clip --vl conse`: unit ConSE embeddings.
-fn run_conse<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), String> {
+fn run_conse<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), CliError> {
     use v2l::vl::VisionLanguage;
-    let vl = v2l::vl::Vl::<B>::load(&args.vl, &device).map_err(|e| e.to_string())?;
+    let vl = v2l::vl::Vl::<B>::load(&args.vl, &device).map_err(err)?;
     let mut image_rows = Vec::new();
     if !args.images.is_empty() {
         let bar = progress(args.images.len() as u64, "images");
         for chunk in args.images.chunks(args.batch_size.max(1)) {
             let decoded = chunk
                 .iter()
-                .map(|p| v2l::model::image::open(p).map_err(|e| format!("{}: {e}", p.display())))
-                .collect::<Result<Vec<_>, String>>()?;
+                .map(|p| v2l::model::tokenizer::open_image(p).map_err(err))
+                .collect::<Result<Vec<_>, CliError>>()?;
             let emb = vl
                 .embed_decoded(&decoded, args.batch_size.max(1))
-                .map_err(|e| e.to_string())?;
+                .map_err(err)?;
             image_rows.extend(host_rows(emb)?);
             bar.inc(chunk.len() as u64);
         }
@@ -160,9 +163,7 @@ fn run_conse<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), Strin
     }
     let mut text_rows = Vec::new();
     for chunk in args.texts.chunks(args.batch_size.max(1)) {
-        text_rows.extend(host_rows(
-            vl.embed_texts(chunk).map_err(|e| e.to_string())?,
-        )?);
+        text_rows.extend(host_rows(vl.embed_texts(chunk).map_err(err)?)?);
     }
     report(args, &image_rows, &text_rows, json!(vl.vl_config()))
 }
@@ -172,7 +173,7 @@ fn report(
     image_rows: &[Vec<f32>],
     text_rows: &[Vec<f32>],
     config: serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let unit = |v: &[f32]| -> Vec<f32> {
         let n = v
             .iter()

@@ -1,6 +1,7 @@
 //! `v2l codebook local|expand|filter|import`: build the codebooks from an
 //! LLM's vocabulary with CLIP, or import the official files.
 
+use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -220,7 +221,7 @@ pub struct ImportArgs {
 }
 
 /// Run `v2l codebook …`.
-pub fn run(cmd: CodebookCommand) -> Result<(), String> {
+pub fn run(cmd: CodebookCommand) -> Result<(), CliError> {
     match cmd {
         CodebookCommand::Local(a) => {
             let d = a.device.clone();
@@ -238,22 +239,18 @@ pub fn run(cmd: CodebookCommand) -> Result<(), String> {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 fn work_dir(out: &Path, given: &Option<PathBuf>) -> PathBuf {
     given.clone().unwrap_or_else(|| out.with_extension("work"))
 }
 
 /// A stable id of a weights file or folder: the file's sha256, or for a
 /// folder the sha256 of its files' names and sizes.
-fn model_id(path: &Path) -> Result<String, String> {
+fn model_id(path: &Path) -> Result<String, CliError> {
     if path.is_file() {
         return crate::quality::sha256(path);
     }
     let mut names = Vec::new();
-    for e in std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))? {
+    for e in std::fs::read_dir(path).map_err(|e| CliError::read(path, &e))? {
         let e = e.map_err(err)?;
         let len = e.metadata().map(|m| m.len()).unwrap_or(0);
         names.push(format!("{}:{len}", e.file_name().to_string_lossy()));
@@ -282,7 +279,7 @@ fn on_progress(bar: &ProgressBar) -> impl FnMut(Progress<'_>) + '_ {
     }
 }
 
-fn clip_tokenizer(bpe: &Option<PathBuf>) -> Result<ClipTokenizer, String> {
+fn clip_tokenizer(bpe: &Option<PathBuf>) -> Result<ClipTokenizer, CliError> {
     let path = match bpe {
         Some(p) => p.clone(),
         None => crate::quality::cached_asset("clip-bpe", "bpe_simple_vocab_16e6.txt.gz")?,
@@ -293,7 +290,7 @@ fn clip_tokenizer(bpe: &Option<PathBuf>) -> Result<ClipTokenizer, String> {
 fn llm_tokenizer(
     tokenizer: Option<&Path>,
     llm: Option<&Path>,
-) -> Result<v2l::llm::tokenizer::LlmTokenizer, String> {
+) -> Result<v2l::llm::tokenizer::LlmTokenizer, CliError> {
     crate::complete::load_tokenizer_for(llm, tokenizer)
 }
 
@@ -307,7 +304,7 @@ fn embed_entries<B: Backend>(
     device: &B::Device,
     entries: &[String],
     work: PathBuf,
-) -> Result<(v2l::codebook::EmbeddingChunks, serde_json::Value), String> {
+) -> Result<(v2l::codebook::EmbeddingChunks, serde_json::Value), CliError> {
     let spec = e.vl.as_ref().ok_or(
         "--vl is needed to embed the entries (`conse`, or CLIP weights with the text tower)",
     )?;
@@ -371,7 +368,7 @@ fn embed_entries<B: Backend>(
 }
 
 impl crate::device::OnDevice for LocalArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let tok = llm_tokenizer(Some(&self.tokenizer), None)?;
         let strings = vocab::vocabulary_texts(&tok).map_err(err)?;
         let n = strings.len();
@@ -409,8 +406,12 @@ impl crate::device::OnDevice for LocalArgs {
     }
 }
 
-fn parse_ids(spec: &str, vocab: usize) -> Result<Vec<u32>, String> {
-    let bad = || format!("--ids {spec:?}: expected FIRST..END with FIRST < END ≤ {vocab}");
+fn parse_ids(spec: &str, vocab: usize) -> Result<Vec<u32>, CliError> {
+    let bad = || {
+        CliError::usage(format!(
+            "--ids {spec:?}: expected FIRST..END with FIRST < END ≤ {vocab}"
+        ))
+    };
     let (a, b) = spec.split_once("..").ok_or_else(bad)?;
     let a: usize = a.trim().parse().map_err(|_| bad())?;
     let b: usize = b.trim().parse().map_err(|_| bad())?;
@@ -421,7 +422,7 @@ fn parse_ids(spec: &str, vocab: usize) -> Result<Vec<u32>, String> {
 }
 
 impl crate::device::OnDevice for ExpandArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let tok = llm_tokenizer(self.tokenizer.as_deref(), Some(&self.llm))?;
         let ids = match &self.ids {
             Some(s) => parse_ids(s, tok.vocab_size())?,
@@ -450,7 +451,7 @@ impl crate::device::OnDevice for ExpandArgs {
         pb.finish_and_clear();
         if self.expansions_only {
             let text = serde_json::to_string_pretty(&expanded).map_err(err)?;
-            std::fs::write(&self.out, text).map_err(|e| format!("{}: {e}", self.out.display()))?;
+            crate::files::write_atomic(&self.out, text.as_bytes())?;
             println!(
                 "wrote {} ({} expansions)",
                 self.out.display(),
@@ -486,11 +487,11 @@ impl crate::device::OnDevice for ExpandArgs {
     }
 }
 
-fn image_set(args: &FilterArgs) -> Result<Box<dyn ImageSet>, String> {
+fn image_set(args: &FilterArgs) -> Result<Box<dyn ImageSet>, CliError> {
     use v2l::assets::datasets::{DatasetSpec, Split};
     let mut sets: Vec<Box<dyn ImageSet>> = Vec::new();
     if let Some(d) = args.dataset.as_deref() {
-        let spec = DatasetSpec::parse(d).map_err(|e| format!("--dataset: {e}"))?;
+        let spec = DatasetSpec::parse(d).map_err(|e| err(e).context("--dataset"))?;
         let set = spec.open(Split::Train).map_err(err)?;
         match args.limit {
             Some(n) => sets.push(Box::new(filter::Prefix(set, n))),
@@ -501,14 +502,14 @@ fn image_set(args: &FilterArgs) -> Result<Box<dyn ImageSet>, String> {
         sets.push(Box::new(ImageFiles::from_dir(dir).map_err(err)?));
     }
     match sets.len() {
-        0 => Err("give --images DIR and/or --dataset NAME".into()),
+        0 => Err(CliError::usage("give --images DIR and/or --dataset NAME")),
         1 => Ok(sets.remove(0)),
         _ => Ok(Box::new(filter::Concat(sets))),
     }
 }
 
 impl crate::device::OnDevice for FilterArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let cands = Codebook::load(&self.candidates).map_err(err)?;
         let images = image_set(&self)?;
         let vl = v2l::vl::Vl::<B>::load(&self.vl, &device).map_err(err)?;
@@ -551,10 +552,10 @@ impl crate::device::OnDevice for FilterArgs {
     }
 }
 
-fn run_import(a: &ImportArgs) -> Result<(), String> {
+fn run_import(a: &ImportArgs) -> Result<(), CliError> {
     let (local, global) =
         v2l::codebook::official::import(&a.local, &a.global, &a.vocab).map_err(err)?;
-    std::fs::create_dir_all(&a.out_dir).map_err(|e| format!("{}: {e}", a.out_dir.display()))?;
+    crate::files::create_dir(&a.out_dir)?;
     let lp = a.out_dir.join("local_codebook.safetensors");
     let gp = a.out_dir.join("global_codebook.safetensors");
     local.save(&lp, a.precision.into()).map_err(err)?;

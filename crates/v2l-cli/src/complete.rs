@@ -1,5 +1,6 @@
 //! `v2l complete`: continue a prompt with a frozen LLM (greedy by default).
 
+use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -59,18 +60,18 @@ pub struct CompleteArgs {
 }
 
 /// Run `v2l complete`.
-pub fn run(args: CompleteArgs) -> Result<(), String> {
+pub fn run(args: CompleteArgs) -> Result<(), CliError> {
     let device = args.device.clone();
     crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for CompleteArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         run_on::<B>(&self, device)
     }
 }
 
-fn load_tokenizer(args: &CompleteArgs) -> Result<LlmTokenizer, String> {
+fn load_tokenizer(args: &CompleteArgs) -> Result<LlmTokenizer, CliError> {
     load_tokenizer_for(Some(&args.llm), args.tokenizer.as_deref())
 }
 
@@ -81,14 +82,14 @@ fn load_tokenizer(args: &CompleteArgs) -> Result<LlmTokenizer, String> {
 pub(crate) fn load_tokenizer_for(
     llm: Option<&Path>,
     tokenizer: Option<&Path>,
-) -> Result<LlmTokenizer, String> {
+) -> Result<LlmTokenizer, CliError> {
     let is_gguf = |p: &Path| {
         p.extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
     };
     let from_gguf = |p: &Path| {
-        let g = GgufFile::open(p).map_err(|e| e.to_string())?;
-        LlmTokenizer::from_gguf(&g).map_err(|e| e.to_string())
+        let g = GgufFile::open(p).map_err(err)?;
+        LlmTokenizer::from_gguf(&g).map_err(err)
     };
     let from_path = |p: &Path| {
         if is_gguf(p) {
@@ -100,13 +101,13 @@ pub(crate) fn load_tokenizer_for(
         } else {
             LlmTokenizer::from_file(p)
         }
-        .map_err(|e| e.to_string())
+        .map_err(err)
     };
     if let Some(p) = tokenizer {
         return from_path(p);
     }
     let Some(llm) = llm else {
-        return Err("no tokenizer given".into());
+        return Err(CliError::usage("no tokenizer given"));
     };
     let resolved = crate::tokenize::resolve_llm(llm)?;
     let llm = resolved.as_path();
@@ -118,31 +119,31 @@ pub(crate) fn load_tokenizer_for(
         return from_path(&json);
     }
     if llm.join("params.json").is_file() {
-        let asset = v2l::assets::fetch::lookup("llama2-vocab").map_err(|e| e.to_string())?;
+        let asset = v2l::assets::fetch::lookup("llama2-vocab").map_err(err)?;
         let file = asset
             .files
             .first()
-            .ok_or("the llama2-vocab asset lists no file")?;
-        let path = v2l::assets::fetch::file_path(asset, file).map_err(|e| e.to_string())?;
+            .ok_or(CliError::missing("the llama2-vocab asset lists no file"))?;
+        let path = v2l::assets::fetch::file_path(asset, file).map_err(err)?;
         if path.is_file() {
             return from_path(&path);
         }
-        return Err(format!(
+        return Err(CliError::missing(format!(
             "no tokenizer for the Meta folder {}: pass --tokenizer, or run `v2l assets fetch llama2-vocab` for LLaMA-2's",
             llm.display()
-        ));
+        )));
     }
-    Err(format!(
+    Err(CliError::missing(format!(
         "no tokenizer found for {}: pass --tokenizer",
         llm.display()
-    ))
+    )))
 }
 
-fn run_on<B: Backend>(args: &CompleteArgs, device: B::Device) -> Result<(), String> {
+fn run_on<B: Backend>(args: &CompleteArgs, device: B::Device) -> Result<(), CliError> {
     let tok = load_tokenizer(args)?;
     let llm_path = crate::tokenize::resolve_llm(&args.llm)?;
-    let weights = LlamaWeights::open(&llm_path).map_err(|e| e.to_string())?;
-    let model = Llama::<B>::load(&weights, &device).map_err(|e| e.to_string())?;
+    let weights = LlamaWeights::open(&llm_path).map_err(err)?;
+    let model = Llama::<B>::load(&weights, &device).map_err(err)?;
     let mode = if args.bos {
         AddSpecial::Bos
     } else if args.no_bos {
@@ -150,7 +151,7 @@ fn run_on<B: Backend>(args: &CompleteArgs, device: B::Device) -> Result<(), Stri
     } else {
         AddSpecial::ModelDefault
     };
-    let mut ids = tok.encode(&args.prompt, mode).map_err(|e| e.to_string())?;
+    let mut ids = tok.encode(&args.prompt, mode).map_err(err)?;
     if mode == AddSpecial::ModelDefault {
         // Never let the default add an EOS after the prompt.
         if let (Some(eos), true) = (tok.eos_id(), tok.adds_eos()) {
@@ -160,7 +161,7 @@ fn run_on<B: Backend>(args: &CompleteArgs, device: B::Device) -> Result<(), Stri
         }
     }
     if ids.is_empty() {
-        return Err("the prompt encodes to no tokens".into());
+        return Err(CliError::malformed("the prompt encodes to no tokens"));
     }
     let sampling = match args.temperature {
         Some(t) => Sampling::Sample {
@@ -184,13 +185,13 @@ fn run_on<B: Backend>(args: &CompleteArgs, device: B::Device) -> Result<(), Stri
     };
     let out = model
         .generate(std::slice::from_ref(&ids), &options, Some(&tok))
-        .map_err(|e| e.to_string())?;
-    let g = out.into_iter().next().ok_or("no output")?;
+        .map_err(err)?;
+    let g = out.into_iter().next().ok_or(CliError::from("no output"))?;
     // Without a stop string the text is the decoded ids minus a trailing EOS.
     let text = match (&g.stop, &g.text) {
         (StopReason::StopToken(_), _) => tok
             .decode(&g.tokens[..g.tokens.len().saturating_sub(1)], false)
-            .map_err(|e| e.to_string())?,
+            .map_err(err)?,
         (_, Some(t)) => t.clone(),
         (_, None) => String::new(),
     };

@@ -3,6 +3,7 @@
 //! frozen SmolLM2 and the five restorations — written as one self-contained
 //! `report.html`, a `summary.json` and PNGs.
 
+use crate::error::{err, CliError};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,19 +56,15 @@ pub struct DemoArgs {
 }
 
 /// Run `v2l demo`.
-pub fn run(args: DemoArgs) -> Result<(), String> {
+pub fn run(args: DemoArgs) -> Result<(), CliError> {
     let d = args.device.clone();
     crate::device::dispatch(&d, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for DemoArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         demo::<B>(&self, &device)
     }
-}
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }
 
 /// Local tokens SmolLM2 produces per call in the demo's restorations (the
@@ -121,7 +118,7 @@ fn step(n: usize, what: &str) {
 
 /// The assets the demo needs, fetched when missing (the total download
 /// size is said first). Returns the labelled data set's name.
-fn ensure_assets() -> Result<&'static str, String> {
+fn ensure_assets() -> Result<&'static str, CliError> {
     use v2l::assets::fetch::{self, FileState};
     let apt = which("apt-get") && which("dpkg-deb");
     let dataset = if apt || all_present("fashion-mnist")? {
@@ -167,7 +164,7 @@ fn ensure_assets() -> Result<&'static str, String> {
             let pb = ProgressBar::new_spinner();
             pb.set_message(format!("fetching {n}"));
             pb.enable_steady_tick(std::time::Duration::from_millis(200));
-            fetch::fetch(a, &mut |_| {}).map_err(|e| format!("fetching {n}: {e}"))?;
+            fetch::fetch(a, &mut |_| {}).map_err(|e| err(e).context(format!("fetching {n}")))?;
             pb.finish_and_clear();
             eprintln!("  fetched {n}");
         }
@@ -175,7 +172,7 @@ fn ensure_assets() -> Result<&'static str, String> {
     Ok(dataset)
 }
 
-fn all_present(name: &str) -> Result<bool, String> {
+fn all_present(name: &str) -> Result<bool, CliError> {
     use v2l::assets::fetch::{self, FileState};
     let a = fetch::lookup(name).map_err(err)?;
     for f in a.files {
@@ -193,7 +190,9 @@ fn which(cmd: &str) -> bool {
 /// The labelled test set: Fashion-MNIST's test split, or MNIST, with
 /// grey levels inverted when the default model was trained on inverted
 /// images ([`default_model::training_data`]).
-fn labelled(dataset: &str) -> Result<(DatasetImages, ClassNames, &'static [&'static str]), String> {
+fn labelled(
+    dataset: &str,
+) -> Result<(DatasetImages, ClassNames, &'static [&'static str]), CliError> {
     use v2l::assets::datasets::{DatasetSpec, Split, FASHION_MNIST_CLASSES, MNIST_CLASSES};
     let fashion = dataset == "fashion-mnist";
     let inverted = DatasetSpec::parse(&default_model::training_data()).is_ok_and(|s| s.inverted);
@@ -215,7 +214,7 @@ fn labelled(dataset: &str) -> Result<(DatasetImages, ClassNames, &'static [&'sta
 
 /// `count` images in all, classes taken round-robin, each class's images
 /// in data-set order.
-fn per_class(set: &DatasetImages, classes: &[&str], count: usize) -> Result<Vec<Shown>, String> {
+fn per_class(set: &DatasetImages, classes: &[&str], count: usize) -> Result<Vec<Shown>, CliError> {
     let d = &set.0;
     let per = count.div_ceil(classes.len().max(1)).max(1);
     let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); classes.len()];
@@ -235,9 +234,12 @@ fn per_class(set: &DatasetImages, classes: &[&str], count: usize) -> Result<Vec<
                 if out.len() == count {
                     return Ok(out);
                 }
-                let px = d.image(i).ok_or("short data set")?.to_vec();
+                let px = d
+                    .image(i)
+                    .ok_or(CliError::malformed("short data set"))?
+                    .to_vec();
                 let g = v2l::model::image::GrayImage::from_raw(d.width as u32, d.height as u32, px)
-                    .ok_or("short data set")?;
+                    .ok_or(CliError::malformed("short data set"))?;
                 out.push(Shown {
                     name: format!("{} #{i}", classes[c]),
                     image: DynamicImage::ImageLuma8(g),
@@ -250,7 +252,7 @@ fn per_class(set: &DatasetImages, classes: &[&str], count: usize) -> Result<Vec<
 }
 
 /// The registry photos.
-fn photos() -> Result<Vec<Shown>, String> {
+fn photos() -> Result<Vec<Shown>, CliError> {
     let a = v2l::assets::fetch::lookup("photos").map_err(err)?;
     let mut out = Vec::new();
     for f in a.files {
@@ -266,14 +268,17 @@ fn photos() -> Result<Vec<Shown>, String> {
 }
 
 /// The user's images; unreadable ones are skipped and returned as notes.
-fn user_images(dir: &Path) -> Result<(Vec<Shown>, Vec<String>), String> {
+fn user_images(dir: &Path) -> Result<(Vec<Shown>, Vec<String>), CliError> {
     if !dir.is_dir() {
-        return Err(format!("--images {}: not a folder", dir.display()));
+        return Err(CliError::missing(format!(
+            "--images {}: not a folder",
+            dir.display()
+        )));
     }
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        let entries = std::fs::read_dir(&d).map_err(|e| CliError::read(&d, &e))?;
         for e in entries {
             let p = e.map_err(err)?.path();
             if p.is_dir() {
@@ -298,7 +303,7 @@ fn user_images(dir: &Path) -> Result<(Vec<Shown>, Vec<String>), String> {
         }
     }
     if out.is_empty() {
-        return Err(format!(
+        return Err(CliError::malformed(format!(
             "--images {}: no readable image ({} file(s) skipped{})",
             dir.display(),
             skipped.len(),
@@ -306,7 +311,7 @@ fn user_images(dir: &Path) -> Result<(Vec<Shown>, Vec<String>), String> {
                 .first()
                 .map(|s| format!("; first: {s}"))
                 .unwrap_or_default()
-        ));
+        )));
     }
     Ok((out, skipped))
 }
@@ -337,7 +342,7 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn png_data_uri(im: &RgbImage) -> Result<String, String> {
+fn png_data_uri(im: &RgbImage) -> Result<String, CliError> {
     let mut bytes = Vec::new();
     im.write_to(
         &mut std::io::Cursor::new(&mut bytes),
@@ -374,17 +379,12 @@ fn strip(images: &[RgbImage]) -> RgbImage {
     out
 }
 
-fn save_png(im: &RgbImage, path: &Path) -> Result<(), String> {
-    let tmp = path.with_extension("png.partial");
-    im.save_with_format(&tmp, v2l::model::image::ImageFormat::Png)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+fn save_png(im: &RgbImage, path: &Path) -> Result<(), CliError> {
+    crate::files::save_png(im, path)
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+fn write_atomic(path: &Path, text: &str) -> Result<(), CliError> {
+    crate::files::write_atomic(path, text.as_bytes())
 }
 
 fn finite_or_null(v: f64) -> Value {
@@ -403,12 +403,12 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
-fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
+fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
     let t0 = Instant::now();
     let mut marks: Vec<(&str, f64)> = Vec::new();
     let mut mark = |name: &'static str| marks.push((name, t0.elapsed().as_secs_f64()));
     let sizes = Sizes::new(a);
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    crate::files::create_dir(&a.out)?;
 
     step(1, "assets and the default model");
     let dataset = ensure_assets()?;
@@ -569,7 +569,7 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), String> {
             .map_err(err)?
             .into_iter()
             .next()
-            .ok_or("nothing decoded")?;
+            .ok_or(CliError::from("nothing decoded"))?;
         let clean = prep.resize_crop(&images[i].image.to_rgb8()).map_err(err)?;
         let (psnr, ssim) = psnr_ssim(&clean, &rec).map_err(err)?;
         let lp = lpips

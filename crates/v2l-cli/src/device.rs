@@ -1,5 +1,6 @@
 //! `--device` dispatch shared by the commands that run a burn model.
 
+use crate::error::{err, CliError};
 use v2l::backend::DeviceKind;
 use v2l::burn::tensor::backend::Backend;
 
@@ -15,12 +16,12 @@ pub enum CpuBackend {
 /// A command body generic over the backend.
 pub trait OnDevice {
     /// Run on backend `B` and `device`.
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String>;
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError>;
 }
 
 /// Parse `--device` and run `job` on the matching backend.
-pub fn dispatch<J: OnDevice>(device: &str, cpu: CpuBackend, job: J) -> Result<(), String> {
-    let kind: DeviceKind = device.parse().map_err(|e| format!("{e}"))?;
+pub fn dispatch<J: OnDevice>(device: &str, cpu: CpuBackend, job: J) -> Result<(), CliError> {
+    let kind: DeviceKind = device.parse().map_err(err)?;
     match (kind, cpu) {
         (DeviceKind::Cpu, CpuBackend::NdArray) => job.run::<v2l::backend::Cpu>(Default::default()),
         (DeviceKind::Cpu, CpuBackend::Flex) => job.run::<v2l::backend::CpuFlex>(Default::default()),
@@ -31,6 +32,8 @@ pub fn dispatch<J: OnDevice>(device: &str, cpu: CpuBackend, job: J) -> Result<()
         #[cfg(feature = "wgpu")]
         (DeviceKind::Wgpu, _) => job.run::<v2l::backend::Wgpu>(Default::default()),
         #[allow(unreachable_patterns)]
-        (other, _) => Err(format!("device {other} is not compiled into this build")),
+        (other, _) => Err(CliError::usage(format!(
+            "device {other} is not compiled into this build"
+        ))),
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Conventions shared by every subcommand: `--json` prints machine-readable
 //! output on stdout; progress goes to stderr and is hidden when stderr is not
-//! a terminal; errors go to stderr with a non-zero exit status.
+//! a terminal; errors go to stderr with a documented exit status
+//! ([`error::ExitKind`]: 2 usage, 3 missing input or asset, 4 malformed
+//! input, 5 refused, 6 cannot write output, 1 anything else).
 
 use std::process::ExitCode;
 
@@ -14,6 +16,9 @@ mod codebook;
 mod complete;
 mod demo;
 mod device;
+mod error;
+mod files;
+mod logs;
 mod metrics;
 mod quality;
 mod tasks;
@@ -86,8 +91,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    files::install_interrupt_handler();
     let result = match cli.command {
-        Command::Assets(cmd) => assets::run(cmd).map_err(|e| e.to_string()),
+        Command::Assets(cmd) => assets::run(cmd).map_err(error::err),
         Command::Psnr { pair, y } => {
             let ch = if y {
                 v2l::metrics::psnr::PsnrChannels::Y
@@ -118,7 +124,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.kind.code())
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `v2l psnr` and `v2l ssim`: image metrics over a pair of files or two
 //! folders (pairs matched by file name).
 
+use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -43,18 +44,21 @@ fn is_image(p: &Path) -> bool {
 
 /// The (reference, distorted) pairs: one pair of files, or every image in
 /// the reference folder with the file of the same name in the other folder.
-pub(crate) fn pairs(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>, String> {
+pub(crate) fn pairs(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>, CliError> {
     match (a.is_dir(), b.is_dir()) {
         (false, false) => Ok(vec![(a.to_path_buf(), b.to_path_buf())]),
         (true, true) => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(a)
-                .map_err(|e| format!("cannot list {}: {e}", a.display()))?
+                .map_err(|e| CliError::read(a, &e).context("cannot list"))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && is_image(p))
                 .collect();
             files.sort();
             if files.is_empty() {
-                return Err(format!("no PNG/JPEG images in {}", a.display()));
+                return Err(CliError::malformed(format!(
+                    "no PNG/JPEG images in {}",
+                    a.display()
+                )));
             }
             files
                 .into_iter()
@@ -64,20 +68,20 @@ pub(crate) fn pairs(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>, Strin
                     if other.is_file() {
                         Ok((f, other))
                     } else {
-                        Err(format!(
+                        Err(CliError::missing(format!(
                             "{} has no counterpart {}",
                             f.display(),
                             other.display()
-                        ))
+                        )))
                     }
                 })
                 .collect()
         }
-        _ => Err(format!(
+        _ => Err(CliError::usage(format!(
             "{} and {} must both be files or both be folders",
             a.display(),
             b.display()
-        )),
+        ))),
     }
 }
 
@@ -95,7 +99,7 @@ pub(crate) fn codecs_of(pairs: &[(PathBuf, PathBuf)]) -> Vec<String> {
 }
 
 /// Runs a pairwise metric and prints the mean (and, with `--json`, every pair).
-pub fn run(args: PairArgs, metric: Metric) -> Result<(), String> {
+pub fn run(args: PairArgs, metric: Metric) -> Result<(), CliError> {
     let pairs = pairs(&args.reference, &args.distorted)?;
     let bar = ProgressBar::new(pairs.len() as u64);
     bar.set_style(
@@ -112,13 +116,13 @@ pub fn run(args: PairArgs, metric: Metric) -> Result<(), String> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         );
-        let ia = Image::open(a).map_err(|e| e.to_string())?;
-        let ib = Image::open(b).map_err(|e| e.to_string())?;
+        let ia = Image::open(a).map_err(err)?;
+        let ib = Image::open(b).map_err(err)?;
         let v = match metric {
             Metric::Psnr(ch) => psnr(&ia, &ib, ch),
             Metric::Ssim => ssim(&ia, &ib),
         }
-        .map_err(|e| format!("{} vs {}: {e}", a.display(), b.display()))?;
+        .map_err(|e| err(e).context(format!("{} vs {}", a.display(), b.display())))?;
         shape.get_or_insert(ia.shape());
         values.push(v);
         rows.push(json!({"reference": a.display().to_string(), "distorted": b.display().to_string(), "value": v}));

@@ -1,6 +1,7 @@
 //! `v2l lpips` (and `v2l fid`): network-based image metrics with
 //! provenance.
 
+use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -36,26 +37,30 @@ pub struct LpipsArgs {
 }
 
 /// A cached asset file, or an error saying how to get it.
-pub(crate) fn cached_asset(name: &str, file: &str) -> Result<PathBuf, String> {
-    v2l::assets::fetch::cached_file(name, Some(file)).map_err(|e| e.to_string())
+pub(crate) fn cached_asset(name: &str, file: &str) -> Result<PathBuf, CliError> {
+    v2l::assets::fetch::cached_file(name, Some(file)).map_err(err)
 }
 
-pub(crate) fn sha256(path: &Path) -> Result<String, String> {
-    v2l::assets::fetch::sha256_file(path).map_err(|e| e.to_string())
+pub(crate) fn sha256(path: &Path) -> Result<String, CliError> {
+    v2l::assets::fetch::sha256_file(path).map_err(err)
 }
 
 /// Run `v2l lpips`.
-pub fn run_lpips(args: LpipsArgs) -> Result<(), String> {
+pub fn run_lpips(args: LpipsArgs) -> Result<(), CliError> {
     let device = args.device.clone();
     crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for LpipsArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let net = match self.net.as_str() {
             "alex" => LpipsNet::Alex,
             "vgg" => LpipsNet::Vgg,
-            other => return Err(format!("--net must be alex or vgg, not {other:?}")),
+            other => {
+                return Err(CliError::usage(format!(
+                    "--net must be alex or vgg, not {other:?}"
+                )))
+            }
         };
         let weights = match &self.weights {
             Some(p) => p.clone(),
@@ -67,7 +72,7 @@ impl crate::device::OnDevice for LpipsArgs {
             InputRange::MinusOneOne
         };
         let model = Lpips::<B>::load(net, &weights, &device)
-            .map_err(|e| e.to_string())?
+            .map_err(err)?
             .with_input_range(range);
         let pairs = crate::metrics::pairs(&self.reference, &self.distorted)?;
         let bar = ProgressBar::new(pairs.len() as u64);
@@ -82,13 +87,13 @@ impl crate::device::OnDevice for LpipsArgs {
             let open = |p: &Path| {
                 v2l::model::image::open(p)
                     .map(|i| i.to_rgb8())
-                    .map_err(|e| format!("cannot read image {}: {e}", p.display()))
+                    .map_err(|e| err(e).context(format!("cannot read image {}", p.display())))
             };
             let (ia, ib) = (open(a)?, open(b)?);
             size.get_or_insert(ia.dimensions());
             let d = model
                 .distance_images(std::slice::from_ref(&ia), std::slice::from_ref(&ib))
-                .map_err(|e| format!("{} vs {}: {e}", a.display(), b.display()))?;
+                .map_err(|e| err(e).context(format!("{} vs {}", a.display(), b.display())))?;
             let v = f64::from(d[0]);
             values.push(v);
             rows.push(json!({"reference": a.display().to_string(), "distorted": b.display().to_string(), "value": v}));
@@ -157,14 +162,14 @@ pub struct FidArgs {
 }
 
 /// Run `v2l fid`.
-pub fn run_fid(args: FidArgs) -> Result<(), String> {
+pub fn run_fid(args: FidArgs) -> Result<(), CliError> {
     let device = args.device.clone();
     crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .map_err(|e| CliError::read(dir, &e).context("cannot list"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
@@ -179,7 +184,10 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("no PNG/JPEG images in {}", dir.display()));
+        return Err(CliError::malformed(format!(
+            "no PNG/JPEG images in {}",
+            dir.display()
+        )));
     }
     Ok(files)
 }
@@ -198,27 +206,27 @@ fn side_stats<B: Backend>(
     device: &B::Device,
     save: Option<&Path>,
     weights_sha: &str,
-) -> Result<Side, String> {
+) -> Result<Side, CliError> {
     use v2l::metrics::fid_stats::{load_stats, FeatureStats, StoredStats};
     use v2l::metrics::inception::{
         preprocess_pytorch_fid_u8, FidInception, FEATURE_DIM, INPUT_SIZE,
     };
     if path.is_file() {
         if save.is_some() {
-            return Err(format!(
+            return Err(CliError::usage(format!(
                 "{} is already a statistics file; --save-a/--save-b apply to folders",
                 path.display()
-            ));
+            )));
         }
-        let stats = load_stats(path).map_err(|e| e.to_string())?;
+        let stats = load_stats(path).map_err(err)?;
         let provenance = json!({"statistics_file": path.display().to_string(), "n": stats.n, "recorded": stats.provenance});
         return Ok(Side { stats, provenance });
     }
     let files = image_files(path)?;
     if net.is_none() {
-        *net = Some(FidInception::<B>::load_file(weights, device).map_err(|e| e.to_string())?);
+        *net = Some(FidInception::<B>::load_file(weights, device).map_err(err)?);
     }
-    let model = net.as_ref().ok_or("no network")?;
+    let model = net.as_ref().ok_or(CliError::from("no network"))?;
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
@@ -232,7 +240,7 @@ fn side_stats<B: Backend>(
         let mut input = Vec::with_capacity(chunk.len() * 3 * INPUT_SIZE * INPUT_SIZE);
         for f in chunk {
             let im = v2l::model::image::open(f)
-                .map_err(|e| format!("cannot read image {}: {e}", f.display()))?
+                .map_err(|e| err(e).context(format!("cannot read image {}", f.display())))?
                 .to_rgb8();
             let (w, h) = im.dimensions();
             sizes.insert((h, w));
@@ -257,13 +265,13 @@ fn side_stats<B: Backend>(
             v2l::burn::tensor::TensorData::new(input, [n, 3, INPUT_SIZE, INPUT_SIZE]),
             device,
         );
-        let feats = model.forward(x).map_err(|e| e.to_string())?;
+        let feats = model.forward(x).map_err(err)?;
         let host = feats
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()
-            .map_err(|e| format!("reading features: {e:?}"))?;
-        stats.update(&host).map_err(|e| e.to_string())?;
+            .map_err(|e| CliError::from(format!("reading features: {e:?}")))?;
+        stats.update(&host).map_err(err)?;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
@@ -277,7 +285,7 @@ fn side_stats<B: Backend>(
         "weights_sha256": weights_sha,
     });
     if let Some(p) = save {
-        stats.save(p, &provenance).map_err(|e| e.to_string())?;
+        stats.save(p, &provenance).map_err(err)?;
     }
     let stats = StoredStats::from_stats(&stats, provenance.clone())
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -285,7 +293,7 @@ fn side_stats<B: Backend>(
 }
 
 impl crate::device::OnDevice for FidArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let needs_net = !self.a.is_file() || !self.b.is_file();
         let weights = match (&self.inception, needs_net) {
             (Some(p), _) => p.clone(),
@@ -316,7 +324,7 @@ impl crate::device::OnDevice for FidArgs {
             self.save_b.as_deref(),
             &weights_sha,
         )?;
-        let value = v2l::metrics::fid_stats::fid(&a.stats, &b.stats).map_err(|e| e.to_string())?;
+        let value = v2l::metrics::fid_stats::fid(&a.stats, &b.stats).map_err(err)?;
         if self.json {
             println!(
                 "{}",

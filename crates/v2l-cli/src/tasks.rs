@@ -1,5 +1,6 @@
 //! `v2l classify|caption|vqa|restore|eval`: the frozen-LLM tasks.
 
+use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -14,17 +15,13 @@ use v2l::model::V2lTokenizer;
 use v2l::prompt::episodes::{generate_episodes, read_csv, ClassNames, Episode};
 use v2l::prompt::eval::{
     fewshot_table, restore_table, run_caption, run_fewshot, run_reconstruct, run_restore, run_vqa,
-    CaptionItem, DatasetImages, FewShotEval, FolderImages, ImageSource, JsonlLog, Table,
-    TextTaskEval, VqaItem,
+    CaptionItem, DatasetImages, FewShotEval, FolderImages, ImageSource, Table, TextTaskEval,
+    VqaItem,
 };
 use v2l::prompt::restore::{ExampleMode, RestoreOptions, Restorer, Task};
 use v2l::prompt::{Decoding, FewShotOptions, InstructionStyle, PromptTokens};
 
 use crate::tokenize::CheckpointArgs;
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
 
 /// The V2L model and the frozen LLM.
 #[derive(Debug, Clone, Args)]
@@ -49,13 +46,44 @@ struct Loaded<B: Backend> {
     llm: Llama<B>,
     tok: LlmTokenizer,
     provenance: serde_json::Value,
+    /// The model bundle or checkpoint file, resolved.
+    ckpt: PathBuf,
+    /// The LLM file or folder, resolved.
+    llm_path: PathBuf,
+}
+
+impl<B: Backend> Loaded<B> {
+    /// The log settings that the models determine: fingerprints of the V2L
+    /// model, the LLM and the overriding files, sizes, the tool's version.
+    fn settings(&self, m: &ModelArgs) -> Result<serde_json::Value, CliError> {
+        Ok(json!({
+            "v2l": crate::logs::fingerprint(&self.ckpt)?,
+            "llm": crate::logs::fingerprint(&self.llm_path)?,
+            "tokenizer": crate::logs::fingerprint_opt(m.tokenizer.as_deref())?,
+            "global_vocab": crate::logs::fingerprint_opt(m.global_vocab.as_deref())?,
+            "global_tokens": self.v2l.config().k,
+            "image_size": self.v2l.image_size().map_err(err)?,
+            "tool": crate::logs::tool(),
+        }))
+    }
+}
+
+/// Merge JSON objects (later keys win).
+fn merged(parts: &[serde_json::Value]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for p in parts {
+        if let Some(o) = p.as_object() {
+            out.extend(o.clone());
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 fn load<B: Backend>(
     m: &ModelArgs,
     device: &B::Device,
     image_size: Option<usize>,
-) -> Result<Loaded<B>, String> {
+) -> Result<Loaded<B>, CliError> {
     let c = &m.checkpoint;
     let opts = OpenOptions {
         image_size: image_size.or(c.image_size),
@@ -89,6 +117,8 @@ fn load<B: Backend>(
         llm,
         tok,
         provenance,
+        ckpt,
+        llm_path,
     })
 }
 
@@ -216,13 +246,35 @@ impl FewShotArgs {
         }
     }
 
-    fn source(&self) -> Result<Source, String> {
+    /// The log settings these options determine (`episodes`: what the
+    /// episodes come from).
+    fn settings(&self, episodes: serde_json::Value) -> Result<serde_json::Value, CliError> {
+        let o = self.options();
+        Ok(json!({
+            "instruction": format!("{:?}", o.style),
+            "decoding": format!("{:?}", o.decoding),
+            "prompt_tokens": format!("{:?}", o.tokens),
+            "repeat": o.repeat,
+            "max_seq_len": o.context,
+            "eft_quirk": self.eft_quirk,
+            "images": self.images.as_ref().map(|p| p.display().to_string()),
+            "dataset": self.dataset,
+            "classes": crate::logs::fingerprint_opt(self.classes.as_deref())?,
+            "episodes": episodes,
+        }))
+    }
+
+    /// What generated episodes come from.
+    fn generated(&self) -> serde_json::Value {
+        json!({"generated": {"count": self.count, "seed": self.seed}})
+    }
+
+    fn source(&self) -> Result<Source, CliError> {
         match (&self.images, self.dataset.as_deref()) {
             (Some(root), None) => {
-                let path = self
-                    .classes
-                    .as_ref()
-                    .ok_or("--images needs --classes (the id → name mapping)")?;
+                let path = self.classes.as_ref().ok_or(CliError::usage(
+                    "--images needs --classes (the id → name mapping)",
+                ))?;
                 let names = ClassNames::read(path, self.eft_quirk).map_err(err)?;
                 Ok((Box::new(FolderImages(root.clone())), names, None))
             }
@@ -230,7 +282,9 @@ impl FewShotArgs {
                 let (set, names) = open_dataset(d)?;
                 Ok((Box::new(set.clone()), names, Some(set)))
             }
-            _ => Err("give --images DIR (with --classes) or --dataset NAME".into()),
+            _ => Err(CliError::usage(
+                "give --images DIR (with --classes) or --dataset NAME",
+            )),
         }
     }
 }
@@ -259,9 +313,9 @@ pub(crate) fn polarity_warning(dataset: &str, provenance: &serde_json::Value) ->
 /// A cached dataset by name (`fashion-mnist[:test|:train][:inverted]`,
 /// `mnist[:inverted]`; Fashion-MNIST's test split unless named) with its
 /// built-in class names.
-fn open_dataset(name: &str) -> Result<(DatasetImages, ClassNames), String> {
+fn open_dataset(name: &str) -> Result<(DatasetImages, ClassNames), CliError> {
     use v2l::assets::datasets::{DatasetSpec, Split};
-    let spec = DatasetSpec::parse(name).map_err(|e| format!("--dataset: {e}"))?;
+    let spec = DatasetSpec::parse(name).map_err(|e| err(e).context("--dataset"))?;
     Ok((
         DatasetImages(spec.open(Split::Test).map_err(err)?),
         ClassNames::builtin(spec.name()).map_err(err)?,
@@ -277,13 +331,15 @@ fn episodes_for(
     shot: usize,
     args: &FewShotArgs,
     dataset: Option<&DatasetImages>,
-) -> Result<Vec<Episode>, String> {
+) -> Result<Vec<Episode>, CliError> {
     match (csv, dataset) {
         (Some(p), _) => read_csv(p, Some((way, shot))).map_err(err),
         (None, Some(d)) => {
             generate_episodes(&d.items(), way, shot, args.count, args.seed).map_err(err)
         }
-        (None, None) => Err("give --episodes CSV (or use --dataset to generate episodes)".into()),
+        (None, None) => Err(CliError::usage(
+            "give --episodes CSV (or use --dataset to generate episodes)",
+        )),
     }
 }
 
@@ -306,16 +362,21 @@ pub struct ClassifyArgs {
     /// Global tokens per image (5 or 21 in the paper); default: the model's k.
     #[arg(long)]
     pub k: Option<usize>,
-    /// JSON-lines log (resumable); default: a temporary file.
+    /// JSON-lines log (resumable; refused when it was written with other
+    /// settings); default: a temporary file.
     #[arg(long)]
     pub log: Option<PathBuf>,
+    /// Start the log again when it was written with other settings (the
+    /// old one is kept as `<log>.old`).
+    #[arg(long, requires = "log")]
+    pub new_log: bool,
     /// Print each prediction as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 impl crate::device::OnDevice for ClassifyArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let m = load::<B>(&self.model, &device, None)?;
         self.fewshot.warn_polarity(&m.v2l.provenance()["bundle"]);
         let (source, names, dataset) = self.fewshot.source()?;
@@ -335,7 +396,16 @@ impl crate::device::OnDevice for ClassifyArgs {
                 tmp.clone()
             }
         };
-        let mut log = JsonlLog::open(&log_path).map_err(err)?;
+        let episodes = match &self.episodes {
+            Some(p) => json!({"csv": crate::logs::fingerprint(p)?}),
+            None => self.fewshot.generated(),
+        };
+        let log_settings = merged(&[
+            m.settings(&self.model)?,
+            self.fewshot.settings(episodes)?,
+            json!({"way": self.way, "shot": self.shot}),
+        ]);
+        let mut log = crate::logs::open_log(&log_path, log_settings, self.new_log)?;
         log.set_provenance(m.provenance.clone());
         let settings = FewShotEval {
             way: self.way,
@@ -381,7 +451,7 @@ impl crate::device::OnDevice for ClassifyArgs {
     }
 }
 
-fn tempfile_path(what: &str) -> Result<PathBuf, String> {
+fn tempfile_path(what: &str) -> Result<PathBuf, CliError> {
     let dir = std::env::temp_dir();
     Ok(dir.join(format!(
         "v2l-{what}-{}-{}.jsonl",
@@ -412,19 +482,19 @@ pub struct CaptionArgs {
     pub images: Vec<PathBuf>,
 }
 
-fn words<B: Backend>(v2l: &V2lTokenizer<B>, path: &Path, k: usize) -> Result<String, String> {
+fn words<B: Backend>(v2l: &V2lTokenizer<B>, path: &Path, k: usize) -> Result<String, CliError> {
     let img = open_image(path).map_err(err)?;
     let w = v2l::prompt::eval::global_words(v2l, &img).map_err(err)?;
     Ok(v2l::prompt::prompt::visual_text(&w[..k.min(w.len())]))
 }
 
-fn read_json_list(path: &Path) -> Result<Vec<serde_json::Value>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_json_list(path: &Path) -> Result<Vec<serde_json::Value>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
     let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| err(e).context(path.display()))?;
     v.as_array()
         .cloned()
-        .ok_or_else(|| format!("{}: expected a JSON list", path.display()))
+        .ok_or_else(|| CliError::malformed(format!("{}: expected a JSON list", path.display())))
 }
 
 fn field<'a>(
@@ -432,14 +502,17 @@ fn field<'a>(
     name: &str,
     path: &Path,
     i: usize,
-) -> Result<&'a str, String> {
-    v[name]
-        .as_str()
-        .ok_or_else(|| format!("{}: item {i} has no string {name:?}", path.display()))
+) -> Result<&'a str, CliError> {
+    v[name].as_str().ok_or_else(|| {
+        CliError::malformed(format!(
+            "{}: item {i} has no string {name:?}",
+            path.display()
+        ))
+    })
 }
 
 impl crate::device::OnDevice for CaptionArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         use v2l::prompt::caption::{caption_prompt, generate_answer, CaptionExample};
         let m = load::<B>(&self.model, &device, None)?;
         let k = self.k.unwrap_or(m.v2l.config().k);
@@ -483,7 +556,7 @@ pub struct VqaArgs {
 }
 
 impl crate::device::OnDevice for VqaArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         use v2l::prompt::caption::{generate_answer, vqa_prompt, VqaExample};
         let m = load::<B>(&self.model, &device, None)?;
         let k = self.k.unwrap_or(m.v2l.config().k);
@@ -535,6 +608,15 @@ pub struct RestoreArgs {
 }
 
 impl RestoreArgs {
+    /// The log settings these options determine.
+    fn settings(&self) -> serde_json::Value {
+        json!({
+            "mode": format!("{:?}", self.mode),
+            "seed": self.seed,
+            "max_seq_len": self.max_seq_len,
+        })
+    }
+
     fn options(&self) -> RestoreOptions {
         RestoreOptions {
             mode: match self.mode {
@@ -562,15 +644,20 @@ pub struct RestoreCmdArgs {
     #[arg(long, num_args = 1..)]
     pub others: Vec<PathBuf>,
     /// Folder for the panels (clean | corrupted | clean decode | restored)
-    /// and `results.jsonl`.
+    /// and `results.jsonl` (resumable; refused when written with other
+    /// settings).
     #[arg(long)]
     pub out_dir: PathBuf,
+    /// Start `results.jsonl` again when it was written with other settings
+    /// (the old one is kept as `results.jsonl.old`).
+    #[arg(long)]
+    pub new_log: bool,
     /// Images to restore.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
 }
 
-fn named_images(paths: &[PathBuf]) -> Result<Vec<(String, DynamicImage)>, String> {
+fn named_images(paths: &[PathBuf]) -> Result<Vec<(String, DynamicImage)>, CliError> {
     paths
         .iter()
         .map(|p| Ok((p.display().to_string(), open_image(p).map_err(err)?)))
@@ -578,7 +665,7 @@ fn named_images(paths: &[PathBuf]) -> Result<Vec<(String, DynamicImage)>, String
 }
 
 impl crate::device::OnDevice for RestoreCmdArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let task = Task::parse(&self.task).map_err(err)?;
         let m = load::<B>(&self.model, &device, None)?;
         let restorer = Restorer {
@@ -587,12 +674,20 @@ impl crate::device::OnDevice for RestoreCmdArgs {
             llm_tokenizer: &m.tok,
             options: self.restore.options(),
         };
-        std::fs::create_dir_all(&self.out_dir)
-            .map_err(|e| format!("{}: {e}", self.out_dir.display()))?;
+        crate::files::create_dir(&self.out_dir)?;
         let mut images = named_images(&self.images)?;
         let n = images.len();
         images.extend(named_images(&self.others)?);
-        let mut log = JsonlLog::open(self.out_dir.join("results.jsonl")).map_err(err)?;
+        let log_settings = merged(&[
+            m.settings(&self.model)?,
+            self.restore.settings(),
+            json!({"others": self.others.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()}),
+        ]);
+        let mut log = crate::logs::open_log(
+            &self.out_dir.join("results.jsonl"),
+            log_settings,
+            self.new_log,
+        )?;
         log.set_provenance(m.provenance.clone());
         let pb = bar(n, "images");
         run_restore(
@@ -631,29 +726,34 @@ pub enum EvalCommand {
 /// Output options of every `eval` command.
 #[derive(Debug, Clone, Args)]
 pub struct EvalOut {
-    /// JSON-lines log; a rerun with the same log resumes.
+    /// JSON-lines log; a rerun with the same log and settings resumes, one
+    /// with other settings is refused (exit 5) naming them.
     #[arg(long)]
     pub log: PathBuf,
+    /// Start the log again when it was written with other settings (the
+    /// old one is kept as `<log>.old`).
+    #[arg(long)]
+    pub new_log: bool,
     /// Write the Markdown table here too (it is always printed).
     #[arg(long)]
     pub table: Option<PathBuf>,
 }
 
-fn emit(table: &Table, out: &EvalOut) -> Result<(), String> {
+fn emit(table: &Table, out: &EvalOut) -> Result<(), CliError> {
     let md = table.to_markdown();
     print!("{md}");
     if let Some(p) = &out.table {
-        std::fs::write(p, &md).map_err(|e| format!("{}: {e}", p.display()))?;
+        crate::files::write_atomic(p, md.as_bytes())?;
     }
     Ok(())
 }
 
-fn parse_list(s: &str, what: &str) -> Result<Vec<usize>, String> {
+fn parse_list(s: &str, what: &str) -> Result<Vec<usize>, CliError> {
     s.split(',')
         .map(|x| {
-            x.trim()
-                .parse()
-                .map_err(|_| format!("--{what} {s:?}: expected numbers like 1,3,5"))
+            x.trim().parse().map_err(|_| {
+                CliError::usage(format!("--{what} {s:?}: expected numbers like 1,3,5"))
+            })
         })
         .collect()
 }
@@ -683,12 +783,20 @@ pub struct EvalFewshotArgs {
 }
 
 impl crate::device::OnDevice for EvalFewshotArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let m = load::<B>(&self.model, &device, None)?;
         self.fewshot.warn_polarity(&m.v2l.provenance()["bundle"]);
         let (source, names, dataset) = self.fewshot.source()?;
         let ks = parse_list(&self.ks, "ks")?;
-        let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        let episodes = match &self.episodes_dir {
+            // Only the episode files: the folder may hold anything else.
+            Some(d) => json!({"csv_dir": crate::logs::fingerprint_matching(d, |n| {
+                n.ends_with("_shot.csv") && n.contains("_way_")
+            })?}),
+            None => self.fewshot.generated(),
+        };
+        let log_settings = merged(&[m.settings(&self.model)?, self.fewshot.settings(episodes)?]);
+        let mut log = crate::logs::open_log(&self.out.log, log_settings, self.out.new_log)?;
         log.set_provenance(m.provenance.clone());
         let mut results = std::collections::BTreeMap::new();
         for way in parse_list(&self.ways, "ways")? {
@@ -761,7 +869,16 @@ pub struct ImageSetArgs {
 }
 
 impl ImageSetArgs {
-    fn load(&self) -> Result<Vec<(String, DynamicImage)>, String> {
+    /// The log settings of the image set (not `--limit`: a larger limit
+    /// resumes a smaller one).
+    fn settings(&self) -> serde_json::Value {
+        json!({
+            "images": self.images.as_ref().map(|p| p.display().to_string()),
+            "dataset": self.dataset,
+        })
+    }
+
+    fn load(&self) -> Result<Vec<(String, DynamicImage)>, CliError> {
         let mut out = Vec::new();
         match (&self.images, self.dataset.as_deref()) {
             (Some(dir), None) => {
@@ -781,10 +898,10 @@ impl ImageSetArgs {
                     out.push((it.path.clone(), set.load(&it).map_err(err)?));
                 }
             }
-            _ => return Err("give --images DIR or --dataset NAME".into()),
+            _ => return Err(CliError::usage("give --images DIR or --dataset NAME")),
         }
         if out.is_empty() {
-            return Err("no images".into());
+            return Err(CliError::malformed("no images"));
         }
         Ok(out)
     }
@@ -820,7 +937,7 @@ pub struct EvalRestoreArgs {
 }
 
 impl crate::device::OnDevice for EvalRestoreArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let tasks = self
             .tasks
             .split(',')
@@ -835,7 +952,13 @@ impl crate::device::OnDevice for EvalRestoreArgs {
             llm_tokenizer: &m.tok,
             options: self.restore.options(),
         };
-        let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        let log_settings = merged(&[
+            m.settings(&self.model)?,
+            self.set.settings(),
+            self.restore.settings(),
+            json!({"lpips": self.lpips, "pyiqa_compat": self.pyiqa_compat}),
+        ]);
+        let mut log = crate::logs::open_log(&self.out.log, log_settings, self.out.new_log)?;
         log.set_provenance(m.provenance.clone());
         let lpips = if self.lpips {
             use v2l::metrics::lpips::{InputRange, Lpips, LpipsNet, ASSET};
@@ -897,7 +1020,7 @@ pub struct EvalReconstructArgs {
 }
 
 impl crate::device::OnDevice for EvalReconstructArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let c = &self.model.checkpoint;
         let opts = OpenOptions {
             image_size: Some(self.size),
@@ -909,7 +1032,16 @@ impl crate::device::OnDevice for EvalReconstructArgs {
         let ckpt = crate::tokenize::resolve_checkpoint::<B>(&c.checkpoint, &device)?;
         let v2l = V2lTokenizer::<B>::open(&ckpt, &opts, &device).map_err(err)?;
         let images = self.set.load()?;
-        let mut log = JsonlLog::open(&self.out.log).map_err(err)?;
+        let log_settings = merged(&[
+            json!({
+                "v2l": crate::logs::fingerprint(&ckpt)?,
+                "global_vocab": crate::logs::fingerprint_opt(self.model.global_vocab.as_deref())?,
+                "global_tokens": v2l.config().k,
+                "tool": crate::logs::tool(),
+            }),
+            self.set.settings(),
+        ]);
+        let mut log = crate::logs::open_log(&self.out.log, log_settings, self.out.new_log)?;
         log.set_provenance(json!({"v2l": c.checkpoint.display().to_string(), "v2l_provenance": v2l.provenance(), "image_size": self.size, "tool": format!("v2l-rs {}", env!("CARGO_PKG_VERSION"))}));
         let pb = bar(images.len(), "images");
         let mut t = run_reconstruct(&v2l, &images, &mut log, &mut |d, _| {
@@ -969,11 +1101,10 @@ pub enum TextTask {
 pub struct TextJob(pub EvalTextArgs, pub TextTask);
 
 impl crate::device::OnDevice for TextJob {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let TextJob(a, task) = self;
         let m = load::<B>(&a.model, &device, None)?;
-        let text =
-            std::fs::read_to_string(&a.set).map_err(|e| format!("{}: {e}", a.set.display()))?;
+        let text = std::fs::read_to_string(&a.set).map_err(|e| CliError::read(&a.set, &e))?;
         let base = a.set.parent().unwrap_or(Path::new(".")).to_path_buf();
         let load_img =
             move |p: &str| open_image(&base.join(p)).map_err(v2l::prompt::PromptError::from);
@@ -982,7 +1113,17 @@ impl crate::device::OnDevice for TextJob {
             k: a.k.unwrap_or(m.v2l.config().k),
             max_tokens: a.max_tokens,
         };
-        let mut log = JsonlLog::open(&a.out.log).map_err(err)?;
+        let log_settings = merged(&[
+            m.settings(&a.model)?,
+            json!({
+                "set": crate::logs::fingerprint(&a.set)?,
+                "shots": a.shots,
+                "max_tokens": a.max_tokens,
+                "clip": crate::logs::fingerprint_opt(a.clip.as_deref())?,
+                "bpe": crate::logs::fingerprint_opt(a.bpe.as_deref())?,
+            }),
+        ]);
+        let mut log = crate::logs::open_log(&a.out.log, log_settings, a.out.new_log)?;
         log.set_provenance(m.provenance.clone());
         let pb = bar(0, "items");
         let mut progress = |d: usize, t: usize| {
@@ -992,7 +1133,7 @@ impl crate::device::OnDevice for TextJob {
         let mut table = match task {
             TextTask::Caption => {
                 let items: Vec<CaptionItem> =
-                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
+                    serde_json::from_str(&text).map_err(|e| err(e).context(a.set.display()))?;
                 let clip = match &a.clip {
                     Some(p) => {
                         let c = v2l::clip::Clip::<B>::load(p, &device).map_err(err)?;
@@ -1026,7 +1167,7 @@ impl crate::device::OnDevice for TextJob {
             }
             TextTask::Vqa => {
                 let items: Vec<VqaItem> =
-                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.set.display()))?;
+                    serde_json::from_str(&text).map_err(|e| err(e).context(a.set.display()))?;
                 run_vqa(
                     &m.v2l,
                     &m.llm,
@@ -1075,13 +1216,13 @@ job!(
 );
 
 /// Run a task command on its device (Flex on the CPU).
-pub fn run<J: Job>(job: J) -> Result<(), String> {
+pub fn run<J: Job>(job: J) -> Result<(), CliError> {
     let d = job.device();
     crate::device::dispatch(&d, crate::device::CpuBackend::Flex, job)
 }
 
 /// Run `v2l eval …`.
-pub fn run_eval(cmd: EvalCommand) -> Result<(), String> {
+pub fn run_eval(cmd: EvalCommand) -> Result<(), CliError> {
     match cmd {
         EvalCommand::Fewshot(a) => run(a),
         EvalCommand::Restore(a) => run(a),

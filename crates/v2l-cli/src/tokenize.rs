@@ -1,6 +1,7 @@
 //! `v2l encode`, `v2l reconstruct`, `v2l decode` and `v2l import-official`:
 //! the V2L tokenizer on image files.
 
+use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -124,7 +125,7 @@ fn open<B: Backend>(
     args: &CheckpointArgs,
     global_vocab: Option<PathBuf>,
     device: &B::Device,
-) -> Result<V2lTokenizer<B>, String> {
+) -> Result<V2lTokenizer<B>, CliError> {
     let options = OpenOptions {
         image_size: args.image_size,
         global_tokens: args.global_tokens,
@@ -133,7 +134,7 @@ fn open<B: Backend>(
         batch_size: Some(args.batch_size),
     };
     let path = resolve_checkpoint::<B>(&args.checkpoint, device)?;
-    V2lTokenizer::<B>::open(&path, &options, device).map_err(|e| e.to_string())
+    V2lTokenizer::<B>::open(&path, &options, device).map_err(err)
 }
 
 /// `default` → the default bundle (made on first use, with a progress bar);
@@ -141,7 +142,7 @@ fn open<B: Backend>(
 pub(crate) fn resolve_checkpoint<B: Backend>(
     checkpoint: &Path,
     device: &B::Device,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, CliError> {
     if !v2l::default_model::is_default(checkpoint) {
         return Ok(checkpoint.to_path_buf());
     }
@@ -158,15 +159,15 @@ pub(crate) fn resolve_checkpoint<B: Backend>(
         pb.set_length(p.total);
         pb.set_position(p.done);
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(err)?;
     pb.finish_and_clear();
     Ok(dir)
 }
 
 /// `default` → the cached SmolLM2 GGUF; anything else unchanged.
-pub(crate) fn resolve_llm(llm: &Path) -> Result<PathBuf, String> {
+pub(crate) fn resolve_llm(llm: &Path) -> Result<PathBuf, CliError> {
     if v2l::default_model::is_default(llm) {
-        v2l::default_model::llm_path().map_err(|e| e.to_string())
+        v2l::default_model::llm_path().map_err(err)
     } else {
         Ok(llm.to_path_buf())
     }
@@ -177,7 +178,7 @@ fn encode_files<B: Backend>(
     t: &V2lTokenizer<B>,
     paths: &[PathBuf],
     batch: usize,
-) -> Result<VisualTokens, String> {
+) -> Result<VisualTokens, CliError> {
     let pb = progress(paths.len(), "encoding");
     let mut all: Option<VisualTokens> = None;
     for chunk in paths.chunks(batch.max(1)) {
@@ -185,16 +186,16 @@ fn encode_files<B: Backend>(
             .iter()
             .map(|p| open_image(p))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let tokens = t.encode_images(&images).map_err(|e| e.to_string())?;
+            .map_err(err)?;
+        let tokens = t.encode_images(&images).map_err(err)?;
         match all.as_mut() {
             None => all = Some(tokens),
-            Some(acc) => acc.append(tokens).map_err(|e| e.to_string())?,
+            Some(acc) => acc.append(tokens).map_err(err)?,
         }
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
-    all.ok_or_else(|| "no images".to_string())
+    all.ok_or_else(|| CliError::usage("no images"))
 }
 
 fn stem(path: &Path, fallback: usize) -> String {
@@ -204,7 +205,7 @@ fn stem(path: &Path, fallback: usize) -> String {
         .unwrap_or_else(|| format!("image_{fallback}"))
 }
 
-fn out_names(paths: &[Option<PathBuf>]) -> Result<Vec<String>, String> {
+fn out_names(paths: &[Option<PathBuf>]) -> Result<Vec<String>, CliError> {
     let names: Vec<String> = paths
         .iter()
         .enumerate()
@@ -216,9 +217,9 @@ fn out_names(paths: &[Option<PathBuf>]) -> Result<Vec<String>, String> {
     let mut seen = std::collections::HashSet::new();
     for n in &names {
         if !seen.insert(n) {
-            return Err(format!(
+            return Err(CliError::usage(format!(
                 "two inputs have the stem {n:?}; their outputs would overwrite each other"
-            ));
+            )));
         }
     }
     Ok(names)
@@ -228,23 +229,23 @@ fn write_pngs(
     dir: &Path,
     names: &[String],
     images: &[v2l::model::image::RgbImage],
-) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+) -> Result<(), CliError> {
+    crate::files::create_dir(dir)?;
     for (name, im) in names.iter().zip(images) {
         let p = dir.join(format!("{name}.png"));
-        im.save(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        crate::files::save_png(im, &p)?;
     }
     Ok(())
 }
 
 /// Run `v2l encode`.
-pub fn run_encode(args: EncodeArgs) -> Result<(), String> {
+pub fn run_encode(args: EncodeArgs) -> Result<(), CliError> {
     let device = args.checkpoint.device.clone();
     crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for EncodeArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let t = open::<B>(&self.checkpoint, self.global_vocab.clone(), &device)?;
         let tokens = encode_files(&t, &self.images, self.checkpoint.batch_size)?;
         let mut records = tokens.to_images();
@@ -256,7 +257,7 @@ impl crate::device::OnDevice for EncodeArgs {
                 images: records,
                 model: t.provenance().clone(),
             };
-            let s = serde_json::to_string(&file).map_err(|e| e.to_string())?;
+            let s = serde_json::to_string(&file).map_err(err)?;
             println!("{s}");
         } else {
             for r in &records {
@@ -278,17 +279,17 @@ impl crate::device::OnDevice for EncodeArgs {
 }
 
 /// Run `v2l reconstruct`.
-pub fn run_reconstruct(args: ReconstructArgs) -> Result<(), String> {
+pub fn run_reconstruct(args: ReconstructArgs) -> Result<(), CliError> {
     let device = args.checkpoint.device.clone();
     crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for ReconstructArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let names = out_names(&self.images.iter().cloned().map(Some).collect::<Vec<_>>())?;
         let t = open::<B>(&self.checkpoint, None, &device)?;
         let tokens = encode_files(&t, &self.images, self.checkpoint.batch_size)?;
-        let images = t.decode_to_images(&tokens).map_err(|e| e.to_string())?;
+        let images = t.decode_to_images(&tokens).map_err(err)?;
         write_pngs(&self.out_dir, &names, &images)?;
         eprintln!(
             "wrote {} images to {}",
@@ -300,19 +301,19 @@ impl crate::device::OnDevice for ReconstructArgs {
 }
 
 /// Run `v2l decode`.
-pub fn run_decode(args: DecodeArgs) -> Result<(), String> {
+pub fn run_decode(args: DecodeArgs) -> Result<(), CliError> {
     let device = args.checkpoint.device.clone();
     crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
 }
 
 impl crate::device::OnDevice for DecodeArgs {
-    fn run<B: Backend>(self, device: B::Device) -> Result<(), String> {
-        let file = TokensFile::read(&self.tokens).map_err(|e| e.to_string())?;
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
+        let file = TokensFile::read(&self.tokens).map_err(err)?;
         if file.images.is_empty() {
-            return Err(format!(
+            return Err(CliError::malformed(format!(
                 "{}: no images in the tokens file",
                 self.tokens.display()
-            ));
+            )));
         }
         let paths: Vec<Option<PathBuf>> = file
             .images
@@ -336,14 +337,14 @@ impl crate::device::OnDevice for DecodeArgs {
                 end += 1;
             }
             let batch = VisualTokens::from_images(&file.images[start..end])
-                .map_err(|e| format!("{}: {e}", self.tokens.display()))?;
+                .map_err(|e| err(e).context(self.tokens.display()))?;
             let out = t.decode_to_images(&batch).map_err(|e| match e {
-                v2l::model::ModelError::IdOutOfRange { which, id, image, position, size } => format!(
+                v2l::model::ModelError::IdOutOfRange { which, id, image, position, size } => CliError::malformed(format!(
                     "{}: images[{}]: {which} id {id} at position {position} is outside the codebook of {size} rows",
                     self.tokens.display(),
                     image + start
-                ),
-                e => format!("{}: {e}", self.tokens.display()),
+                )),
+                e => err(e).context(self.tokens.display()),
             })?;
             pb.inc(out.len() as u64);
             images.extend(out);
@@ -360,8 +361,8 @@ impl crate::device::OnDevice for DecodeArgs {
     }
 }
 
-fn read_codebook(path: &Path, rows: usize, dim: usize) -> Result<Vec<f32>, String> {
-    let src = v2l::io::tensors::open_tensors(path).map_err(|e| e.to_string())?;
+fn read_codebook(path: &Path, rows: usize, dim: usize) -> Result<Vec<f32>, CliError> {
+    let src = v2l::io::tensors::open_tensors(path).map_err(err)?;
     let keys = src.keys();
     let key = if keys.len() == 1 {
         keys[0].clone()
@@ -371,33 +372,33 @@ fn read_codebook(path: &Path, rows: usize, dim: usize) -> Result<Vec<f32>, Strin
     {
         (*k).to_string()
     } else {
-        return Err(format!(
+        return Err(CliError::malformed(format!(
             "{}: expected one tensor (or one named `embeddings`), found {} ({:?}…)",
             path.display(),
             keys.len(),
             keys.iter().take(4).collect::<Vec<_>>()
-        ));
+        )));
     };
-    let (shape, values) = src.read_f32(&key).map_err(|e| e.to_string())?;
+    let (shape, values) = src.read_f32(&key).map_err(err)?;
     if shape != [rows, dim] {
-        return Err(format!(
+        return Err(CliError::malformed(format!(
             "{}: codebook {key:?} has shape {shape:?}, the checkpoint needs [{rows}, {dim}]",
             path.display()
-        ));
+        )));
     }
     Ok(values)
 }
 
 /// Run `v2l import-official` (on the CPU; it only copies values).
-pub fn run_import(args: ImportArgs) -> Result<(), String> {
+pub fn run_import(args: ImportArgs) -> Result<(), CliError> {
     type B = v2l::backend::Cpu;
     let device = Default::default();
-    let ck = OfficialCheckpoint::open(&args.checkpoint).map_err(|e| e.to_string())?;
+    let ck = OfficialCheckpoint::open(&args.checkpoint).map_err(err)?;
     let mut config = match &args.config {
-        Some(c) => ModelConfig::from_json_file(c).map_err(|e| e.to_string())?,
+        Some(c) => ModelConfig::from_json_file(c).map_err(err)?,
         None => ck
             .infer_config(args.image_size.map(ImageSize::Square), args.global_tokens)
-            .map_err(|e| e.to_string())?,
+            .map_err(err)?,
     };
     if let Some(n) = args.image_size {
         config.image_size = ImageSize::Square(n);
@@ -405,21 +406,19 @@ pub fn run_import(args: ImportArgs) -> Result<(), String> {
     if let Some(k) = args.global_tokens {
         config.k = k;
     }
-    config.validate().map_err(|e| e.to_string())?;
-    let mut model = ck.load::<B>(&config, &device).map_err(|e| e.to_string())?;
+    config.validate().map_err(err)?;
+    let mut model = ck.load::<B>(&config, &device).map_err(err)?;
     let d = config.embed_dim;
     if let Some(p) = &args.local_codebook {
         let v = read_codebook(p, config.n_local, d)?;
-        model.replace_local_codebook(v).map_err(|e| e.to_string())?;
+        model.replace_local_codebook(v).map_err(err)?;
     }
     if let Some(p) = &args.global_codebook {
         let v = read_codebook(p, config.n_global, d)?;
-        model
-            .replace_global_codebook(v)
-            .map_err(|e| e.to_string())?;
+        model.replace_global_codebook(v).map_err(err)?;
     }
     let words = match &args.global_vocab {
-        Some(p) => Some(read_global_vocab(p).map_err(|e| e.to_string())?),
+        Some(p) => Some(read_global_vocab(p).map_err(err)?),
         None => None,
     };
     let provenance = serde_json::json!({
@@ -437,7 +436,7 @@ pub fn run_import(args: ImportArgs) -> Result<(), String> {
         global_words: words.as_deref(),
         provenance,
     };
-    write_bundle(&args.out, &model, &extras).map_err(|e| e.to_string())?;
+    write_bundle(&args.out, &model, &extras).map_err(err)?;
     eprintln!("wrote bundle {}", args.out.display());
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! `v2l train`: train a V2L tokenizer in a run directory; rerunning the
 //! same command resumes it.
 
+use crate::error::{err, CliError};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Args;
@@ -39,18 +40,18 @@ pub struct TrainArgs {
 }
 
 /// Run `v2l train`.
-pub fn run(args: TrainArgs) -> Result<(), String> {
+pub fn run(args: TrainArgs) -> Result<(), CliError> {
     if args.print_default_config {
         print!("{}", TrainConfig::default_config_text());
         return Ok(());
     }
     let (Some(config_path), Some(run_dir)) = (&args.config, &args.run_dir) else {
-        return Err("--config and --run-dir are required".into());
+        return Err(CliError::usage("--config and --run-dir are required"));
     };
-    let text = std::fs::read_to_string(config_path)
-        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let text =
+        std::fs::read_to_string(config_path).map_err(|e| CliError::read(&config_path, &e))?;
     let mut config =
-        TrainConfig::from_toml(&text).map_err(|e| format!("{}: {e}", config_path.display()))?;
+        TrainConfig::from_toml(&text).map_err(|e| err(e).context(config_path.display()))?;
     if let Some(s) = args.steps {
         config.max_steps = Some(s);
     }
@@ -61,27 +62,14 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             v2l::metrics::lpips::LpipsNet::Vgg.asset_file(),
         )?,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond interrupt: exiting without a checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupted: writing a checkpoint, then stopping (Ctrl-C again to quit now)"
-            );
-        })
-        .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
-    }
+    let stop = crate::files::graceful_stop();
     let job = Job {
         config,
         run_dir: run_dir.clone(),
         lpips,
         stop,
     };
-    let kind: DeviceKind = args.device.parse().map_err(|e| format!("{e}"))?;
+    let kind: DeviceKind = args.device.parse().map_err(err)?;
     match kind {
         DeviceKind::Cpu => job.run::<Autodiff<v2l::backend::CpuFlex>>(Default::default()),
         #[cfg(feature = "cuda")]
@@ -91,7 +79,9 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         #[cfg(feature = "wgpu")]
         DeviceKind::Wgpu => job.run::<Autodiff<v2l::backend::Wgpu>>(Default::default()),
         #[allow(unreachable_patterns)]
-        other => Err(format!("device {other} is not compiled into this build")),
+        other => Err(CliError::usage(format!(
+            "device {other} is not compiled into this build"
+        ))),
     }
 }
 
@@ -103,7 +93,7 @@ struct Job {
 }
 
 impl Job {
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<(), String> {
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<(), CliError> {
         let options = RunOptions {
             steps: self.config.max_steps,
             interrupt: Some(&self.stop),
@@ -135,7 +125,7 @@ impl Job {
         };
         let summary =
             v2l::train::train::<B>(&self.config, &self.run_dir, &options, &device, &mut on_step)
-                .map_err(|e| e.to_string())?;
+                .map_err(err)?;
         bar.finish_and_clear();
         let resumed = if summary.resumed_from > 0 {
             format!(" (resumed at {})", summary.resumed_from)

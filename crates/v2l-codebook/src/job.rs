@@ -76,12 +76,7 @@ pub fn floats_sha256(values: &[f32]) -> String {
 /// # Errors
 /// I/O failures.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("part")
-    ));
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    v2l_io::atomic::write(path, bytes).map_err(io(path))
 }
 
 /// A job's work folder (see the [module documentation](self)).

@@ -11,12 +11,15 @@
 //! - [`npy`]: NumPy `.npy` files, versions 1–3, numeric, string and object arrays;
 //! - [`idx`]: IDX files (MNIST / Fashion-MNIST), plain or gzip-compressed;
 //! - [`file`]: JSON configuration files with errors naming the path;
+//! - [`atomic`]: crash-safe writes (temporary file + rename) and the interrupt-time cleanup
+//!   of temporary files;
 //! - [`torch_zip`]: tensors inside PyTorch zip archives (`torch.save` checkpoints and
 //!   TorchScript modules) and legacy non-zip `torch.save` files.
 //!
 //! All of them report failures as one [`ReadError`] enum and never panic on bad input.
 
 pub mod array;
+pub mod atomic;
 mod error;
 pub mod file;
 pub mod gguf;

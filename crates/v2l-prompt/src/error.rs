@@ -67,6 +67,19 @@ pub enum PromptError {
         /// What is wrong.
         message: String,
     },
+    /// A log was written with other settings than the run that reopens it
+    /// (or before logs recorded their settings).
+    #[error(
+        "{}: the log was written with other settings than this run's: {}",
+        path.display(),
+        differences.join("; ")
+    )]
+    SettingsChanged {
+        /// The log.
+        path: PathBuf,
+        /// One line per differing setting (`name: <in the log> → <now>`).
+        differences: Vec<String>,
+    },
     /// The LLM failed.
     #[error(transparent)]
     Llm(#[from] v2l_llm::LlmError),

@@ -26,18 +26,42 @@ use crate::fewshot::{classify, FewShotOptions, TextEpisode};
 use crate::prompt::{visual_text, LabelledText};
 use crate::restore::{Restorer, Task};
 
+/// The `"format"` value of a log's settings line.
+pub const LOG_FORMAT: &str = "v2l-eval-log/1";
+
+/// What to do with a log that already exists when a run opens it with
+/// settings ([`JsonlLog::open_with_settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExistingLog {
+    /// Resume it if its settings are this run's; refuse otherwise.
+    #[default]
+    Resume,
+    /// Start a new log: the old one is renamed to `<log>.old` (replacing an
+    /// earlier `.old`).
+    Replace,
+}
+
 /// An append-only JSON-lines log of finished units, keyed by `"key"`.
+///
+/// A log opened with [`JsonlLog::open_with_settings`] starts with a
+/// settings line, `{"format": "v2l-eval-log/1", "settings": {…}}`, holding
+/// everything that determines its records (model and LLM hashes, decoding,
+/// seeds, episode files, tool version…); reopening it with other settings
+/// is refused with [`PromptError::SettingsChanged`] naming the differences,
+/// so a rerun can never mix records made with different settings.
 #[derive(Debug)]
 pub struct JsonlLog {
     path: PathBuf,
     records: BTreeMap<String, Value>,
     order: Vec<String>,
     provenance: Option<Value>,
+    settings: Option<Value>,
 }
 
 impl JsonlLog {
-    /// Open (or create) a log. Complete lines are loaded; a final line cut
-    /// short by an interruption is dropped (and rewritten by the rerun).
+    /// Open (or create) a log without checking settings. Complete lines are
+    /// loaded; a final line cut short by an interruption is dropped (the
+    /// file is rewritten without it, atomically, and the rerun redoes it).
     ///
     /// # Errors
     /// I/O errors; a complete line that is not a JSON object with a string
@@ -46,9 +70,10 @@ impl JsonlLog {
         let path = path.into();
         let mut records = BTreeMap::new();
         let mut order = Vec::new();
-        if path.is_file() {
+        let mut settings = None;
+        if path.exists() {
             let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let complete = text.ends_with('\n');
+            let complete = text.is_empty() || text.ends_with('\n');
             let lines: Vec<&str> = text.lines().collect();
             let mut kept = String::new();
             for (i, line) in lines.iter().enumerate() {
@@ -66,6 +91,12 @@ impl JsonlLog {
                         })
                     }
                 };
+                kept.push_str(line);
+                kept.push('\n');
+                if i == 0 && v.get("format").and_then(Value::as_str) == Some(LOG_FORMAT) {
+                    settings = Some(v.get("settings").cloned().unwrap_or(Value::Null));
+                    continue;
+                }
                 let key = v
                     .get("key")
                     .and_then(Value::as_str)
@@ -78,11 +109,9 @@ impl JsonlLog {
                     order.push(key.clone());
                 }
                 records.insert(key, v);
-                kept.push_str(line);
-                kept.push('\n');
             }
             if !complete {
-                std::fs::write(&path, kept).map_err(io(&path))?;
+                write_atomic(&path, kept.as_bytes())?;
             }
         }
         Ok(Self {
@@ -90,7 +119,63 @@ impl JsonlLog {
             records,
             order,
             provenance: None,
+            settings,
         })
+    }
+
+    /// Open (or create) a log whose records are determined by `settings`
+    /// (a JSON object). A new or empty log gets a settings line; an
+    /// existing one is resumed only if it recorded the same settings.
+    ///
+    /// # Errors
+    /// As [`JsonlLog::open`]; [`PromptError::SettingsChanged`] when the log
+    /// holds records and its settings differ from `settings` (or it has
+    /// none recorded) and `existing` is [`ExistingLog::Resume`].
+    pub fn open_with_settings(
+        path: impl Into<PathBuf>,
+        settings: Value,
+        existing: ExistingLog,
+    ) -> Result<Self> {
+        let path = path.into();
+        if existing == ExistingLog::Replace && path.exists() {
+            let old = old_path(&path);
+            std::fs::rename(&path, &old).map_err(io(&path))?;
+        }
+        let mut log = Self::open(&path)?;
+        match &log.settings {
+            Some(recorded) => {
+                let differences = setting_differences(recorded, &settings);
+                if !differences.is_empty() {
+                    return Err(PromptError::SettingsChanged { path, differences });
+                }
+            }
+            None if !log.is_empty() => {
+                return Err(PromptError::SettingsChanged {
+                    path,
+                    differences: vec![format!(
+                    "the log records no settings ({} records written before logs recorded them)",
+                    log.len()
+                )],
+                })
+            }
+            None => {
+                let line =
+                    serde_json::to_string(&json!({"format": LOG_FORMAT, "settings": settings}))
+                        .map_err(|e| PromptError::Format {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
+                write_atomic(&path, format!("{line}\n").as_bytes())?;
+                log.settings = Some(settings);
+            }
+        }
+        Ok(log)
+    }
+
+    /// The settings the log recorded, if it was opened with settings or
+    /// found a settings line.
+    pub fn settings(&self) -> Option<&Value> {
+        self.settings.as_ref()
     }
 
     /// Attach `provenance` (models, hashes, settings) to every record
@@ -125,6 +210,8 @@ impl JsonlLog {
     }
 
     /// Append a record (an object; `key` is added) and flush it to disk.
+    /// The line is written with one `write` call, so an interruption leaves
+    /// at most a cut-short last line, which [`JsonlLog::open`] drops.
     ///
     /// # Errors
     /// I/O errors; a value that is not an object.
@@ -141,11 +228,12 @@ impl JsonlLog {
             .append(true)
             .open(&self.path)
             .map_err(io(&self.path))?;
-        let line = serde_json::to_string(&value).map_err(|e| PromptError::Format {
+        let mut line = serde_json::to_string(&value).map_err(|e| PromptError::Format {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        writeln!(f, "{line}")
+        line.push('\n');
+        f.write_all(line.as_bytes())
             .and_then(|()| f.flush())
             .map_err(io(&self.path))?;
         if !self.records.contains_key(key) {
@@ -159,6 +247,66 @@ impl JsonlLog {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Where [`ExistingLog::Replace`] keeps the old log: `<log>.old`.
+pub fn old_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".old");
+    PathBuf::from(s)
+}
+
+/// The settings that differ between a log's record and this run's, one
+/// line each (`name: <in the log> → <now>`), nested objects named by dotted
+/// paths; empty when they agree.
+pub fn setting_differences(recorded: &Value, now: &Value) -> Vec<String> {
+    fn walk(prefix: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(
+                        &name,
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(format!(
+                "{}: {} in the log, {} now",
+                if prefix.is_empty() {
+                    "settings"
+                } else {
+                    prefix
+                },
+                short(a),
+                short(b)
+            )),
+            _ => {}
+        }
+    }
+    fn short(v: &Value) -> String {
+        let s = v.to_string();
+        if s.chars().count() > 80 {
+            format!("{}…", s.chars().take(79).collect::<String>())
+        } else {
+            s
+        }
+    }
+    let mut out = Vec::new();
+    walk("", recorded, now, &mut out);
+    out
+}
+
+/// Write `bytes` to `path` atomically ([`v2l_io::atomic`]).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    v2l_io::atomic::write(path, bytes).map_err(io(path))
 }
 
 /// A Markdown table: a header column, value columns, and notes carrying the

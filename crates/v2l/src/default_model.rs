@@ -294,9 +294,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    v2l_io::atomic::write(path, bytes).map_err(io(path))
 }
 
 /// Names that count as naming each Fashion-MNIST class (in

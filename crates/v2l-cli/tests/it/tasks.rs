@@ -195,11 +195,15 @@ fn classify_restore_and_eval_on_tiny_models() {
         "--episodes",
         s(&bad_csv),
     ]);
-    let e = String::from_utf8(run(&a2).stderr).unwrap();
+    let o = run(&a2);
+    let e = String::from_utf8(o.stderr).unwrap();
     assert!(e.contains("line 2"), "{e}");
+    assert_eq!(o.status.code(), Some(4), "malformed input exits 4");
     std::fs::write(&bad_csv, "a/0.png,c/0.png,a/1.png,\n").unwrap();
-    let e = String::from_utf8(run(&a2).stderr).unwrap();
+    let o = run(&a2);
+    let e = String::from_utf8(o.stderr).unwrap();
     assert!(e.contains("unknown class id \"c\""), "{e}");
+    assert_eq!(o.status.code(), Some(4));
     let mut a3: Vec<&str> = vec!["classify"];
     a3.extend(common);
     a3.extend([
@@ -212,8 +216,10 @@ fn classify_restore_and_eval_on_tiny_models() {
         "--max-seq-len",
         "20",
     ]);
-    let e = String::from_utf8(run(&a3).stderr).unwrap();
+    let o = run(&a3);
+    let e = String::from_utf8(o.stderr).unwrap();
     assert!(e.contains("context window of 20"), "{e}");
+    assert_eq!(o.status.code(), Some(4), "an over-long prompt exits 4");
 
     // Restoration prompts (10 examples) do not fit 64 positions: a clear
     // error before any generation.
@@ -259,6 +265,43 @@ fn classify_restore_and_eval_on_tiny_models() {
     let md = std::fs::read_to_string(&table).unwrap();
     assert!(md.contains("| global tokens k | 2-way 1-shot |"), "{md}");
     assert!(md.contains("(n=2)"), "{md}");
+    // The log's first line records its settings.
+    let text = std::fs::read_to_string(&eval_log).unwrap();
+    let head: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(head["format"], "v2l-eval-log/1");
+    assert_eq!(head["settings"]["decoding"], "UnionMask");
+    // Resuming with the same settings computes nothing new ...
+    assert!(run(&a5).status.success());
+    assert_eq!(std::fs::read_to_string(&eval_log).unwrap(), text);
+    // ... with another decoding (or seed, or episode file) it is refused,
+    // exit 5, naming what differs, and the log is untouched.
+    let mut changed = a5.clone();
+    changed.extend(["--decoding", "trie"]);
+    let o = run(&changed);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(5), "{e}");
+    assert!(
+        e.contains("decoding: \"UnionMask\" in the log, \"Trie\" now") && e.contains("--new-log"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&eval_log).unwrap(), text);
+    let csv_again = std::fs::read_to_string(&csv).unwrap();
+    std::fs::write(&csv, "b/1.png,a/2.png,b/2.png,\na/0.png,b/0.png,a/1.png,\n").unwrap();
+    let o = run(&a5);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(5), "{e}");
+    assert!(e.contains("episodes.csv_dir:"), "{e}");
+    std::fs::write(&csv, csv_again).unwrap();
+    // --new-log starts again and keeps the old log beside it.
+    changed.push("--new-log");
+    let o = run(&changed);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(d.join("eval.jsonl.old")).unwrap(),
+        text
+    );
+    let new_head = std::fs::read_to_string(&eval_log).unwrap();
+    assert!(new_head.lines().next().unwrap().contains("\"Trie\""));
 
     let mut a6: Vec<&str> = vec!["eval", "reconstruct"];
     a6.extend(common);
