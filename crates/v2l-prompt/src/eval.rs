@@ -659,8 +659,10 @@ pub fn run_restore<B: Backend>(
                     if let Some(parent) = p.parent() {
                         std::fs::create_dir_all(parent).map_err(io(parent))?;
                     }
-                    im.save(&p)
-                        .map_err(|e| PromptError::InvalidInput(format!("{}: {e}", p.display())))
+                    let mut png = Vec::new();
+                    im.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                        .map_err(|e| PromptError::InvalidInput(format!("{}: {e}", p.display())))?;
+                    write_atomic(&p, &png)
                 };
                 save(&panel, d.join(format!("{safe}.png")))?;
                 save(&r.clean_image, d.join("clean").join(format!("{safe}.png")))?;

@@ -5,6 +5,7 @@ use std::process::Command;
 
 mod codebook;
 mod demo;
+mod resume;
 mod tasks;
 mod tokenize;
 mod train;

@@ -12,7 +12,7 @@ use crate::v2l;
 
 type B = v2l::backend::Cpu;
 
-fn root(rel: &str) -> PathBuf {
+pub(crate) fn root(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(rel)
@@ -23,7 +23,7 @@ fn s(p: &Path) -> &str {
 }
 
 /// Bundle, tokenizer and LLM folder in `dir`.
-fn setup(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     let tiny = root("v2l-clip/tests/fixtures/model/tiny_openai.pth");
     let clip = v2l::clip::Clip::<B>::load(&tiny, &Default::default()).unwrap();
     let config: ModelConfig = serde_json::from_value(serde_json::json!({
@@ -82,7 +82,7 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     (bundle, tok_path)
 }
 
-fn images(dir: &Path) -> PathBuf {
+pub(crate) fn images(dir: &Path) -> PathBuf {
     let imgs = dir.join("images");
     for (c, shade) in [("a", 40u8), ("b", 200u8)] {
         std::fs::create_dir_all(imgs.join(c)).unwrap();
