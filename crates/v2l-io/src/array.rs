@@ -7,6 +7,10 @@ use std::fmt;
 use super::error::{ReadError, Result};
 use super::pickle::PickleValue;
 
+/// Most elements an array of a zero-size dtype (`<U0`, `|S0`, `|V0`) may have: their data is
+/// empty whatever the shape, so nothing else bounds what converting them allocates.
+pub const MAX_EMPTY_ELEMENTS: usize = 1 << 20;
+
 /// Byte order of a multi-byte element type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ByteOrder {
@@ -221,6 +225,16 @@ impl NdArray {
                 value: u64::MAX,
                 limit: usize::MAX as u64,
             })?;
+        // Elements of a zero-size dtype (`<U0`, `|S0`, `|V0`) take no bytes, so the data cannot
+        // bound their count; converting them materialises one value each.
+        if dtype.item_size == 0 && count > MAX_EMPTY_ELEMENTS {
+            return Err(ReadError::LimitExceeded {
+                file: what.to_string(),
+                what: format!("element count of a zero-size dtype {dtype} of shape {shape:?}"),
+                value: count as u64,
+                limit: MAX_EMPTY_ELEMENTS as u64,
+            });
+        }
         match (&data, dtype.kind) {
             (ArrayData::Objects(items), DtypeKind::Object) => {
                 if items.len() != count {

@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod default_assets;
+mod fuzz_regressions;
 mod readers;
