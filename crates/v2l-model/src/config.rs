@@ -209,9 +209,11 @@ impl DdConfig {
         self.levels().saturating_sub(1)
     }
 
-    /// Channels of level `i` (`ch · ch_mult[i]`).
+    /// Channels of level `i` (`ch · ch_mult[i]`; saturates at `usize::MAX`,
+    /// which [`DdConfig::validate`] rejects).
     pub fn level_channels(&self, i: usize) -> usize {
-        self.ch * self.ch_mult.get(i).copied().unwrap_or(0)
+        self.ch
+            .saturating_mul(self.ch_mult.get(i).copied().unwrap_or(0))
     }
 
     /// Channels of the middle blocks (the last level's).
@@ -238,7 +240,7 @@ impl DdConfig {
             r /= 2;
         }
         for _ in i..levels.saturating_sub(1) {
-            r *= 2;
+            r = r.saturating_mul(2);
         }
         self.attn_resolutions.contains(&r)
     }
@@ -255,8 +257,20 @@ impl DdConfig {
                 self.ch, self.ch_mult
             ));
         }
+        if self.downsamples() >= usize::BITS as usize {
+            return bad(format!(
+                "ddconfig.ch_mult has {} levels; {} stride-2 steps overflow the size factor",
+                self.levels(),
+                self.downsamples()
+            ));
+        }
         for i in 0..self.levels() {
-            let c = self.level_channels(i);
+            let Some(c) = self.ch.checked_mul(self.ch_mult[i]) else {
+                return bad(format!(
+                    "level {i}: ch {} × ch_mult {} overflows",
+                    self.ch, self.ch_mult[i]
+                ));
+            };
             if !c.is_multiple_of(GROUP_NORM_GROUPS) {
                 return bad(format!(
                     "level {i} has {c} channels; GroupNorm({GROUP_NORM_GROUPS}) needs a multiple of {GROUP_NORM_GROUPS}"
@@ -271,6 +285,9 @@ impl DdConfig {
         }
         if self.z_channels == 0 || self.in_channels == 0 || self.out_ch == 0 {
             return bad("z_channels, in_channels and out_ch must be positive".into());
+        }
+        if self.double_z && self.z_channels.checked_mul(2).is_none() {
+            return bad(format!("2 · z_channels ({}) overflows", self.z_channels));
         }
         if self.num_res_blocks == 0 {
             return bad("ddconfig.num_res_blocks must be at least 1".into());
@@ -290,7 +307,7 @@ impl ModelConfig {
     /// `double_z`).
     pub fn encoder_out_channels(&self) -> usize {
         if self.ddconfig.double_z {
-            2 * self.ddconfig.z_channels
+            self.ddconfig.z_channels.saturating_mul(2)
         } else {
             self.ddconfig.z_channels
         }
@@ -306,7 +323,14 @@ impl ModelConfig {
     /// error if the encoder cannot divide it.
     pub fn grid_for(&self, height: usize, width: usize) -> Result<(usize, usize)> {
         let n = self.ddconfig.downsamples();
-        let factor = 1usize << n;
+        let factor = u32::try_from(n)
+            .ok()
+            .and_then(|s| 1usize.checked_shl(s))
+            .ok_or_else(|| {
+                ModelError::Config(format!(
+                    "{n} stride-2 steps: the size factor 2^{n} overflows"
+                ))
+            })?;
         if height == 0
             || width == 0
             || !height.is_multiple_of(factor)

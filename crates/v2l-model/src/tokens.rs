@@ -69,7 +69,12 @@ impl VisualTokens {
                 self.global_ids.len()
             )));
         }
-        let n = self.grid[0] * self.grid[1];
+        let n = self.grid[0].checked_mul(self.grid[1]).ok_or_else(|| {
+            ModelError::InvalidInput(format!(
+                "the grid {}×{} overflows",
+                self.grid[0], self.grid[1]
+            ))
+        })?;
         for (i, row) in self.local_ids.iter().enumerate() {
             if row.len() != n {
                 return Err(ModelError::InvalidInput(format!(
@@ -180,7 +185,7 @@ impl TokensFile {
             message: e.to_string(),
         })?;
         for (i, im) in f.images.iter().enumerate() {
-            if im.local_ids.len() != im.grid[0] * im.grid[1] {
+            if im.grid[0].checked_mul(im.grid[1]) != Some(im.local_ids.len()) {
                 return Err(ModelError::Json {
                     path: path.to_path_buf(),
                     message: format!(

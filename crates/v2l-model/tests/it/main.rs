@@ -5,6 +5,7 @@
 mod bundle;
 mod common;
 mod errors;
+mod fuzz_regressions;
 mod golden;
 mod levels;
 mod preprocess;
