@@ -180,13 +180,15 @@ impl LlmTokenizer {
             path: path.to_path_buf(),
             message,
         };
+        // Parsed as JSON first: `tokenizers` panics (instead of failing) on some
+        // syntax errors inside a `decoder` object (docs/reliability.md, Fuzzing).
+        let json: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
         let mut inner =
             tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
         inner
             .with_truncation(None)
             .map_err(|e| TokenizerError::tokenizers("disabling truncation", e))?;
         inner.with_padding(None);
-        let json: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
 
         let kind = kind_of(&json);
         let mut specials = template_specials(&inner, &json);
