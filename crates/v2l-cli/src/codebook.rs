@@ -239,8 +239,12 @@ pub fn run(cmd: CodebookCommand) -> Result<(), CliError> {
     }
 }
 
-fn work_dir(out: &Path, given: &Option<PathBuf>) -> PathBuf {
-    given.clone().unwrap_or_else(|| out.with_extension("work"))
+/// The work folder of a job writing `out` (checked first: `out` must be a
+/// regular file or new, since a codebook is a file, its `.json` sidecar
+/// and the work folder beside them).
+fn work_dir(out: &Path, given: &Option<PathBuf>) -> Result<PathBuf, CliError> {
+    crate::files::check_output_file(out)?;
+    Ok(given.clone().unwrap_or_else(|| out.with_extension("work")))
 }
 
 /// A stable id of a weights file or folder: the file's sha256, or for a
@@ -381,7 +385,7 @@ impl crate::device::OnDevice for LocalArgs {
             tok.kind(),
             n * templates
         );
-        let work = work_dir(&self.out, &self.work_dir);
+        let work = work_dir(&self.out, &self.work_dir)?;
         let (chunks, clip) = embed_entries::<B>(&self.embed, &device, &strings, work)?;
         let provenance = json!({
             "kind": "local",
@@ -435,7 +439,7 @@ impl crate::device::OnDevice for ExpandArgs {
             ModeArg::Corrected => ExpansionMode::Corrected,
         };
         let llm_id = model_id(&self.llm)?;
-        let work = work_dir(&self.out, &self.work_dir);
+        let work = work_dir(&self.out, &self.work_dir)?;
         let pb = bar(ids.len() as u64, "entries expanded");
         let mut next = LlamaNext::new(&model, self.batch);
         let expanded = Expander::new(&tok, mode)
@@ -518,7 +522,7 @@ impl crate::device::OnDevice for FilterArgs {
         } else {
             model_id(Path::new(&self.vl))?
         };
-        let work = work_dir(&self.out, &self.work_dir);
+        let work = work_dir(&self.out, &self.work_dir)?;
         let pb = bar(images.len() as u64, "images voted");
         let votes = filter::vote(
             vl.as_dyn(),

@@ -111,8 +111,16 @@ pub(crate) fn load_tokenizer_for(
     };
     let resolved = crate::tokenize::resolve_llm(llm)?;
     let llm = resolved.as_path();
-    if is_gguf(llm) {
+    // A file can only be a GGUF (whatever its name says); a folder holds
+    // the tokenizer beside the weights.
+    if is_gguf(llm) || llm.is_file() {
         return from_gguf(llm);
+    }
+    if !llm.exists() {
+        return Err(CliError::missing(format!(
+            "{}: no such file or folder",
+            llm.display()
+        )));
     }
     let json = llm.join("tokenizer.json");
     if json.is_file() {

@@ -408,6 +408,8 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
     let mut marks: Vec<(&str, f64)> = Vec::new();
     let mut mark = |name: &'static str| marks.push((name, t0.elapsed().as_secs_f64()));
     let sizes = Sizes::new(a);
+    // Your images are read first: a bad folder is named before any work.
+    let user = a.images.as_deref().map(user_images).transpose()?;
     crate::files::create_dir(&a.out)?;
 
     step(1, "assets and the default model");
@@ -441,9 +443,8 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
 
     // Images of the words / reconstruction / restoration views.
     let mut skipped = Vec::new();
-    let (words_imgs, recon_imgs, restore_imgs, image_source) = match &a.images {
-        Some(dir) => {
-            let (mine, skip) = user_images(dir)?;
+    let (words_imgs, recon_imgs, restore_imgs, image_source) = match user {
+        Some((mine, skip)) => {
             skipped = skip;
             let n = mine.len();
             let restore: Vec<usize> = (0..n.min(sizes.restore_images)).collect();
@@ -451,7 +452,13 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
                 (0..n).collect::<Vec<_>>(),
                 (0..n).collect::<Vec<_>>(),
                 restore,
-                (mine, format!("your images in {}", dir.display())),
+                (
+                    mine,
+                    format!(
+                        "your images in {}",
+                        a.images.as_deref().unwrap_or(Path::new(".")).display()
+                    ),
+                ),
             )
         }
         None => {

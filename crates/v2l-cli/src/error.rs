@@ -244,6 +244,16 @@ impl Classify for v2l::model::image::ImageError {
     }
 }
 
+/// An input that could not be read: missing when it does not exist,
+/// malformed when it does.
+fn missing_or_malformed(path: &Path) -> ExitKind {
+    if path.exists() {
+        ExitKind::Malformed
+    } else {
+        ExitKind::Missing
+    }
+}
+
 impl Classify for ReadError {
     fn kind(&self) -> ExitKind {
         match self {
@@ -371,7 +381,7 @@ impl Classify for LlmError {
 impl Classify for MetricsError {
     fn kind(&self) -> ExitKind {
         match self {
-            MetricsError::Io { .. } => ExitKind::Missing,
+            MetricsError::Io { path, .. } => missing_or_malformed(Path::new(path)),
             MetricsError::Undefined(_) => ExitKind::Other,
             _ => ExitKind::Malformed,
         }
@@ -389,6 +399,7 @@ impl Classify for ModelError {
             ModelError::Preprocess(e) => e.kind(),
             ModelError::Io { source, .. } => ExitKind::of_read(source),
             ModelError::Write { .. } => ExitKind::Write,
+            ModelError::Image { path, .. } => missing_or_malformed(path),
             ModelError::Missing(_) => ExitKind::Usage,
             ModelError::Backend(_) => ExitKind::Other,
             _ => ExitKind::Malformed,
@@ -417,6 +428,7 @@ impl Classify for PromptError {
     fn kind(&self) -> ExitKind {
         match self {
             PromptError::Io { source, .. } => ExitKind::of_read(source),
+            PromptError::Write { source, .. } => ExitKind::of_write(source),
             PromptError::Llm(e) => e.kind(),
             PromptError::LlmTokenizer(e) => e.kind(),
             PromptError::Model(e) => e.kind(),

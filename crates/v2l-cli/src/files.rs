@@ -62,3 +62,16 @@ pub fn save_png(im: &v2l::model::image::RgbImage, path: &Path) -> Result<(), Cli
 pub fn create_dir(dir: &Path) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::write(dir, &e))
 }
+
+/// Refuse (exit 6) an output path that exists and is not a regular file
+/// (a folder, a device such as `/dev/full`): outputs that come with
+/// sidecars or work folders cannot be written there.
+pub fn check_output_file(path: &Path) -> Result<(), CliError> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(CliError::new(
+            crate::error::ExitKind::Write,
+            format!("cannot write {}: not a regular file", path.display()),
+        )),
+        _ => Ok(()),
+    }
+}

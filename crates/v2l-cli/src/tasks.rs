@@ -666,7 +666,7 @@ fn named_images(paths: &[PathBuf]) -> Result<Vec<(String, DynamicImage)>, CliErr
 
 impl crate::device::OnDevice for RestoreCmdArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
-        let task = Task::parse(&self.task).map_err(err)?;
+        let task = Task::parse(&self.task).map_err(|e| CliError::usage(format!("--task: {e}")))?;
         let m = load::<B>(&self.model, &device, None)?;
         let restorer = Restorer {
             tokenizer: &m.v2l,
@@ -943,7 +943,7 @@ impl crate::device::OnDevice for EvalRestoreArgs {
             .split(',')
             .map(|t| Task::parse(t.trim()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+            .map_err(|e| CliError::usage(format!("--tasks: {e}")))?;
         let m = load::<B>(&self.model, &device, None)?;
         let images = self.set.load()?;
         let restorer = Restorer {

@@ -71,7 +71,7 @@ impl SidecarParts {
     fn write(&self, path: &Path) -> Result<()> {
         let json = sidecar_path(path);
         let text = serde_json::to_string(self).map_err(|e| format_err(&json, e))?;
-        std::fs::write(&json, text).map_err(io(&json))
+        v2l_io::atomic::write(&json, text.as_bytes()).map_err(io(&json))
     }
 }
 
@@ -141,36 +141,47 @@ pub(crate) fn write_streamed(
     while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
-    let tmp = path.with_extension("safetensors.tmp");
-    let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    let mut w = std::io::BufWriter::new(file);
-    w.write_all(&(header.len() as u64).to_le_bytes())
-        .and_then(|()| w.write_all(&header))
-        .map_err(io(&tmp))?;
-    let mut written = 0usize;
-    for c in 0..n_chunks {
-        let values = chunk(c)?;
-        if let Some(p) = values.iter().position(|v| !v.is_finite()) {
-            return Err(CodebookError::NonFinite {
-                row: (written + p) / parts.dim,
-                col: p % parts.dim,
-                value: values[p],
-            });
+    // Written through a temporary file and a rename (v2l_io::atomic); a
+    // failure inside (a chunk, a non-finite value) is carried out here.
+    let mut failure: Option<CodebookError> = None;
+    let res = v2l_io::atomic::write_with(path, |file| {
+        let mut w = std::io::BufWriter::new(file);
+        w.write_all(&(header.len() as u64).to_le_bytes())?;
+        w.write_all(&header)?;
+        let mut written = 0usize;
+        for c in 0..n_chunks {
+            let values = match chunk(c) {
+                Ok(v) => v,
+                Err(e) => {
+                    failure = Some(e);
+                    return Err(std::io::Error::other("chunk failed"));
+                }
+            };
+            if let Some(p) = values.iter().position(|v| !v.is_finite()) {
+                failure = Some(CodebookError::NonFinite {
+                    row: (written + p) / parts.dim,
+                    col: p % parts.dim,
+                    value: values[p],
+                });
+                return Err(std::io::Error::other("non-finite value"));
+            }
+            written += values.len();
+            w.write_all(&encode_values(&values, half))?;
         }
-        written += values.len();
-        w.write_all(&encode_values(&values, half))
-            .map_err(io(&tmp))?;
+        if written != parts.rows * parts.dim {
+            failure = Some(CodebookError::Shape {
+                what: "embedding chunks".into(),
+                found: format!("{written} values"),
+                expected: format!("[{}, {}]", parts.rows, parts.dim),
+            });
+            return Err(std::io::Error::other("short"));
+        }
+        w.flush()
+    });
+    if let Some(f) = failure {
+        return Err(f);
     }
-    if written != parts.rows * parts.dim {
-        return Err(CodebookError::Shape {
-            what: "embedding chunks".into(),
-            found: format!("{written} values"),
-            expected: format!("[{}, {}]", parts.rows, parts.dim),
-        });
-    }
-    w.flush().map_err(io(&tmp))?;
-    drop(w);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
+    res.map_err(io(path))?;
     parts.write(path)
 }
 

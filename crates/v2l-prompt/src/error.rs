@@ -59,6 +59,14 @@ pub enum PromptError {
         /// The cause.
         source: std::io::Error,
     },
+    /// An output (a log, a panel) could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A JSON file that cannot be parsed.
     #[error("{path}: {message}")]
     Format {
@@ -102,6 +110,13 @@ pub enum PromptError {
 
 /// Shorthand.
 pub type Result<T> = std::result::Result<T, PromptError>;
+
+pub(crate) fn write_io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> PromptError + '_ {
+    move |source| PromptError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> PromptError + '_ {
     move |source| PromptError::Io {

@@ -21,7 +21,7 @@ use v2l_metrics::accuracy::Accuracy;
 use v2l_model::V2lTokenizer;
 
 use crate::episodes::{ClassNames, Episode, Item};
-use crate::error::{io, PromptError, Result};
+use crate::error::{io, write_io, PromptError, Result};
 use crate::fewshot::{classify, FewShotOptions, TextEpisode};
 use crate::prompt::{visual_text, LabelledText};
 use crate::restore::{Restorer, Task};
@@ -139,7 +139,7 @@ impl JsonlLog {
         let path = path.into();
         if existing == ExistingLog::Replace && path.exists() {
             let old = old_path(&path);
-            std::fs::rename(&path, &old).map_err(io(&path))?;
+            std::fs::rename(&path, &old).map_err(write_io(&old))?;
         }
         let mut log = Self::open(&path)?;
         match &log.settings {
@@ -227,7 +227,7 @@ impl JsonlLog {
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(io(&self.path))?;
+            .map_err(write_io(&self.path))?;
         let mut line = serde_json::to_string(&value).map_err(|e| PromptError::Format {
             path: self.path.clone(),
             message: e.to_string(),
@@ -235,7 +235,7 @@ impl JsonlLog {
         line.push('\n');
         f.write_all(line.as_bytes())
             .and_then(|()| f.flush())
-            .map_err(io(&self.path))?;
+            .map_err(write_io(&self.path))?;
         if !self.records.contains_key(key) {
             self.order.push(key.to_string());
         }
@@ -306,7 +306,7 @@ pub fn setting_differences(recorded: &Value, now: &Value) -> Vec<String> {
 
 /// Write `bytes` to `path` atomically ([`v2l_io::atomic`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    v2l_io::atomic::write(path, bytes).map_err(io(path))
+    v2l_io::atomic::write(path, bytes).map_err(write_io(path))
 }
 
 /// A Markdown table: a header column, value columns, and notes carrying the
@@ -640,7 +640,7 @@ pub fn run_restore<B: Backend>(
             };
             if let Some(dir) = save_dir {
                 let d = dir.join(task.name());
-                std::fs::create_dir_all(&d).map_err(io(&d))?;
+                std::fs::create_dir_all(&d).map_err(write_io(&d))?;
                 let (w, h) = r.clean_image.dimensions();
                 let mut panel = RgbImage::new(4 * w, h);
                 for (p, im) in [
@@ -657,7 +657,7 @@ pub fn run_restore<B: Backend>(
                 let safe = panel_file_stem(id);
                 let save = |im: &RgbImage, p: PathBuf| -> Result<()> {
                     if let Some(parent) = p.parent() {
-                        std::fs::create_dir_all(parent).map_err(io(parent))?;
+                        std::fs::create_dir_all(parent).map_err(write_io(parent))?;
                     }
                     let mut png = Vec::new();
                     im.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+mod bad_input;
 mod codebook;
 mod demo;
 mod resume;
@@ -232,11 +233,10 @@ fn clip_embeds_images_and_texts_as_json() {
 #[test]
 fn clip_reports_bad_input() {
     // Texts through a tower whose vocabulary (1000) is smaller than CLIP's BPE ids.
-    let bpe = std::env::var("V2L_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| dirs_home().join(".cache/v2l"))
-        .join("assets/clip-bpe/bpe_simple_vocab_16e6.txt.gz");
-    if bpe.is_file() {
+    // (Skipped without the cached BPE vocabulary; required in CI.)
+    if let Some(bpe) =
+        v2l::assets::fetch::test_asset("clip-bpe", "bpe_simple_vocab_16e6.txt.gz").unwrap()
+    {
         let out = v2l()
             .args(["clip", "--clip"])
             .arg(clip_fixture("model/tiny_hf"))
@@ -244,26 +244,23 @@ fn clip_reports_bad_input() {
             .arg(&bpe)
             .output()
             .unwrap();
-        assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("outside the vocabulary of 1000"), "{err}");
+        assert_eq!(out.status.code(), Some(4), "out-of-range ids exit 4");
     }
     let out = v2l()
         .args(["clip", "--clip", "/nonexistent/clip.pt", "--image", "x.png"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/clip.pt"));
+    assert_eq!(out.status.code(), Some(3), "a missing file exits 3");
     let out = v2l()
         .args(["clip", "--clip"])
         .arg(clip_fixture("model/tiny_hf"))
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to embed"));
-}
-
-fn dirs_home() -> std::path::PathBuf {
-    std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+    assert_eq!(out.status.code(), Some(2), "a usage error exits 2");
 }
 
 /// `v2l complete` on SmolLM2-135M (skipped when the asset is not cached):
@@ -271,14 +268,12 @@ fn dirs_home() -> std::path::PathBuf {
 /// fixtures (" Paris." for "The capital of France is").
 #[test]
 fn complete_with_smollm2_is_greedy_and_matches_reference() {
-    let gguf = std::env::var("V2L_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| dirs_home().join(".cache/v2l"))
-        .join("assets/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !gguf.is_file() {
-        eprintln!("SKIP: SmolLM2 GGUF not cached");
+    // (Skipped without the cached GGUF; required in CI.)
+    let Some(gguf) =
+        v2l::assets::fetch::test_asset("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf").unwrap()
+    else {
         return;
-    }
+    };
     let out = v2l()
         .args(["complete", "--json", "--max-tokens", "8", "--llm"])
         .arg(&gguf)
@@ -307,8 +302,8 @@ fn complete_with_smollm2_is_greedy_and_matches_reference() {
         .arg("hi")
         .output()
         .unwrap();
-    assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exceeds the context"));
+    assert_eq!(out.status.code(), Some(4), "an over-long request exits 4");
 }
 
 /// `v2l clip --vl conse` on a registry photo (skipped without the ConSE

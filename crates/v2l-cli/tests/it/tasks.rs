@@ -378,11 +378,12 @@ fn eval_caption_and_vqa_with_clip_score() {
     assert!(md.contains("| 2-shot, k = 3 |"), "{md}");
     // The logged CLIP score is 100·max(cos, 0) of the query image and the
     // generated caption, recomputed here.
+    // (Line 1 holds the log's settings; line 2 the first record.)
     let rec: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(&log)
             .unwrap()
             .lines()
-            .next()
+            .nth(1)
             .unwrap(),
     )
     .unwrap();
@@ -450,7 +451,7 @@ fn eval_caption_and_vqa_with_clip_score() {
         std::fs::read_to_string(&vlog)
             .unwrap()
             .lines()
-            .next()
+            .nth(1)
             .unwrap(),
     )
     .unwrap();

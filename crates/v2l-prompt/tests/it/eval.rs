@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use v2l_metrics::accuracy::Accuracy;
-use v2l_prompt::eval::{fewshot_table, mean_of, JsonlLog, Table};
+use v2l_prompt::eval::{fewshot_table, mean_of, setting_differences, ExistingLog, JsonlLog, Table};
+use v2l_prompt::PromptError;
 
 #[test]
 fn log_resumes_and_drops_a_cut_line() {
@@ -31,6 +32,53 @@ fn log_resumes_and_drops_a_cut_line() {
     std::fs::write(&p, "{\"key\": \"a\"}\nnot json\n{\"key\": \"b\"}\n").unwrap();
     let e = JsonlLog::open(&p).unwrap_err();
     assert!(e.to_string().contains("line 2"), "{e}");
+}
+
+#[test]
+fn a_log_is_resumed_only_with_its_own_settings() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.jsonl");
+    let settings = json!({"decoding": "Trie", "seed": 0, "llm": {"sha256": "ab"}});
+    let mut log = JsonlLog::open_with_settings(&p, settings.clone(), ExistingLog::Resume).unwrap();
+    log.append("a", json!({"x": 1})).unwrap();
+    // The same settings resume (and the settings line is not a record).
+    let log = JsonlLog::open_with_settings(&p, settings.clone(), ExistingLog::Resume).unwrap();
+    assert_eq!((log.len(), log.settings()), (1, Some(&settings)));
+    // Other settings are refused, naming each difference (nested keys
+    // dotted), and the file is untouched.
+    let before = std::fs::read_to_string(&p).unwrap();
+    let other = json!({"decoding": "UnionMask", "seed": 0, "llm": {"sha256": "cd"}});
+    match JsonlLog::open_with_settings(&p, other.clone(), ExistingLog::Resume) {
+        Err(PromptError::SettingsChanged { differences, .. }) => assert_eq!(
+            differences,
+            [
+                "decoding: \"Trie\" in the log, \"UnionMask\" now",
+                "llm.sha256: \"ab\" in the log, \"cd\" now"
+            ]
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), before);
+    // Replacing keeps the old log beside the new one.
+    let log = JsonlLog::open_with_settings(&p, other, ExistingLog::Replace).unwrap();
+    assert!(log.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("run.jsonl.old")).unwrap(),
+        before
+    );
+    // A log with records but no settings line (older versions) is refused.
+    let old = dir.path().join("old.jsonl");
+    std::fs::write(&old, "{\"key\": \"a\"}\n").unwrap();
+    assert!(matches!(
+        JsonlLog::open_with_settings(&old, settings, ExistingLog::Resume),
+        Err(PromptError::SettingsChanged { .. })
+    ));
+    assert!(setting_differences(&json!({"a": [1, 2]}), &json!({"a": [1, 2]})).is_empty());
+    assert_eq!(
+        setting_differences(&json!({"a": 1}), &json!({"b": 1})),
+        ["a: 1 in the log, null now", "b: null in the log, 1 now"]
+    );
 }
 
 #[test]
