@@ -405,7 +405,7 @@ impl crate::device::OnDevice for LocalArgs {
                 provenance,
             )
             .map_err(err)?;
-        println!("wrote {} ({n} rows × {})", self.out.display(), chunks.dim());
+        eprintln!("wrote {} ({n} rows × {})", self.out.display(), chunks.dim());
         Ok(())
     }
 }
@@ -456,7 +456,7 @@ impl crate::device::OnDevice for ExpandArgs {
         if self.expansions_only {
             let text = serde_json::to_string_pretty(&expanded).map_err(err)?;
             crate::files::write_atomic(&self.out, text.as_bytes())?;
-            println!(
+            eprintln!(
                 "wrote {} ({} expansions)",
                 self.out.display(),
                 expanded.len()
@@ -486,7 +486,7 @@ impl crate::device::OnDevice for ExpandArgs {
                 provenance,
             )
             .map_err(err)?;
-        println!("wrote {} ({rows} candidate rows)", self.out.display());
+        eprintln!("wrote {} ({rows} candidate rows)", self.out.display());
         Ok(())
     }
 }
@@ -545,7 +545,7 @@ impl crate::device::OnDevice for FilterArgs {
         global.provenance["vl"] = json!(self.vl);
         global.provenance["vl_id"] = json!(clip_id);
         global.save(&self.out, self.precision.into()).map_err(err)?;
-        println!(
+        eprintln!(
             "wrote {} ({} of {} candidates kept; {} images voted)",
             self.out.display(),
             global.rows(),
@@ -564,7 +564,7 @@ fn run_import(a: &ImportArgs) -> Result<(), CliError> {
     let gp = a.out_dir.join("global_codebook.safetensors");
     local.save(&lp, a.precision.into()).map_err(err)?;
     global.save(&gp, a.precision.into()).map_err(err)?;
-    println!(
+    eprintln!(
         "wrote {} ({} × {}) and {} ({} × {}, with strings)",
         lp.display(),
         local.rows(),

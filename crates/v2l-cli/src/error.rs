@@ -2,7 +2,7 @@
 //!
 //! Every command returns [`CliError`]; `main` prints its message on stderr
 //! and exits with its [`ExitKind`]'s code. The codes are documented in
-//! `docs/cli.md` and `docs/reliability.md`:
+//! `docs/reliability.md`:
 //!
 //! | code | kind |
 //! |---|---|

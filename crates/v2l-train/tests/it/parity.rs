@@ -2,8 +2,10 @@
 //! `tests/fixtures/train-step` was produced by `scripts/gen_train_step_fixture.py`,
 //! which runs the official `models/models_v2l.py` forward (with its
 //! `calculate_adaptive_weight` and `hinge_d_loss`), taming's
-//! `NLayerDiscriminator` and LPIPS from the reference repository, and one
-//! iteration of `training/engine_training.py` `train_one_epoch`, on the
+//! `NLayerDiscriminator` and LPIPS from the reference repository, through one
+//! iteration of `training/engine_training.py` `train_one_epoch` as
+//! transcribed in the generator (`run_iteration`: lines 30–87 and the
+//! optimisers' construction; the file itself is not run), on the
 //! v2l-tiny golden weights (LPIPS dropout off, discriminator ndf 16, lr 1e-4,
 //! cur_iter 1 > disc_start 0).
 //!
