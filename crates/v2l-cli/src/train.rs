@@ -49,7 +49,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         return Err(CliError::usage("--config and --run-dir are required"));
     };
     let text =
-        std::fs::read_to_string(config_path).map_err(|e| CliError::read(&config_path, &e))?;
+        std::fs::read_to_string(config_path).map_err(|e| CliError::read(config_path, &e))?;
     let mut config =
         TrainConfig::from_toml(&text).map_err(|e| err(e).context(config_path.display()))?;
     if let Some(s) = args.steps {
