@@ -48,8 +48,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
     let (Some(config_path), Some(run_dir)) = (&args.config, &args.run_dir) else {
         return Err(CliError::usage("--config and --run-dir are required"));
     };
-    let text =
-        std::fs::read_to_string(config_path).map_err(|e| CliError::read(config_path, &e))?;
+    let text = std::fs::read_to_string(config_path).map_err(|e| CliError::read(config_path, &e))?;
     let mut config =
         TrainConfig::from_toml(&text).map_err(|e| err(e).context(config_path.display()))?;
     if let Some(s) = args.steps {
