@@ -436,7 +436,22 @@ pub fn run_import(args: ImportArgs) -> Result<(), CliError> {
         global_words: words.as_deref(),
         provenance,
     };
-    write_bundle(&args.out, &model, &extras).map_err(err)?;
+    // A new bundle is written into a temporary folder beside it and renamed
+    // into place, so an interrupted import leaves no half bundle; an
+    // existing folder is rewritten file by file (each file atomically).
+    if args.out.exists() {
+        write_bundle(&args.out, &model, &extras).map_err(err)?;
+    } else {
+        let tmp = v2l::io::atomic::temporary_path(&args.out);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| CliError::write(&tmp, &e))?;
+        }
+        write_bundle(&tmp, &model, &extras).map_err(|e| match e {
+            v2l::model::ModelError::Io { path, source } => CliError::write(&path, &source),
+            e => err(e),
+        })?;
+        std::fs::rename(&tmp, &args.out).map_err(|e| CliError::write(&args.out, &e))?;
+    }
     eprintln!("wrote bundle {}", args.out.display());
     Ok(())
 }

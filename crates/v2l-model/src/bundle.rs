@@ -130,7 +130,10 @@ fn write_safetensors(path: &Path, tensors: &[Out]) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    safetensors::serialize_to_file(views, Some(meta), path).map_err(|e| err(e.to_string()))
+    // Serialised in memory, then written through a temporary file and a
+    // rename (v2l_io::atomic): a killed write never leaves half a file.
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| err(e.to_string()))?;
+    v2l_io::atomic::write(path, &bytes).map_err(|e| err(e.to_string()))
 }
 
 /// Write named f32 tensors (state-dict names, PyTorch layout) to a
@@ -269,7 +272,7 @@ pub fn write_bundle<B: Backend>(
                 strings: w.to_vec(),
             })
             .map_err(|e| ModelError::Backend(e.to_string()))?;
-            std::fs::write(&words_path, text).map_err(io(&words_path))?;
+            v2l_io::atomic::write(&words_path, text.as_bytes()).map_err(io(&words_path))?;
         }
         None => {
             if words_path.exists() {
@@ -285,7 +288,8 @@ pub fn write_bundle<B: Backend>(
     };
     let text = serde_json::to_string_pretty(&bc).map_err(|e| ModelError::Backend(e.to_string()))?;
     let cpath = dir.join(CONFIG_FILE);
-    std::fs::write(&cpath, text).map_err(io(&cpath))?;
+    // The configuration last: a folder without it is not a bundle.
+    v2l_io::atomic::write(&cpath, text.as_bytes()).map_err(io(&cpath))?;
     Ok(())
 }
 

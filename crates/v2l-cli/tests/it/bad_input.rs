@@ -78,6 +78,7 @@ fn every_command_answers_bad_input_with_its_documented_exit_code() {
     let clip = root("v2l-clip/tests/fixtures/model/tiny_openai.pth");
     let bpe = root("v2l-codebook/tests/fixtures/templates/tiny_bpe.txt");
     let official = root("v2l-codebook/tests/fixtures/official");
+    let golden = root("v2l-model/tests/fixtures/v2l-tiny/checkpoint.pth");
     let classes = d.join("classes.txt");
     let img = imgs.join("a/0.png");
 
@@ -263,6 +264,7 @@ fn every_command_answers_bad_input_with_its_documented_exit_code() {
         row("decode", "wrong shape or size", &format!("decode --checkpoint {b} --tokens {} --out-dir {dec}", p(&short_path)), 4, "short.json"),
         row("import-official", "missing file", &format!("import-official --checkpoint /nonexistent/v2l.pth --out {}", p(&d.join("imp"))), 3, "/nonexistent/v2l.pth"),
         row("import-official", "wrong format", &format!("import-official --checkpoint {} --out {}", p(&not_png), p(&d.join("imp"))), 4, "not.png"),
+        row("import-official", "unwritable output folder", &format!("import-official --checkpoint {} --out {}", p(&golden), p(&under_file)), 6, "a_file/.out.v2l-tmp"),
         row("codebook local", "missing file", &format!("{local} --tokenizer /nonexistent/t.json --out {}", p(&d.join("l.safetensors"))), 3, "/nonexistent/t.json"),
         row("codebook local", "truncated file", &format!("{local} --tokenizer {} --out {}", p(&cut_tok), p(&d.join("l.safetensors"))), 4, "cut_tokenizer.json"),
         row("codebook local", "full disk", &format!("{local} --tokenizer {} --out /dev/full", p(&small_tok)), 6, "/dev/full"),
