@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::tasks::{images, root, setup};
-use crate::v2l;
+use crate::{v2l, v2l_ok};
 
 /// One row: command, case, arguments, exit code, a fragment of the message.
 struct Row {
@@ -117,15 +117,7 @@ fn every_command_answers_bad_input_with_its_documented_exit_code() {
     let under_file = a_file.join("out");
 
     // Tokens: a good file from `encode`, then broken copies.
-    let out = v2l()
-        .args(["encode", "--json", "--checkpoint", s(&bundle), s(&img)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = v2l_ok(&["encode", "--json", "--checkpoint", s(&bundle), s(&img)]);
     let tokens: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tokens_path = d.join("tokens.json");
     std::fs::write(&tokens_path, tokens.to_string()).unwrap();
@@ -176,23 +168,18 @@ fn every_command_answers_bad_input_with_its_documented_exit_code() {
     )
     .unwrap();
     let cands = d.join("cands.safetensors");
-    let out = v2l()
-        .args([
-            "codebook",
-            "local",
-            "--tokenizer",
-            s(&small_tok),
-            "--clip",
-            s(&clip),
-        ])
-        .args(["--bpe", s(&bpe), "--out", s(&cands)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    v2l_ok(&[
+        "codebook",
+        "local",
+        "--tokenizer",
+        s(&small_tok),
+        "--clip",
+        s(&clip),
+        "--bpe",
+        s(&bpe),
+        "--out",
+        s(&cands),
+    ]);
     let config = d.join("train.toml");
     std::fs::write(&config, "[[[\n").unwrap();
 

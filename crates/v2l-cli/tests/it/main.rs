@@ -15,6 +15,20 @@ pub(crate) fn v2l() -> Command {
     Command::new(env!("CARGO_BIN_EXE_v2l"))
 }
 
+/// Run `v2l args…`, asserting success (stderr in the failure message).
+pub(crate) fn v2l_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    let out = v2l().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "v2l {:?}: {}",
+        args.iter()
+            .map(|a| a.as_ref().to_owned())
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn assets_path_honours_v2l_home() {
     let home = tempfile::tempdir().unwrap();

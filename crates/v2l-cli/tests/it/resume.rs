@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::tasks::{images, root, setup};
-use crate::v2l;
+use crate::{v2l, v2l_ok};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -33,12 +33,7 @@ impl Lcg {
 /// Run `args` to completion; its wall time.
 fn run_whole(args: &[String]) -> Duration {
     let t = Instant::now();
-    let out = v2l().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    v2l_ok(args);
     t.elapsed()
 }
 
