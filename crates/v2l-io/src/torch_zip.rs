@@ -120,6 +120,8 @@ pub struct TorchArchive<R: Read + Seek = BufReader<File>> {
     root_key: Option<String>,
     tensors: Vec<TensorInfo>,
     index: HashMap<String, usize>,
+    /// Length of the whole file, which bounds the buffer reserved for an entry.
+    file_len: u64,
 }
 
 impl TorchArchive<BufReader<File>> {
@@ -136,6 +138,8 @@ impl<R: Read + Seek> TorchArchive<R> {
     pub fn from_reader(mut reader: R, name: &str) -> Result<Self> {
         let name = name.to_string();
         let io_err = |e: std::io::Error| ReadError::io(name.clone(), e);
+        let file_len = reader.seek(SeekFrom::End(0)).map_err(io_err)?;
+        reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let mut head = Vec::with_capacity(512);
         (&mut reader)
             .take(512)
@@ -161,6 +165,7 @@ impl<R: Read + Seek> TorchArchive<R> {
                 root_key: None,
                 tensors: Vec::new(),
                 index: HashMap::new(),
+                file_len,
             };
             archive.reindex()?;
             return Ok(archive);
@@ -208,6 +213,7 @@ impl<R: Read + Seek> TorchArchive<R> {
             root_key: None,
             tensors: Vec::new(),
             index: HashMap::new(),
+            file_len,
         };
         let byteorder_entry = format!("{}byteorder", archive.prefix);
         if has(&byteorder_entry) {
@@ -337,8 +343,7 @@ impl<R: Read + Seek> TorchArchive<R> {
                 source,
             },
         })?;
-        let size = usize::try_from(file.size()).unwrap_or(usize::MAX);
-        let mut buf = Vec::with_capacity(size.min(1 << 26));
+        let mut buf = Vec::with_capacity(entry_capacity(file.size(), self.file_len));
         file.read_to_end(&mut buf).map_err(|e| ReadError::Zip {
             file: format!("{}:{entry}", self.name),
             source: ZipError::Io(e),
@@ -570,6 +575,13 @@ impl<R: Read + Seek> TorchArchive<R> {
     }
 }
 
+/// The buffer reserved for a zip entry that declares `declared` bytes in an archive of
+/// `file_len` bytes: the declared size is untrusted, so it is capped by the file's length (a
+/// compressed entry that really is larger grows the buffer as it is read) and by 64 MiB.
+fn entry_capacity(declared: u64, file_len: u64) -> usize {
+    usize::try_from(declared.min(file_len).min(1 << 26)).unwrap_or(0)
+}
+
 fn le_f64(c: &[u8]) -> f64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(c);
@@ -678,4 +690,19 @@ fn top_level_keys(value: &PickleValue) -> Vec<String> {
         .iter()
         .filter_map(|(k, _)| k.as_str().map(str::to_string))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_capacity;
+
+    /// A zip entry's declared size is untrusted: before this cap, an archive of a few hundred
+    /// bytes could have every entry read reserve 64 MiB (allocation audit, docs/reliability.md).
+    #[test]
+    fn entry_buffer_is_bounded_by_the_file_not_the_declared_size() {
+        assert_eq!(entry_capacity(u64::MAX, 120), 120);
+        assert_eq!(entry_capacity(4000, 120), 120);
+        assert_eq!(entry_capacity(100, 1 << 40), 100);
+        assert_eq!(entry_capacity(1 << 40, 1 << 40), 1 << 26);
+    }
 }

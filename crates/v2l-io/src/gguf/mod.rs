@@ -542,6 +542,13 @@ impl GgufFile {
     /// [`GgufError::Io`].
     pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let info = self.tensor_info(name)?;
+        if !info.ggml_type.can_dequantize() {
+            // Refused before the output is allocated.
+            return Err(GgufError::UnsupportedType {
+                tensor: Some(info.name.clone()),
+                ggml_type: info.ggml_type,
+            });
+        }
         let mut out = vec![0f32; info.n_elements()];
         self.read_f32_into(info, &mut out)?;
         Ok((info.shape.clone(), out))
