@@ -30,8 +30,8 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 "${build[@]}" >&2
 
-echo "| target | time | runs | runs/s | corpus (files) | coverage (cov / ft) | result |"
-echo "|---|---|---|---|---|---|---|"
+echo "| target | time | runs | runs/s | corpus (files) | coverage (cov / ft) | peak RSS | slowest input | result |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for t in "${targets[@]}"; do
     minutes=2
     [[ $risky == *" $t "* ]] && minutes=10
@@ -46,6 +46,8 @@ for t in "${targets[@]}"; do
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     last=$(grep -E '^#[0-9]+' "$log" | tail -1)
     cov=$(sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\).*/\1 \/ \2/p' <<<"$last")
+    rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
+    slowest=$(sed -n 's/^stat::slowest_unit_time_sec: *//p' "$log")
     files=$(ls "corpus/$t" | wc -l)
-    echo "| $t | ${minutes} min | ${runs:-?} | $(( ${runs:-0} / (secs > 0 ? secs : 1) )) | $files | ${cov:-?} | $result |"
+    echo "| $t | ${minutes} min | ${runs:-?} | $(( ${runs:-0} / (secs > 0 ? secs : 1) )) | $files | ${cov:-?} | ${rss:-?} MB | ${slowest:-?} s | $result |"
 done
