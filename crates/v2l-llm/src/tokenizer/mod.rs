@@ -183,6 +183,7 @@ impl LlmTokenizer {
         // Parsed as JSON first: `tokenizers` panics (instead of failing) on some
         // syntax errors inside a `decoder` object (docs/reliability.md, Fuzzing).
         let json: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        check_bpe_merges(&json["model"]).map_err(invalid)?;
         let mut inner =
             tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
         inner
@@ -422,6 +423,56 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The family a `tokenizer.json` describes, from its decoder, pre-tokenizer and model.
+/// What `tokenizers` 0.23's BPE builder checks with a panic instead of an error: the merged
+/// token of every merge (`a` + `b` without the `continuing_subword_prefix`) must be in the
+/// vocabulary — it copies the parts into a buffer as long as the longest vocabulary entry —
+/// and `b` must be at least as long as the prefix (docs/reliability.md, Fuzzing). Merges in a
+/// form `tokenizers` itself rejects are left to it.
+fn check_bpe_merges(model: &Value) -> std::result::Result<(), String> {
+    if model.get("type").is_some_and(|t| t.as_str() != Some("BPE")) {
+        return Ok(());
+    }
+    let (Some(vocab), Some(merges)) = (
+        model.get("vocab").and_then(Value::as_object),
+        model.get("merges").and_then(Value::as_array),
+    ) else {
+        return Ok(());
+    };
+    let prefix = model
+        .get("continuing_subword_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let legacy = merges
+        .iter()
+        .filter(|m| !m.as_str().is_some_and(|s| s.starts_with("#version")));
+    for (k, merge) in legacy.enumerate() {
+        let (a, b) = match merge {
+            Value::String(s) => match s.split(' ').collect::<Vec<_>>()[..] {
+                [a, b] => (a, b),
+                _ => continue,
+            },
+            Value::Array(pair) => match pair[..] {
+                [Value::String(ref a), Value::String(ref b)] => (a.as_str(), b.as_str()),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let rest = b.get(prefix.len()..).ok_or_else(|| {
+            format!(
+                "merge #{k} ({a:?}, {b:?}): {b:?} does not extend past the \
+                 continuing_subword_prefix {prefix:?}"
+            )
+        })?;
+        let merged = format!("{a}{rest}");
+        if !vocab.contains_key(&merged) {
+            return Err(format!(
+                "merge #{k} ({a:?}, {b:?}): the merged token {merged:?} is not in the vocabulary"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn kind_of(json: &Value) -> TokenizerKind {
     fn has_type(v: &Value, wanted: &[&str]) -> bool {
         match v {

@@ -30,3 +30,30 @@ fn tokenizer_json_syntax_error_in_decoder_is_invalid_tokenizer_json() {
         "{err:?}"
     );
 }
+
+/// BPE merges that `tokenizers` 0.23's builder panics on instead of refusing:
+/// `("abc", "b")` whose merged token is longer than every vocabulary entry
+/// (it is copied into a buffer of that length: "range end index 4 out of
+/// range for slice of length 3"; the long fuzz run found it), and `("a", "b")`
+/// with the continuing-subword prefix `"##"`, longer than `"b"` (a subtraction
+/// overflow). Both are now refused naming the merge.
+#[test]
+fn tokenizer_json_bpe_merges_tokenizers_panics_on_are_invalid_tokenizer_json() {
+    for (name, needle) in [
+        (
+            "tokenizer_json_bpe_merge_longer_than_vocab.json",
+            "the merged token \"abcb\" is not in the vocabulary",
+        ),
+        (
+            "tokenizer_json_bpe_part_shorter_than_prefix.json",
+            "does not extend past the continuing_subword_prefix \"##\"",
+        ),
+    ] {
+        let path = fuzz_fixture(name);
+        let err = LlmTokenizer::from_file(&path).unwrap_err();
+        assert!(
+            matches!(&err, TokenizerError::InvalidTokenizerJson { message, .. } if message.contains(needle)),
+            "{name}: {err:?}"
+        );
+    }
+}
