@@ -182,10 +182,19 @@ impl LlmTokenizer {
         };
         // Parsed as JSON first: `tokenizers` panics (instead of failing) on some
         // syntax errors inside a `decoder` object (docs/reliability.md, Fuzzing).
-        let json: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let mut json: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
         check_bpe_merges(&json["model"]).map_err(invalid)?;
-        let mut inner =
-            tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let mut inner = if let Some(decoder) = json.get_mut("decoder") {
+            if safe_strip(decoder) {
+                let rewritten = serde_json::to_vec(&json).map_err(|e| invalid(e.to_string()))?;
+                tokenizers::Tokenizer::from_bytes(&rewritten)
+            } else {
+                tokenizers::Tokenizer::from_bytes(&bytes)
+            }
+        } else {
+            tokenizers::Tokenizer::from_bytes(&bytes)
+        }
+        .map_err(|e| invalid(e.to_string()))?;
         inner
             .with_truncation(None)
             .map_err(|e| TokenizerError::tokenizers("disabling truncation", e))?;
@@ -423,6 +432,51 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The family a `tokenizer.json` describes, from its decoder, pre-tokenizer and model.
+/// Rewrites every `Strip` decoder that strips from the end (`stop` > 0) as a `Strip` of the
+/// start only followed by a `Replace` of the regex `c{0,stop}$` by nothing, which decodes
+/// the same; returns whether it changed anything. `tokenizers` 0.23's `Strip` indexes
+/// `len − i − 1` without checking, so decoding a token made only of `stop` or fewer
+/// `content` characters (or an empty one) panics (docs/reliability.md, Fuzzing).
+fn safe_strip(decoder: &mut Value) -> bool {
+    match decoder.get("type").and_then(Value::as_str) {
+        Some("Sequence") => match decoder.get_mut("decoders").and_then(Value::as_array_mut) {
+            Some(parts) => parts
+                .iter_mut()
+                .fold(false, |changed, d| safe_strip(d) | changed),
+            None => false,
+        },
+        Some("Strip") => {
+            let stop = decoder.get("stop").and_then(Value::as_u64).unwrap_or(0);
+            let mut chars = decoder
+                .get("content")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .chars();
+            let (Some(c), None) = (chars.next(), chars.next()) else {
+                return false; // not one character: `tokenizers` refuses it
+            };
+            if stop == 0 {
+                return false;
+            }
+            let mut start_only = decoder.clone();
+            start_only["stop"] = 0.into();
+            *decoder = serde_json::json!({
+                "type": "Sequence",
+                "decoders": [
+                    start_only,
+                    {
+                        "type": "Replace",
+                        "pattern": {"Regex": format!("\\x{{{:x}}}{{0,{stop}}}$", u32::from(c))},
+                        "content": "",
+                    },
+                ],
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
 /// What `tokenizers` 0.23's BPE builder checks with a panic instead of an error: the merged
 /// token of every merge (`a` + `b` without the `continuing_subword_prefix`) must be in the
 /// vocabulary — it copies the parts into a buffer as long as the longest vocabulary entry —
