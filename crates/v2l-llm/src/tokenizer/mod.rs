@@ -66,6 +66,10 @@ use std::fmt;
 use std::path::Path;
 
 use serde_json::Value;
+use tokenizers::decoders::sequence::Sequence;
+use tokenizers::decoders::strip::Strip;
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::normalizers::replace::{Replace, ReplacePattern};
 
 pub use error::TokenizerError;
 
@@ -182,19 +186,13 @@ impl LlmTokenizer {
         };
         // Parsed as JSON first: `tokenizers` panics (instead of failing) on some
         // syntax errors inside a `decoder` object (docs/reliability.md, Fuzzing).
-        let mut json: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let json: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
         check_bpe_merges(&json["model"]).map_err(invalid)?;
-        let mut inner = if let Some(decoder) = json.get_mut("decoder") {
-            if safe_strip(decoder) {
-                let rewritten = serde_json::to_vec(&json).map_err(|e| invalid(e.to_string()))?;
-                tokenizers::Tokenizer::from_bytes(&rewritten)
-            } else {
-                tokenizers::Tokenizer::from_bytes(&bytes)
-            }
-        } else {
-            tokenizers::Tokenizer::from_bytes(&bytes)
+        let mut inner =
+            tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
+        if let Some(decoder) = inner.get_decoder().and_then(safe_strip) {
+            inner.with_decoder(Some(decoder.map_err(invalid)?));
         }
-        .map_err(|e| invalid(e.to_string()))?;
         inner
             .with_truncation(None)
             .map_err(|e| TokenizerError::tokenizers("disabling truncation", e))?;
@@ -432,48 +430,39 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The family a `tokenizer.json` describes, from its decoder, pre-tokenizer and model.
-/// Rewrites every `Strip` decoder that strips from the end (`stop` > 0) as a `Strip` of the
-/// start only followed by a `Replace` of the regex `c{0,stop}$` by nothing, which decodes
-/// the same; returns whether it changed anything. `tokenizers` 0.23's `Strip` indexes
-/// `len − i − 1` without checking, so decoding a token made only of `stop` or fewer
-/// `content` characters (or an empty one) panics (docs/reliability.md, Fuzzing).
-fn safe_strip(decoder: &mut Value) -> bool {
-    match decoder.get("type").and_then(Value::as_str) {
-        Some("Sequence") => match decoder.get_mut("decoders").and_then(Value::as_array_mut) {
-            Some(parts) => parts
-                .iter_mut()
-                .fold(false, |changed, d| safe_strip(d) | changed),
-            None => false,
-        },
-        Some("Strip") => {
-            let stop = decoder.get("stop").and_then(Value::as_u64).unwrap_or(0);
-            let mut chars = decoder
-                .get("content")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .chars();
-            let (Some(c), None) = (chars.next(), chars.next()) else {
-                return false; // not one character: `tokenizers` refuses it
-            };
-            if stop == 0 {
-                return false;
-            }
-            let mut start_only = decoder.clone();
-            start_only["stop"] = 0.into();
-            *decoder = serde_json::json!({
-                "type": "Sequence",
-                "decoders": [
-                    start_only,
-                    {
-                        "type": "Replace",
-                        "pattern": {"Regex": format!("\\x{{{:x}}}{{0,{stop}}}$", u32::from(c))},
-                        "content": "",
-                    },
-                ],
-            });
-            true
+/// The decoder with every `Strip` that strips from the end (`stop` > 0) replaced by a `Strip`
+/// of the start only followed by a `Replace` of the regex `c{0,stop}$` by nothing, which
+/// decodes the same; `None` when there is no such `Strip`. `tokenizers` 0.23's `Strip`
+/// indexes `len − i − 1` without checking, so decoding a token made only of `stop` or fewer
+/// `content` characters (or an empty one) panics (docs/reliability.md, Fuzzing). Works on the
+/// loaded decoder, since `tokenizers` also reads a `Strip` written without its `type`.
+fn safe_strip(decoder: &DecoderWrapper) -> Option<std::result::Result<DecoderWrapper, String>> {
+    match decoder {
+        DecoderWrapper::Strip(strip) if strip.stop > 0 => {
+            let pattern = format!("\\x{{{:x}}}{{0,{}}}$", u32::from(strip.content), strip.stop);
+            let stop = Replace::new(ReplacePattern::Regex(pattern), "")
+                .map_err(|e| format!("Strip decoder with stop {}: {e}", strip.stop));
+            Some(stop.map(|stop| {
+                DecoderWrapper::Sequence(Sequence::new(vec![
+                    DecoderWrapper::Strip(Strip::new(strip.content, strip.start, 0)),
+                    DecoderWrapper::Replace(stop),
+                ]))
+            }))
         }
-        _ => false,
+        DecoderWrapper::Sequence(sequence) => {
+            let parts = sequence.get_decoders();
+            let rewritten: Vec<_> = parts.iter().map(safe_strip).collect();
+            if rewritten.iter().all(Option::is_none) {
+                return None;
+            }
+            let parts = parts
+                .iter()
+                .zip(rewritten)
+                .map(|(part, new)| new.unwrap_or_else(|| Ok(part.clone())))
+                .collect::<std::result::Result<Vec<_>, _>>();
+            Some(parts.map(|p| DecoderWrapper::Sequence(Sequence::new(p))))
+        }
+        _ => None,
     }
 }
 

@@ -60,15 +60,21 @@ fn tokenizer_json_bpe_merges_tokenizers_panics_on_are_invalid_tokenizer_json() {
 
 /// A `Strip` decoder with `stop` > 0: `tokenizers` 0.23 panicked ("attempt to
 /// subtract with overflow" in `decoders/strip.rs`) decoding a token made only
-/// of `stop` or fewer `content` characters (the long fuzz run found it, in
-/// `decode`). `from_file` now rewrites such a decoder as `Strip` of the start
-/// plus `Replace` of `" {0,stop}$"`, which decodes every other token the same.
+/// of `stop` or fewer `content` characters (the 2nd long fuzz run found it, in
+/// `decode`; the 3rd found the same `Strip` written without its `"type"`, which
+/// `tokenizers` also accepts). `from_file` now replaces such a decoder by
+/// `Strip` of the start plus `Replace` of `" {0,stop}$"`, which decodes every
+/// other token the same.
 #[test]
 fn tokenizer_json_strip_decoder_past_a_short_token_decodes() {
-    let path = fuzz_fixture("tokenizer_json_strip_stop_past_token.json");
-    let tok = LlmTokenizer::from_file(&path).unwrap();
-    assert_eq!(tok.decode(&[1], false).unwrap(), "");
-    assert_eq!(tok.decode(&[3], false).unwrap(), " ");
-    assert_eq!(tok.decode(&[2], false).unwrap(), " a");
-    assert_eq!(tok.decode(&[0, 2], false).unwrap(), "a a");
+    for name in [
+        "tokenizer_json_strip_stop_past_token.json",
+        "tokenizer_json_untagged_strip_stop_past_token.json",
+    ] {
+        let tok = LlmTokenizer::from_file(fuzz_fixture(name)).unwrap();
+        assert_eq!(tok.decode(&[1], false).unwrap(), "", "{name}");
+        assert_eq!(tok.decode(&[3], false).unwrap(), " ", "{name}");
+        assert_eq!(tok.decode(&[2], false).unwrap(), " a", "{name}");
+        assert_eq!(tok.decode(&[0, 2], false).unwrap(), "a a", "{name}");
+    }
 }
