@@ -49,5 +49,5 @@ for t in "${targets[@]}"; do
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
     slowest=$(sed -n 's/^stat::slowest_unit_time_sec: *//p' "$log")
     files=$(ls "corpus/$t" | wc -l)
-    echo "| $t | ${minutes} min | ${runs:-?} | $(( ${runs:-0} / (secs > 0 ? secs : 1) )) | $files | ${cov:-?} | ${rss:-?} MB | ${slowest:-?} s | $result |"
+    echo "| $t | $((secs / 60)) min $((secs % 60)) s | ${runs:-?} | $(( ${runs:-0} / (secs > 0 ? secs : 1) )) | $files | ${cov:-?} | ${rss:-?} MB | ${slowest:-?} s | $result |"
 done
