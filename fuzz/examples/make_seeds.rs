@@ -167,6 +167,42 @@ fn copied() -> Res {
             "crates/v2l-model/tests/fixtures/model/levels/config.json",
         ],
     )?;
+    // Inputs that once crashed a parser (the crates' fuzz regression fixtures).
+    let fuzz = |krate: &str, name: &str| format!("crates/{krate}/tests/fixtures/fuzz/{name}");
+    for (target, krate, names) in [
+        (
+            "tokenizer_json",
+            "v2l-llm",
+            &[
+                "tokenizer_json_decoder_syntax.json",
+                "tokenizer_json_bpe_merge_longer_than_vocab.json",
+                "tokenizer_json_bpe_part_shorter_than_prefix.json",
+                "tokenizer_json_strip_stop_past_token.json",
+                "tokenizer_json_untagged_strip_stop_past_token.json",
+            ][..],
+        ),
+        ("npy", "v2l-io", &["npy_u0_huge_shape.npy"][..]),
+        (
+            "tokens_json",
+            "v2l-model",
+            &["tokens_grid_overflow.json"][..],
+        ),
+        (
+            "bundle_config",
+            "v2l-model",
+            &[
+                "config_ch_overflow.json",
+                "config_levels_overflow.json",
+                "config_double_z_overflow.json",
+            ][..],
+        ),
+    ] {
+        let files: Vec<String> = names.iter().map(|n| fuzz(krate, n)).collect();
+        copy(
+            target,
+            &files.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+    }
     copy(
         "image",
         &[
