@@ -379,14 +379,6 @@ fn strip(images: &[RgbImage]) -> RgbImage {
     out
 }
 
-fn save_png(im: &RgbImage, path: &Path) -> Result<(), CliError> {
-    crate::files::save_png(im, path)
-}
-
-fn write_atomic(path: &Path, text: &str) -> Result<(), CliError> {
-    crate::files::write_atomic(path, text.as_bytes())
-}
-
 fn finite_or_null(v: f64) -> Value {
     if v.is_finite() {
         json!(v)
@@ -603,7 +595,7 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
         imageops::replace(&mut p, &bottom, 0, i64::from(top.height() + 4));
         p
     };
-    save_png(&panel, &recon_png)?;
+    crate::files::save_png(&panel, &recon_png)?;
     let rec_mean =
         |f: fn(&(String, f64, f64, f64)) -> f64| mean(&rec_rows.iter().map(f).collect::<Vec<_>>());
     let (m_psnr, m_ssim, m_lpips) = (rec_mean(|r| r.1), rec_mean(|r| r.2), rec_mean(|r| r.3));
@@ -776,9 +768,11 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
             "results": restore_json,
         },
     });
-    write_atomic(
+    crate::files::write_atomic(
         &a.out.join("summary.json"),
-        &serde_json::to_string_pretty(&summary).map_err(err)?,
+        serde_json::to_string_pretty(&summary)
+            .map_err(err)?
+            .as_bytes(),
     )?;
 
     let fewshot_rows: String = fewshot
@@ -843,7 +837,7 @@ Images: {source}. {mode} run, {seconds:.0} s.</p>
         source = html_escape(&source_note),
         mode = if a.quick { "Quick" } else { "Full" },
     );
-    write_atomic(&a.out.join("report.html"), &html)?;
+    crate::files::write_atomic(&a.out.join("report.html"), html.as_bytes())?;
 
     let mut out = std::io::stdout().lock();
     let _ = writeln!(

@@ -174,27 +174,9 @@ pub trait Classify {
     fn kind(&self) -> ExitKind;
 }
 
-impl<T: Classify + ?Sized> Classify for Box<T> {
-    fn kind(&self) -> ExitKind {
-        (**self).kind()
-    }
-}
-
-impl Classify for CliError {
-    fn kind(&self) -> ExitKind {
-        self.kind
-    }
-}
-
 impl Classify for std::io::Error {
     fn kind(&self) -> ExitKind {
         ExitKind::of_read(self)
-    }
-}
-
-impl Classify for String {
-    fn kind(&self) -> ExitKind {
-        ExitKind::Other
     }
 }
 

@@ -10,8 +10,9 @@ use v2l::prompt::PromptError;
 use crate::error::{err, CliError};
 
 /// The sha256 of a file, or of a folder: the sha256 of one
-/// `relative/path\tsha256\n` line per regular file, sorted by path (so a
-/// model bundle or an HF folder has one fingerprint).
+/// `relative/path<TAB>sha256` string per regular file, sorted by path
+/// ([`v2l::codebook::job::strings_sha256`]), so a model bundle or an HF
+/// folder has one fingerprint.
 ///
 /// # Errors
 /// The path cannot be read (exit 3 when it does not exist).
@@ -22,10 +23,10 @@ pub fn fingerprint(path: &Path) -> Result<String, CliError> {
 /// [`fingerprint`] of the files of a folder whose names `keep` accepts
 /// (a file is fingerprinted whatever its name).
 pub fn fingerprint_matching(path: &Path, keep: impl Fn(&str) -> bool) -> Result<String, CliError> {
-    use v2l::io::hash::sha256_file;
+    use crate::quality::sha256;
     let meta = std::fs::metadata(path).map_err(|e| CliError::read(path, &e))?;
     if meta.is_file() {
-        return sha256_file(path).map_err(|e| CliError::read(path, &e));
+        return sha256(path);
     }
     let mut files = Vec::new();
     let mut stack = vec![path.to_path_buf()];
@@ -40,15 +41,22 @@ pub fn fingerprint_matching(path: &Path, keep: impl Fn(&str) -> bool) -> Result<
         }
     }
     files.sort();
-    let mut listing = String::new();
+    let mut lines = Vec::new();
     for f in &files {
         let rel = f.strip_prefix(path).unwrap_or(f);
-        let h = sha256_file(f).map_err(|e| CliError::read(f, &e))?;
-        listing.push_str(&format!("{}\t{h}\n", rel.display()));
+        lines.push(format!("{}\t{}", rel.display(), sha256(f)?));
     }
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(listing.as_bytes());
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(v2l::codebook::job::strings_sha256(&lines))
+}
+
+/// [`fingerprint`] of a V2L checkpoint, reusing the sha256 the tokenizer
+/// took when it opened a single-file checkpoint (`provenance.sha256` of
+/// that file), so a large `.pth` is not read twice.
+pub fn checkpoint_fingerprint(ckpt: &Path, provenance: &Value) -> Result<String, CliError> {
+    match provenance["sha256"].as_str() {
+        Some(h) if ckpt.is_file() => Ok(h.to_string()),
+        _ => fingerprint(ckpt),
+    }
 }
 
 /// [`fingerprint`] of an optional path (`null` when absent).

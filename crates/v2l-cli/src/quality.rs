@@ -42,7 +42,7 @@ pub(crate) fn cached_asset(name: &str, file: &str) -> Result<PathBuf, CliError> 
 }
 
 pub(crate) fn sha256(path: &Path) -> Result<String, CliError> {
-    v2l::assets::fetch::sha256_file(path).map_err(err)
+    v2l::io::hash::sha256_file(path).map_err(|e| CliError::read(path, &e))
 }
 
 /// Run `v2l lpips`.

@@ -57,7 +57,7 @@ impl<B: Backend> Loaded<B> {
     /// model, the LLM and the overriding files, sizes, the tool's version.
     fn settings(&self, m: &ModelArgs) -> Result<serde_json::Value, CliError> {
         Ok(json!({
-            "v2l": crate::logs::fingerprint(&self.ckpt)?,
+            "v2l": crate::logs::checkpoint_fingerprint(&self.ckpt, self.v2l.provenance())?,
             "llm": crate::logs::fingerprint(&self.llm_path)?,
             "tokenizer": crate::logs::fingerprint_opt(m.tokenizer.as_deref())?,
             "global_vocab": crate::logs::fingerprint_opt(m.global_vocab.as_deref())?,
@@ -1034,7 +1034,7 @@ impl crate::device::OnDevice for EvalReconstructArgs {
         let images = self.set.load()?;
         let log_settings = merged(&[
             json!({
-                "v2l": crate::logs::fingerprint(&ckpt)?,
+                "v2l": crate::logs::checkpoint_fingerprint(&ckpt, v2l.provenance())?,
                 "global_vocab": crate::logs::fingerprint_opt(self.model.global_vocab.as_deref())?,
                 "global_tokens": v2l.config().k,
                 "tool": crate::logs::tool(),

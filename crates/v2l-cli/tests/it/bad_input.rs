@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::tasks::{images, root, setup};
-use crate::{v2l, v2l_ok};
+use crate::{paths_under, v2l, v2l_ok};
 
 /// One row: command, case, arguments, exit code, a fragment of the message.
 struct Row {
@@ -328,7 +328,7 @@ fn every_command_answers_bad_input_with_its_documented_exit_code() {
             failures.push(format!("{} was left behind", p.display()));
         }
     }
-    let temporaries: Vec<_> = walk(d)
+    let temporaries: Vec<_> = paths_under(d)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".v2l-tmp"))
         .collect();
@@ -342,19 +342,4 @@ fn every_command_answers_bad_input_with_its_documented_exit_code() {
         failures.len(),
         failures.join("\n")
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out
 }

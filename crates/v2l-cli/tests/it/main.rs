@@ -15,6 +15,36 @@ pub(crate) fn v2l() -> Command {
     Command::new(env!("CARGO_BIN_EXE_v2l"))
 }
 
+/// Every file and folder under `dir`, recursively.
+pub(crate) fn paths_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Every file under `dir` with its bytes, by relative path, sorted.
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out: Vec<_> = paths_under(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p.strip_prefix(dir).unwrap().to_path_buf(), bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Run `v2l args…`, asserting success (stderr in the failure message).
 pub(crate) fn v2l_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     let out = v2l().args(args).output().unwrap();

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::tasks::{images, root, setup};
-use crate::{v2l, v2l_ok};
+use crate::{files_under, v2l, v2l_ok};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -77,27 +77,8 @@ fn kill_until_done(args: &[String], whole: Duration, rng: &mut Lcg) -> usize {
     }
 }
 
-/// Every file under `dir`, relative, sorted, with its bytes.
-fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn assert_same_tree(a: &Path, b: &Path) {
-    let (ta, tb) = (tree(a), tree(b));
+    let (ta, tb) = (files_under(a), files_under(b));
     let names = |t: &[(PathBuf, Vec<u8>)]| t.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
     assert_eq!(names(&ta), names(&tb), "the same files");
     for ((n, x), (_, y)) in ta.iter().zip(&tb) {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::v2l;
+use super::{files_under, v2l};
 
 /// A small run: 32-pixel Fashion-MNIST, random codebooks, checkpoints
 /// every 2 iterations.
@@ -52,27 +52,6 @@ fn train_cmd(config: &Path, run: &Path, steps: u64) -> Command {
         .arg(run)
         .args(["--steps", &steps.to_string()]);
     c
-}
-
-/// Every file under `dir` with its bytes, by relative path.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
@@ -125,8 +104,8 @@ fn sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run() {
         killed_at.display()
     );
 
-    let fa = files(&a.join("last"));
-    let fb = files(&b.join("last"));
+    let fa = files_under(&a.join("last"));
+    let fb = files_under(&b.join("last"));
     assert_eq!(
         fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
         fb.iter().map(|f| &f.0).collect::<Vec<_>>()
