@@ -47,6 +47,10 @@ pub struct ClipArgs {
     /// cpu, cuda, cuda:N or wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// f32, or f16 as the reference runs CLIP (needs f16 on the device; on
+    /// the CPU it runs on burn's Flex).
+    #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
+    pub precision: crate::device::PrecisionArg,
     /// Machine-readable output on stdout (embeddings and similarities).
     #[arg(long)]
     pub json: bool,
@@ -54,8 +58,8 @@ pub struct ClipArgs {
 
 /// Run `v2l clip`.
 pub fn run(args: ClipArgs) -> Result<(), CliError> {
-    let device = args.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, args)
+    let (device, precision) = (args.device.clone(), args.precision.into());
+    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, precision, args)
 }
 
 impl crate::device::OnDevice for ClipArgs {
@@ -88,6 +92,7 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), CliError
         text_heads: args.text_heads,
         skip_text: args.texts.is_empty(),
         skip_vision: args.images.is_empty(),
+        precision: args.precision.into(),
         ..Default::default()
     };
     let clip = Clip::<B>::load_with(&clip_path, &options, &device).map_err(err)?;
@@ -144,7 +149,14 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), CliError
 /// `v2l clip --vl conse`: unit ConSE embeddings.
 fn run_conse<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), CliError> {
     use v2l::vl::VisionLanguage;
-    let vl = v2l::vl::Vl::<B>::load(&args.vl, &device).map_err(err)?;
+    let vl = match v2l::vl::Vl::<B>::load(&args.vl, &device).map_err(err)? {
+        // --precision applies to the image classifier (the text side is f32).
+        v2l::vl::Vl::Conse(mut c) => {
+            c.image = c.image.into_precision(args.precision.into());
+            v2l::vl::Vl::Conse(c)
+        }
+        other => other,
+    };
     let mut image_rows = Vec::new();
     if !args.images.is_empty() {
         let bar = progress(args.images.len() as u64, "images");

@@ -225,15 +225,30 @@ pub fn run(cmd: CodebookCommand) -> Result<(), CliError> {
     match cmd {
         CodebookCommand::Local(a) => {
             let d = a.device.clone();
-            crate::device::dispatch(&d, crate::device::CpuBackend::Flex, a)
+            crate::device::dispatch(
+                &d,
+                crate::device::CpuBackend::Flex,
+                v2l::backend::Precision::F32,
+                a,
+            )
         }
         CodebookCommand::Expand(a) => {
             let d = a.device.clone();
-            crate::device::dispatch(&d, crate::device::CpuBackend::Flex, a)
+            crate::device::dispatch(
+                &d,
+                crate::device::CpuBackend::Flex,
+                v2l::backend::Precision::F32,
+                a,
+            )
         }
         CodebookCommand::Filter(a) => {
             let d = a.device.clone();
-            crate::device::dispatch(&d, crate::device::CpuBackend::Flex, a)
+            crate::device::dispatch(
+                &d,
+                crate::device::CpuBackend::Flex,
+                v2l::backend::Precision::F32,
+                a,
+            )
         }
         CodebookCommand::Import(a) => run_import(&a),
     }

@@ -52,6 +52,10 @@ pub struct CompleteArgs {
     /// cpu, cuda, cuda:N or wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// f32, or f16 as the reference runs LLaMA-2 (needs f16 on the device; on
+    /// the CPU it runs on burn's Flex).
+    #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
+    pub precision: crate::device::PrecisionArg,
     /// Machine-readable output (prompt ids, generated ids, text, stop reason).
     #[arg(long)]
     pub json: bool,
@@ -61,8 +65,8 @@ pub struct CompleteArgs {
 
 /// Run `v2l complete`.
 pub fn run(args: CompleteArgs) -> Result<(), CliError> {
-    let device = args.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
+    let (device, precision) = (args.device.clone(), args.precision.into());
+    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, precision, args)
 }
 
 impl crate::device::OnDevice for CompleteArgs {
@@ -151,7 +155,9 @@ fn run_on<B: Backend>(args: &CompleteArgs, device: B::Device) -> Result<(), CliE
     let tok = load_tokenizer(args)?;
     let llm_path = crate::tokenize::resolve_llm(&args.llm)?;
     let weights = LlamaWeights::open(&llm_path).map_err(err)?;
-    let model = Llama::<B>::load(&weights, &device).map_err(err)?;
+    let model = Llama::<B>::load(&weights, &device)
+        .map_err(err)?
+        .into_precision(args.precision.into());
     let mode = if args.bos {
         AddSpecial::Bos
     } else if args.no_bos {

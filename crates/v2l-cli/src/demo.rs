@@ -58,7 +58,12 @@ pub struct DemoArgs {
 /// Run `v2l demo`.
 pub fn run(args: DemoArgs) -> Result<(), CliError> {
     let d = args.device.clone();
-    crate::device::dispatch(&d, crate::device::CpuBackend::Flex, args)
+    crate::device::dispatch(
+        &d,
+        crate::device::CpuBackend::Flex,
+        v2l::backend::Precision::F32,
+        args,
+    )
 }
 
 impl crate::device::OnDevice for DemoArgs {

@@ -213,6 +213,7 @@ classify_all!(
     v2l::metrics::inception::InceptionError => ExitKind::Malformed,
     serde_json::Error => ExitKind::Malformed,
     v2l::backend::DeviceError => ExitKind::Usage,
+    v2l::backend::PrecisionError => ExitKind::Usage,
 );
 
 impl Classify for v2l::model::image::ImageError {

@@ -48,7 +48,12 @@ pub(crate) fn sha256(path: &Path) -> Result<String, CliError> {
 /// Run `v2l lpips`.
 pub fn run_lpips(args: LpipsArgs) -> Result<(), CliError> {
     let device = args.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
+    crate::device::dispatch(
+        &device,
+        crate::device::CpuBackend::Flex,
+        v2l::backend::Precision::F32,
+        args,
+    )
 }
 
 impl crate::device::OnDevice for LpipsArgs {
@@ -164,7 +169,12 @@ pub struct FidArgs {
 /// Run `v2l fid`.
 pub fn run_fid(args: FidArgs) -> Result<(), CliError> {
     let device = args.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
+    crate::device::dispatch(
+        &device,
+        crate::device::CpuBackend::Flex,
+        v2l::backend::Precision::F32,
+        args,
+    )
 }
 
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {

@@ -63,6 +63,7 @@ impl<B: Backend> Loaded<B> {
             "global_vocab": crate::logs::fingerprint_opt(m.global_vocab.as_deref())?,
             "global_tokens": self.v2l.config().k,
             "image_size": self.v2l.image_size().map_err(err)?,
+            "precision": v2l::backend::Precision::from(m.checkpoint.precision).name(),
             "tool": crate::logs::tool(),
         }))
     }
@@ -91,13 +92,16 @@ fn load<B: Backend>(
         global_vocab: m.global_vocab.clone(),
         config: None,
         batch_size: Some(c.batch_size),
+        precision: c.precision.into(),
     };
     let ckpt = crate::tokenize::resolve_checkpoint::<B>(&c.checkpoint, device)?;
     let v2l = V2lTokenizer::<B>::open(&ckpt, &opts, device).map_err(err)?;
     let llm_path = crate::tokenize::resolve_llm(&m.llm)?;
     let tok = crate::complete::load_tokenizer_for(Some(&llm_path), m.tokenizer.as_deref())?;
     let weights = LlamaWeights::open(&llm_path).map_err(err)?;
-    let llm = Llama::<B>::load(&weights, device).map_err(err)?;
+    let llm = Llama::<B>::load(&weights, device)
+        .map_err(err)?
+        .into_precision(c.precision.into());
     let llm_file = if llm_path.is_file() {
         json!({"file": llm_path.display().to_string(), "bytes": std::fs::metadata(&llm_path).map(|x| x.len()).ok()})
     } else {
@@ -1028,6 +1032,7 @@ impl crate::device::OnDevice for EvalReconstructArgs {
             global_vocab: self.model.global_vocab.clone(),
             config: None,
             batch_size: Some(c.batch_size),
+            precision: c.precision.into(),
         };
         let ckpt = crate::tokenize::resolve_checkpoint::<B>(&c.checkpoint, &device)?;
         let v2l = V2lTokenizer::<B>::open(&ckpt, &opts, &device).map_err(err)?;
@@ -1037,6 +1042,7 @@ impl crate::device::OnDevice for EvalReconstructArgs {
                 "v2l": crate::logs::checkpoint_fingerprint(&ckpt, v2l.provenance())?,
                 "global_vocab": crate::logs::fingerprint_opt(self.model.global_vocab.as_deref())?,
                 "global_tokens": v2l.config().k,
+                "precision": v2l::backend::Precision::from(c.precision).name(),
                 "tool": crate::logs::tool(),
             }),
             self.set.settings(),
@@ -1187,38 +1193,39 @@ impl crate::device::OnDevice for TextJob {
     }
 }
 
-/// A task command that runs on `--device`.
+/// A task command that runs on `--device` in `--precision`.
 pub trait Job: crate::device::OnDevice {
-    /// The `--device` value.
-    fn device(&self) -> String;
+    /// The checkpoint options (device, precision).
+    fn checkpoint(&self) -> &CheckpointArgs;
 }
 
 macro_rules! job {
     ($($t:ty => |$a:ident| $e:expr),* $(,)?) => {
         $(impl Job for $t {
-            fn device(&self) -> String {
+            fn checkpoint(&self) -> &CheckpointArgs {
                 let $a = self;
-                $e.clone()
+                &$e
             }
         })*
     };
 }
 
 job!(
-    ClassifyArgs => |a| a.model.checkpoint.device,
-    CaptionArgs => |a| a.model.checkpoint.device,
-    VqaArgs => |a| a.model.checkpoint.device,
-    RestoreCmdArgs => |a| a.model.checkpoint.device,
-    EvalFewshotArgs => |a| a.model.checkpoint.device,
-    EvalRestoreArgs => |a| a.model.checkpoint.device,
-    EvalReconstructArgs => |a| a.model.checkpoint.device,
-    TextJob => |a| a.0.model.checkpoint.device,
+    ClassifyArgs => |a| a.model.checkpoint,
+    CaptionArgs => |a| a.model.checkpoint,
+    VqaArgs => |a| a.model.checkpoint,
+    RestoreCmdArgs => |a| a.model.checkpoint,
+    EvalFewshotArgs => |a| a.model.checkpoint,
+    EvalRestoreArgs => |a| a.model.checkpoint,
+    EvalReconstructArgs => |a| a.model.checkpoint,
+    TextJob => |a| a.0.model.checkpoint,
 );
 
 /// Run a task command on its device (Flex on the CPU).
 pub fn run<J: Job>(job: J) -> Result<(), CliError> {
-    let d = job.device();
-    crate::device::dispatch(&d, crate::device::CpuBackend::Flex, job)
+    let c = job.checkpoint();
+    let (d, precision) = (c.device.clone(), c.precision.into());
+    crate::device::dispatch(&d, crate::device::CpuBackend::Flex, precision, job)
 }
 
 /// Run `v2l eval …`.

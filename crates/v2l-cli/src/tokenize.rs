@@ -33,6 +33,10 @@ pub struct CheckpointArgs {
     /// cpu, cuda, cuda:N or wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Precision of the CLIP tower and the LLM: f32, or f16 as the
+    /// reference runs them (the V2L encoder and decoder stay f32).
+    #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
+    pub precision: crate::device::PrecisionArg,
 }
 
 /// Arguments of `v2l encode`.
@@ -132,6 +136,7 @@ fn open<B: Backend>(
         global_vocab,
         config: None,
         batch_size: Some(args.batch_size),
+        precision: args.precision.into(),
     };
     let path = resolve_checkpoint::<B>(&args.checkpoint, device)?;
     V2lTokenizer::<B>::open(&path, &options, device).map_err(err)
@@ -240,8 +245,13 @@ fn write_pngs(
 
 /// Run `v2l encode`.
 pub fn run_encode(args: EncodeArgs) -> Result<(), CliError> {
-    let device = args.checkpoint.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
+    let (device, precision) = (args.checkpoint.device.clone(), args.checkpoint.precision);
+    crate::device::dispatch(
+        &device,
+        crate::device::CpuBackend::Flex,
+        precision.into(),
+        args,
+    )
 }
 
 impl crate::device::OnDevice for EncodeArgs {
@@ -280,8 +290,13 @@ impl crate::device::OnDevice for EncodeArgs {
 
 /// Run `v2l reconstruct`.
 pub fn run_reconstruct(args: ReconstructArgs) -> Result<(), CliError> {
-    let device = args.checkpoint.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
+    let (device, precision) = (args.checkpoint.device.clone(), args.checkpoint.precision);
+    crate::device::dispatch(
+        &device,
+        crate::device::CpuBackend::Flex,
+        precision.into(),
+        args,
+    )
 }
 
 impl crate::device::OnDevice for ReconstructArgs {
@@ -302,8 +317,13 @@ impl crate::device::OnDevice for ReconstructArgs {
 
 /// Run `v2l decode`.
 pub fn run_decode(args: DecodeArgs) -> Result<(), CliError> {
-    let device = args.checkpoint.device.clone();
-    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, args)
+    let (device, precision) = (args.checkpoint.device.clone(), args.checkpoint.precision);
+    crate::device::dispatch(
+        &device,
+        crate::device::CpuBackend::Flex,
+        precision.into(),
+        args,
+    )
 }
 
 impl crate::device::OnDevice for DecodeArgs {

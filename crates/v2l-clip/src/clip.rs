@@ -12,6 +12,8 @@ use crate::error::{ClipError, Result};
 use crate::model::{OutputOptions, TextOutput, TextTransformer, VisionOutput, VisionTransformer};
 use crate::preprocess::ClipPreprocess;
 use crate::tokenizer::{ClipTokenizer, Truncation};
+use v2l_nn::Precision;
+
 use crate::weights::{
     hf_config_path, open_source, read_hf_config, Layout, TensorSource, WeightReader,
 };
@@ -33,12 +35,15 @@ pub struct LoadOptions {
     pub skip_text: bool,
     /// Load only the text tower even if the file has a vision tower.
     pub skip_vision: bool,
+    /// Run in this precision ([`Precision::F16`]: fp16 weights and
+    /// activations with f32 LayerNorms, as the reference runs CLIP).
+    pub precision: Precision,
 }
 
 /// A CLIP model: an image tower, a text tower, or both.
 ///
-/// Weights in f16/bf16 are converted to f32 at load; all computation runs in
-/// the backend's float type.
+/// Weights in f16/bf16 are read as f32; the towers compute in f32, or in f16
+/// with [`LoadOptions::precision`] (outputs are f32 either way).
 #[derive(Debug)]
 pub struct Clip<B: Backend> {
     config: ClipConfig,
@@ -115,12 +120,14 @@ impl<B: Backend> Clip<B> {
             .vision
             .as_ref()
             .map(|c| VisionTransformer::from_weights(&reader, c, device))
-            .transpose()?;
+            .transpose()?
+            .map(|t| t.into_precision(options.precision));
         let text = config
             .text
             .as_ref()
             .map(|c| TextTransformer::from_weights(&reader, c, device))
-            .transpose()?;
+            .transpose()?
+            .map(|t| t.into_precision(options.precision));
         Ok(Self {
             config,
             vision,

@@ -35,4 +35,5 @@ pub use error::{ClipError, Result};
 pub use model::{OutputOptions, TextOutput, TextTransformer, VisionOutput, VisionTransformer};
 pub use preprocess::{ClipPreprocess, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
 pub use tokenizer::{ClipTokenizer, Truncation};
+pub use v2l_nn::{Precision, PrecisionError};
 pub use weights::{Layout, TensorSource};

@@ -13,7 +13,8 @@ use burn::tensor::module::{attention, embedding, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Int, Tensor, TensorData};
 use v2l_nn::layers::{self, linear_rows, IdRowsError, LinearInit};
-use v2l_nn::{Init, Layout, Loader, Unexpected};
+use v2l_nn::precision::{self, to_dtype, to_f32, to_precision};
+use v2l_nn::{Init, Layout, Loader, Precision, Unexpected};
 
 use crate::config::{Activation, TextConfig, TextPooling, VisionConfig};
 use crate::error::{ClipError, Result};
@@ -121,6 +122,14 @@ pub struct ResidualAttentionBlock<B: Backend> {
 }
 
 impl<B: Backend> ResidualAttentionBlock<B> {
+    /// The block in `precision`, its LayerNorms kept in f32.
+    fn into_precision(self, precision: Precision) -> Self {
+        let mut b = to_precision(self, precision);
+        b.ln_1 = to_precision(b.ln_1, Precision::F32);
+        b.ln_2 = to_precision(b.ln_2, Precision::F32);
+        b
+    }
+
     fn load(vb: &Loader<'_, B>, shape: &BlockShape) -> Self {
         let (w, eps) = (shape.width, shape.eps);
         Self {
@@ -135,8 +144,11 @@ impl<B: Backend> ResidualAttentionBlock<B> {
 
     /// `x`: [batch, tokens, width] → same shape.
     pub fn forward(&self, x: Tensor<B, 3>, causal: bool) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), causal);
-        let h = linear_rows(&self.c_fc, self.ln_2.forward(x.clone()));
+        let x = x.clone()
+            + self
+                .attn
+                .forward(precision::layer_norm(&self.ln_1, x), causal);
+        let h = linear_rows(&self.c_fc, precision::layer_norm(&self.ln_2, x.clone()));
         let h = match self.activation {
             Activation::QuickGelu => h.clone() * sigmoid(h * 1.702),
             Activation::Gelu => gelu(h),
@@ -258,6 +270,26 @@ pub struct VisionTransformer<B: Backend> {
 }
 
 impl<B: Backend> VisionTransformer<B> {
+    /// The tower in `precision`, as OpenAI's `convert_weights` makes an fp16
+    /// CLIP: every weight cast, the LayerNorms kept in f32 (and computed in
+    /// f32). Inputs are cast to the tower's dtype; outputs are f32.
+    pub fn into_precision(self, precision: Precision) -> Self {
+        let mut t = to_precision(self, precision);
+        t.ln_pre = to_precision(t.ln_pre, Precision::F32);
+        t.ln_post = to_precision(t.ln_post, Precision::F32);
+        t.blocks = t
+            .blocks
+            .into_iter()
+            .map(|b| b.into_precision(precision))
+            .collect();
+        t
+    }
+
+    /// The dtype the tower computes in.
+    pub fn dtype(&self) -> burn::tensor::DType {
+        self.proj.val().dtype()
+    }
+
     /// Build from canonical names under `vb` (checked against `c`).
     pub(crate) fn load(vb: &Loader<'_, B>, c: &VisionConfig) -> Result<Self> {
         c.validate()?;
@@ -315,7 +347,7 @@ impl<B: Backend> VisionTransformer<B> {
         let [_, width] = self.positional_embedding.dims();
         // Patchify: [n,3,g,p,g,p] → [n,g,g,3,p,p] → [n, g², 3p²], matching the
         // conv weight's (c, kh, kw) flattening.
-        let patches = images
+        let patches = to_dtype(images, self.dtype())
             .reshape([n, 3, g, p, g, p])
             .permute([0, 2, 4, 1, 3, 5])
             .reshape([n * g * g, 3 * p * p]);
@@ -328,23 +360,22 @@ impl<B: Backend> VisionTransformer<B> {
             .reshape([1, 1, width])
             .expand([n, 1, width]);
         let x = Tensor::cat(vec![cls, x], 1) + self.positional_embedding.val().unsqueeze::<3>();
-        let x = self.ln_pre.forward(x);
+        let x = precision::layer_norm(&self.ln_pre, x);
         let (x, hidden) = run_blocks(&self.blocks, x, false, options.hidden_states);
         let tokens = g * g + 1;
-        let pooled = self
-            .ln_post
-            .forward(x.clone().slice([0..n, 0..1, 0..width]))
+        let pooled = precision::layer_norm(&self.ln_post, x.clone().slice([0..n, 0..1, 0..width]))
             .reshape([n, width]);
         let embeds = pooled.clone().matmul(self.proj.val());
         let patch_embeds = options.patch_tokens.then(|| {
-            let patches = self.ln_post.forward(x.slice([0..n, 1..tokens, 0..width]));
-            linear(patches, self.proj.val(), None)
+            let patches =
+                precision::layer_norm(&self.ln_post, x.slice([0..n, 1..tokens, 0..width]));
+            to_f32(linear(patches, self.proj.val(), None))
         });
         Ok(VisionOutput {
-            embeds,
-            pooled,
+            embeds: to_f32(embeds),
+            pooled: to_f32(pooled),
             patch_embeds,
-            hidden_states: hidden,
+            hidden_states: hidden.into_iter().map(to_f32).collect(),
         })
     }
 }
@@ -382,6 +413,23 @@ pub struct TextTransformer<B: Backend> {
 }
 
 impl<B: Backend> TextTransformer<B> {
+    /// The tower in `precision` (see [`VisionTransformer::into_precision`]).
+    pub fn into_precision(self, precision: Precision) -> Self {
+        let mut t = to_precision(self, precision);
+        t.ln_final = to_precision(t.ln_final, Precision::F32);
+        t.blocks = t
+            .blocks
+            .into_iter()
+            .map(|b| b.into_precision(precision))
+            .collect();
+        t
+    }
+
+    /// The dtype the tower computes in.
+    pub fn dtype(&self) -> burn::tensor::DType {
+        self.text_projection.val().dtype()
+    }
+
     /// Build from canonical names under `vb` (checked against `c`).
     pub(crate) fn load(vb: &Loader<'_, B>, c: &TextConfig) -> Result<Self> {
         c.validate()?;
@@ -508,7 +556,7 @@ impl<B: Backend> TextTransformer<B> {
         let pos = self.positional_embedding.val().slice([0..t, 0..width]);
         let x = embedding(self.token_embedding.val(), ids) + pos.unsqueeze::<3>();
         let (x, hidden) = run_blocks(&self.blocks, x, true, options.hidden_states);
-        let last = self.ln_final.forward(x);
+        let last = precision::layer_norm(&self.ln_final, x);
         let index: Vec<i64> = positions
             .iter()
             .enumerate()
@@ -518,9 +566,9 @@ impl<B: Backend> TextTransformer<B> {
         let pooled = last.clone().reshape([n * t, width]).select(0, index);
         let embeds = pooled.matmul(self.text_projection.val());
         Ok(TextOutput {
-            embeds,
-            last_hidden: last,
-            hidden_states: hidden,
+            embeds: to_f32(embeds),
+            last_hidden: to_f32(last),
+            hidden_states: hidden.into_iter().map(to_f32).collect(),
             pooled_positions: positions,
         })
     }

@@ -22,4 +22,5 @@ pub use generate::{
     Constraint, GenerateOptions, Generation, Sampling, StopReason, Trie, UnionMask,
 };
 pub use model::{KvCache, Llama, LlamaOutput};
+pub use v2l_nn::{Precision, PrecisionError};
 pub use weights::{Format, LlamaWeights};

@@ -10,7 +10,8 @@ use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor, TensorData};
 use v2l_nn::layers::{self, linear_rows, IdRowsError};
-use v2l_nn::{Init, Layout, Loader, Unexpected};
+use v2l_nn::precision::{self, to_dtype, to_f32, to_precision};
+use v2l_nn::{Init, Layout, Loader, Precision, Unexpected};
 
 use crate::config::LlamaConfig;
 use crate::error::{LlmError, Result};
@@ -111,19 +112,31 @@ fn rope_tables<B: Backend>(
         sin.extend_from_slice(&row_s);
     }
     (
-        Tensor::from_data(TensorData::new(cos, [t, head_dim]), device),
-        Tensor::from_data(TensorData::new(sin, [t, head_dim]), device),
+        to_f32(Tensor::from_data(
+            TensorData::new(cos, [t, head_dim]),
+            device,
+        )),
+        to_f32(Tensor::from_data(
+            TensorData::new(sin, [t, head_dim]),
+            device,
+        )),
     )
 }
 
-/// `x·cos + rotate_half(x)·sin` for `x`: `[b, heads, t, d]`.
+/// `x·cos + rotate_half(x)·sin` for `x`: `[b, heads, t, d]`, computed in f32
+/// and returned in `x`'s dtype (as Meta's `apply_rotary_emb` does in fp16).
 fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>) -> Tensor<B, 4> {
+    let dtype = x.dtype();
+    let x = to_f32(x);
     let [b, h, t, d] = x.dims();
     let half = d / 2;
     let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..half]);
     let x2 = x.clone().slice([0..b, 0..h, 0..t, half..d]);
     let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-    x * cos.clone().unsqueeze::<4>() + rotated * sin.clone().unsqueeze::<4>()
+    to_dtype(
+        x * cos.clone().unsqueeze::<4>() + rotated * sin.clone().unsqueeze::<4>(),
+        dtype,
+    )
 }
 
 impl<B: Backend> Attention<B> {
@@ -237,7 +250,8 @@ pub struct Llama<B: Backend> {
 pub struct LlamaOutput<B: Backend> {
     /// Logits `[batch, tokens, vocab]`.
     pub logits: Tensor<B, 3>,
-    /// Final hidden states (after the last norm) `[batch, tokens, hidden]`.
+    /// Final hidden states (after the last norm) `[batch, tokens, hidden]`,
+    /// in f32.
     pub hidden: Tensor<B, 3>,
 }
 
@@ -304,6 +318,19 @@ impl<B: Backend> Llama<B> {
         }
     }
 
+    /// The model in `precision`. [`Precision::F16`] runs it as the reference
+    /// runs LLaMA-2: fp16 weights and activations, RMSNorm and rotary
+    /// embeddings computed in f32, the attention softmax in f32 (burn's
+    /// attention accumulates in f32), logits returned as f32.
+    pub fn into_precision(self, precision: Precision) -> Self {
+        to_precision(self, precision)
+    }
+
+    /// The dtype the model computes in.
+    pub fn dtype(&self) -> burn::tensor::DType {
+        self.embed_tokens.weight.val().dtype()
+    }
+
     /// Open and load a model (`.gguf`, HF folder, Meta folder).
     pub fn open(path: impl AsRef<std::path::Path>, device: &B::Device) -> Result<Self> {
         Self::load(&LlamaWeights::open(path)?, device)
@@ -315,7 +342,7 @@ impl<B: Backend> Llama<B> {
     }
 
     /// Token embeddings of id rows (all the same length), checked against
-    /// the vocabulary: `[batch, tokens, hidden]`.
+    /// the vocabulary: `[batch, tokens, hidden]`, in the model's dtype.
     pub fn embed(&self, rows: &[Vec<u32>]) -> Result<Tensor<B, 3>> {
         let vocab = self.config.vocab_size;
         let device = self.embed_tokens.weight.device();
@@ -333,10 +360,11 @@ impl<B: Backend> Llama<B> {
         Ok(embedding(self.embed_tokens.weight.val(), ids))
     }
 
-    /// Logits of final hidden states: `[batch, tokens, vocab]`.
+    /// Logits of final hidden states: `[batch, tokens, vocab]`, in f32
+    /// (hidden states of any dtype are cast to the model's first).
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, t, d] = hidden.dims();
-        let flat = hidden.reshape([b * t, d]);
+        let flat = to_dtype(hidden, self.dtype()).reshape([b * t, d]);
         let out = match &self.lm_head {
             Some(head) => flat.matmul(head.weight.val()),
             // Tied head: `embed · hᵀ` then a transpose of the small result,
@@ -351,12 +379,13 @@ impl<B: Backend> Llama<B> {
                 .transpose(),
         };
         let [_, v] = out.dims();
-        out.reshape([b, t, v])
+        to_f32(out.reshape([b, t, v]))
     }
 
     /// Run the decoder on input embeddings `[batch, tokens, hidden]` that
-    /// continue the sequences in `cache` (positions `cache.len()..`).
-    /// Returns the final hidden states (after the last norm).
+    /// continue the sequences in `cache` (positions `cache.len()..`), cast to
+    /// the model's dtype. Returns the final hidden states (after the last
+    /// norm) in the model's dtype.
     pub fn forward_embeds(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>> {
         let [_, t, d] = x.dims();
         if d != self.config.hidden_size {
@@ -397,22 +426,22 @@ impl<B: Backend> Llama<B> {
                 .unsqueeze::<4>()
                 .expand([b, self.config.num_heads, t, total])
         });
-        let mut x = x;
+        let mut x = to_dtype(x, self.dtype());
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let h = layer.self_attn.forward(
-                layer.input_layernorm.forward(x.clone()),
+                precision::rms_norm(&layer.input_layernorm, x.clone()),
                 &rope,
                 mask.clone(),
                 slot,
             );
             let x1 = x + h;
             let m = &layer.mlp;
-            let z = layer.post_attention_layernorm.forward(x1.clone());
+            let z = precision::rms_norm(&layer.post_attention_layernorm, x1.clone());
             let g = silu(linear_rows(&m.gate_proj, z.clone())) * linear_rows(&m.up_proj, z);
             x = x1 + linear_rows(&m.down_proj, g);
         }
         cache.len = needed;
-        Ok(self.norm.forward(x))
+        Ok(precision::rms_norm(&self.norm, x))
     }
 
     /// Run the decoder on token rows continuing `cache`: logits and hidden
@@ -422,7 +451,7 @@ impl<B: Backend> Llama<B> {
         let hidden = self.forward_embeds(x, cache)?;
         Ok(LlamaOutput {
             logits: self.logits(hidden.clone()),
-            hidden,
+            hidden: to_f32(hidden),
         })
     }
 }

@@ -36,7 +36,8 @@ pub use error::{ModelError, Result};
 pub use image;
 pub use import::{infer_config, load_clip, OfficialCheckpoint};
 pub use model::{CodeEntropy, ForwardOutput, GlobalEncoding, LocalEncoding, V2lModel};
-pub use tokenizer::V2lTokenizer;
+pub use tokenizer::{OpenOptions, V2lTokenizer};
 pub use tokens::{ImageTokens, TokensFile, VisualTokens};
+pub use v2l_nn::{Precision, PrecisionError};
 /// The largest number of global tokens per image the search supports.
 pub use v2l_quant::MAX_TOP_K as MAX_GLOBAL_K;

@@ -9,7 +9,7 @@ use burn::tensor::{backend::Backend, IndexingUpdateOp, Int, Tensor, TensorData};
 use v2l_clip::{ClipConfig, VisionConfig, VisionTransformer};
 use v2l_io::tensors::TensorSource;
 use v2l_nn::layers::{self, LinearInit};
-use v2l_nn::{Init, Loader, Names, Unexpected};
+use v2l_nn::{Init, Loader, Names, Precision, Unexpected};
 use v2l_quant::tensor::{Strategy, TensorCodebook};
 use v2l_vl::{ImageTower, VlConfig};
 
@@ -199,6 +199,15 @@ impl<B: Backend> V2lModel<B> {
                 vision: clip_config,
             },
         )
+    }
+
+    /// Run the image tower of the global branch in `precision`
+    /// ([`Precision::F16`]: CLIP as the reference runs it, see
+    /// [`VisionTransformer::into_precision`]; ConSE's classifier in f16).
+    /// The encoder, quantisers and decoder stay in f32, as in the reference.
+    pub fn with_vl_precision(mut self, precision: Precision) -> Self {
+        self.vl = self.vl.take().map(|t| t.into_precision(precision));
+        self
     }
 
     /// Attach the image side of a vision-language model (from

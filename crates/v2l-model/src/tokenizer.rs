@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::{DynamicImage, RgbImage};
+use v2l_nn::Precision;
 use v2l_quant::tensor::TensorCodebook;
 
 use crate::bundle::{is_bundle, Bundle};
@@ -31,6 +32,10 @@ pub struct OpenOptions {
     pub config: Option<PathBuf>,
     /// Images per forward pass (default 8).
     pub batch_size: Option<usize>,
+    /// The precision of the image tower of the global branch (default f32;
+    /// f16 runs CLIP as the reference does). The rest of the model runs in
+    /// f32.
+    pub precision: Precision,
 }
 
 /// The V2L tokenizer for inference: images → [`VisualTokens`] → images.
@@ -143,6 +148,7 @@ impl<B: Backend> V2lTokenizer<B> {
         if let Some(v) = &options.global_vocab {
             words = Some(read_global_vocab(v)?);
         }
+        let model = model.with_vl_precision(options.precision);
         let mut t = Self::new(model, words, device)?;
         if let Some(b) = options.batch_size {
             t.batch_size = b.max(1);

@@ -27,14 +27,18 @@
 //!   (`BatchNorm2d`, `Dropout`), where burn-nn's pick their mode from the
 //!   backend.
 //! - [`init`]: the seeded initialisers.
+//! - [`precision`]: [`Precision`] (f32, or f16 as the reference runs its
+//!   frozen CLIP and LLaMA-2), casting loaded modules, norms computed in f32.
 
 pub mod init;
 pub mod layers;
 pub mod load;
 pub mod modes;
+pub mod precision;
 
 pub use init::{Init, InitRng};
 pub use load::{
     ExportError, Layout, LoadError, Loader, NamedParam, NamedTensor, Names, ReadProblem,
     ShapeProblem, Unexpected, ValueProblem,
 };
+pub use precision::{Precision, PrecisionError};

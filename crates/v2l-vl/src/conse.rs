@@ -21,6 +21,8 @@ use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use v2l_clip::ClipPreprocess;
 use v2l_io::torch_zip::TorchArchive;
+use v2l_nn::precision::{to_dtype, to_f32, to_precision};
+use v2l_nn::Precision;
 
 use crate::bert::{normalize_rows, SentenceEncoder};
 use crate::efficientnet::{EfficientNetLite, IMAGE_SIZE, NUM_CLASSES};
@@ -202,6 +204,14 @@ impl<B: Backend> ConseImage<B> {
         self.classes.dims()[1]
     }
 
+    /// The classifier in `precision` (f16: weights and activations; the
+    /// logits are read as f32). The class embeddings and the combination
+    /// stay in f32.
+    pub fn into_precision(mut self, precision: Precision) -> Self {
+        self.net = to_precision(self.net, precision);
+        self
+    }
+
     /// The combination weights `[n, 1000]` from logits: `p(c|x)` on the
     /// top-T classes, 0 elsewhere (computed on the host in f64).
     ///
@@ -218,7 +228,10 @@ impl<B: Backend> ConseImage<B> {
     pub fn embed(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
         let [n, _, _, _] = images.dims();
         let device = images.device();
-        let logits = self.net.forward(images);
+        let logits = to_f32(
+            self.net
+                .forward(to_dtype(images, self.net.fc.weight.val().dtype())),
+        );
         let values = logits
             .into_data()
             .to_vec::<f32>()

@@ -15,9 +15,10 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 use v2l_io::tensors::TensorSource;
+use v2l_nn::precision::to_dtype;
 use v2l_nn::{Init, Loader, Unexpected};
 
 use crate::error::{Result, VlError};
@@ -65,7 +66,7 @@ impl<B: Backend> ConvBn<B> {
         let (top, bottom) = same_padding(h, k, self.stride);
         let (left, right) = same_padding(w, k, self.stride);
         let x = if top + bottom + left + right > 0 {
-            x.pad((left, right, top, bottom), PadMode::Constant(0.0))
+            pad_zeros(x, (left, right, top, bottom))
         } else {
             x
         };
@@ -76,6 +77,21 @@ impl<B: Backend> ConvBn<B> {
             ConvOptions::new([self.stride, self.stride], [0, 0], [1, 1], self.groups),
         )
     }
+}
+
+/// Zero padding `(left, right, top, bottom)` in `x`'s own dtype (burn's
+/// `pad` builds its canvas in the device's default dtype, which an f16
+/// tensor cannot be assigned into).
+fn pad_zeros<B: Backend>(
+    x: Tensor<B, 4>,
+    (l, r, t, b): (usize, usize, usize, usize),
+) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let canvas = to_dtype(
+        Tensor::<B, 4>::zeros([n, c, h + t + b, w + l + r], &x.device()),
+        x.dtype(),
+    );
+    canvas.slice_assign([0..n, 0..c, t..t + h, l..l + w], x)
 }
 
 /// TensorFlow `SAME` padding along one axis: `(before, after)`.

@@ -34,6 +34,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use v2l_clip::{Clip, ClipPreprocess, ClipTokenizer, Truncation, VisionConfig, VisionTransformer};
+use v2l_nn::Precision;
 
 pub use bert::{BertConfig, BertModel, SentenceEncoder};
 pub use conse::{Conse, ConseConfig, ConseImage, ConsePaths};
@@ -160,6 +161,16 @@ impl<B: Backend> ImageTower<B> {
                 .forward(images, v2l_clip::OutputOptions::default())?
                 .embeds),
             ImageTower::Conse(c) => c.embed(images),
+        }
+    }
+
+    /// The tower in `precision`: CLIP as the reference runs it in fp16
+    /// ([`VisionTransformer::into_precision`]), ConSE's classifier in f16
+    /// ([`ConseImage::into_precision`]). Embeddings are f32 either way.
+    pub fn into_precision(self, precision: Precision) -> Self {
+        match self {
+            ImageTower::Clip(v) => ImageTower::Clip(v.into_precision(precision)),
+            ImageTower::Conse(c) => ImageTower::Conse(c.into_precision(precision)),
         }
     }
 

@@ -1,8 +1,12 @@
-//! Backends: type aliases for the burn backends compiled into this build and
-//! the `--device cpu|cuda|wgpu` choice.
+//! Backends: type aliases for the burn backends compiled into this build,
+//! the `--device cpu|cuda|wgpu` choice and the [`Precision`] of the frozen
+//! CLIP and LLM (f16 needs a backend with f16: Flex on the CPU, CUDA, a wgpu
+//! adapter with `shader-f16`; [`Precision::check`] says).
 
 use std::fmt;
 use std::str::FromStr;
+
+pub use v2l_nn::precision::{Precision, PrecisionError};
 
 /// The CPU backend used by default (burn's NdArray).
 pub type Cpu = burn::backend::NdArray;
