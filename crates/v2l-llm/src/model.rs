@@ -4,11 +4,11 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, Linear, RmsNorm};
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Tensor, TensorData};
 use v2l_nn::layers::{self, linear_rows, IdRowsError};
 use v2l_nn::precision::{self, to_dtype, to_f32, to_precision};
 use v2l_nn::{Init, Layout, Loader, Precision, Unexpected};
@@ -194,12 +194,25 @@ impl<B: Backend> Attention<B> {
                     .reshape([b, h, total, d])
             }
         };
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: false,
+        let y = if q.dtype() == DType::F32 {
+            let options = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: false,
+            };
+            attention(q, expand(k), expand(v), mask, None, options)
+        } else {
+            // Meta's fp16 attention: scores `q·kᵀ/√d` in fp16, softmax in
+            // f32 rounded back to fp16, then the fp16 product with v.
+            let dtype = q.dtype();
+            let scores = q.matmul(expand(k).swap_dims(2, 3)) / (d as f64).sqrt();
+            let scores = to_f32(scores);
+            let scores = match mask {
+                Some(m) => scores.mask_fill(m, f32::NEG_INFINITY),
+                None => scores,
+            };
+            to_dtype(softmax(scores, 3), dtype).matmul(expand(v))
         };
-        let y = attention(q, expand(k), expand(v), mask, None, options);
         linear_rows(&self.o_proj, y.swap_dims(1, 2).reshape([b, t, h * d]))
     }
 }

@@ -183,3 +183,100 @@ pub fn rms_norm<B: Backend, const D: usize>(norm: &RmsNorm<B>, x: Tensor<B, D>) 
     let y = to_dtype(x / rms, dtype);
     y * to_dtype(norm.gamma.val(), dtype).unsqueeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Flex, NdArray};
+    use burn::nn::LayerNormConfig;
+    use burn::tensor::TensorData;
+
+    type F = Flex;
+
+    fn f16_row(values: &[f32]) -> Tensor<F, 2> {
+        let t = Tensor::<F, 2>::from_data(
+            TensorData::new(values.to_vec(), [1, values.len()]),
+            &Default::default(),
+        );
+        to_dtype(t, DType::F16)
+    }
+
+    fn host(t: Tensor<F, 2>) -> Vec<f32> {
+        to_f32(t).into_data().to_vec::<f32>().unwrap()
+    }
+
+    /// Activations of 300: x² = 90,000 overflows f16 (max 65,504), so a norm
+    /// computed in f16 would give 0 or NaN. Closed forms: RMS of
+    /// [300, −300, 300, −300] is 300, so the output is ±1 · γ; the LayerNorm
+    /// of [300, 100, −100, −300] (mean 0, variance 50,000) is ±1.342, ±0.447.
+    #[test]
+    fn norms_of_large_f16_activations_are_computed_in_f32() {
+        let device = Default::default();
+        let rms = RmsNorm::<F> {
+            gamma: Param::from_tensor(to_dtype(
+                Tensor::<F, 1>::from_floats([2.0, 2.0, 2.0, 2.0], &device),
+                DType::F16,
+            )),
+            epsilon: 1e-5,
+        };
+        let y = rms_norm(&rms, f16_row(&[300.0, -300.0, 300.0, -300.0]));
+        assert_eq!(y.dtype(), DType::F16);
+        for (got, want) in host(y).iter().zip([2.0, -2.0, 2.0, -2.0]) {
+            assert!((got - want).abs() < 2e-3, "{got} vs {want}");
+        }
+
+        let ln = to_precision(
+            LayerNormConfig::new(4)
+                .with_epsilon(1e-5)
+                .init::<F>(&device),
+            Precision::F16,
+        );
+        let y = layer_norm(&ln, f16_row(&[300.0, 100.0, -100.0, -300.0]));
+        assert_eq!(y.dtype(), DType::F16);
+        let s = 50_000f32.sqrt();
+        for (got, want) in host(y)
+            .iter()
+            .zip([300.0 / s, 100.0 / s, -100.0 / s, -300.0 / s])
+        {
+            assert!((got - want).abs() < 2e-3, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn to_precision_casts_every_float_parameter_and_f32_is_a_no_op() {
+        let device = Default::default();
+        let ln = LayerNormConfig::new(3).init::<F>(&device);
+        let half = to_precision(ln.clone(), Precision::F16);
+        assert_eq!(half.gamma.val().dtype(), DType::F16);
+        assert_eq!(
+            half.beta.as_ref().map(|b| b.val().dtype()),
+            Some(DType::F16)
+        );
+        let back = to_precision(half, Precision::F32);
+        assert_eq!(back.gamma.val().dtype(), DType::F32);
+        // 1/3 is not an f16 value: the round trip rounds it as `.half()` does.
+        let x = Tensor::<F, 1>::from_floats([1.0 / 3.0], &device);
+        let r = to_f32(to_dtype(x, DType::F16))
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(r, vec![0.333_251_95]);
+        // f32 → f32 leaves NdArray (which has no f16) untouched.
+        let nd = LayerNormConfig::new(3).init::<NdArray>(&Default::default());
+        assert_eq!(
+            to_precision(nd, Precision::F32).gamma.val().dtype(),
+            DType::F32
+        );
+    }
+
+    #[test]
+    fn precision_names_parse_and_print() {
+        assert_eq!("fp16".parse::<Precision>(), Ok(Precision::F16));
+        assert_eq!("F32".parse::<Precision>(), Ok(Precision::F32));
+        assert!(matches!(
+            "bf16".parse::<Precision>(),
+            Err(PrecisionError::Unknown(_))
+        ));
+        assert_eq!(Precision::F16.to_string(), "f16");
+    }
+}

@@ -3,6 +3,7 @@
 
 mod common;
 mod golden;
+mod precision;
 mod preprocess;
 mod tokenizer;
 mod towers;

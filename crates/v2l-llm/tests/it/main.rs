@@ -4,5 +4,6 @@
 mod fuzz_regressions;
 mod gguf;
 mod model;
+mod precision;
 mod smollm2;
 mod tokenizer;
