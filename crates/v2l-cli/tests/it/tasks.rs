@@ -270,6 +270,7 @@ fn classify_restore_and_eval_on_tiny_models() {
     let head: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(head["format"], "v2l-eval-log/1");
     assert_eq!(head["settings"]["decoding"], "UnionMask");
+    assert_eq!(head["settings"]["precision"], "f32");
     // Resuming with the same settings computes nothing new ...
     assert!(run(&a5).status.success());
     assert_eq!(std::fs::read_to_string(&eval_log).unwrap(), text);
@@ -292,6 +293,38 @@ fn classify_restore_and_eval_on_tiny_models() {
     assert_eq!(o.status.code(), Some(5), "{e}");
     assert!(e.contains("episodes.csv_dir:"), "{e}");
     std::fs::write(&csv, csv_again).unwrap();
+    // Another --precision is another setting too; in its own log, the f16
+    // run (CLIP tower and LLM in f16 on Flex) completes.
+    let mut half = a5.clone();
+    half.extend(["--precision", "f16"]);
+    let o = run(&half);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(5), "{e}");
+    assert!(
+        e.contains("precision: \"f32\" in the log, \"f16\" now"),
+        "{e}"
+    );
+    let log16 = d.join("eval16.jsonl");
+    let table16 = d.join("table16.md");
+    let mut half: Vec<&str> = a5
+        .iter()
+        .map(|a| {
+            if *a == s(&eval_log) {
+                s(&log16)
+            } else if *a == s(&table) {
+                s(&table16)
+            } else {
+                a
+            }
+        })
+        .collect();
+    half.extend(["--precision", "f16"]);
+    let o = run(&half);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text16 = std::fs::read_to_string(&log16).unwrap();
+    let head16: serde_json::Value = serde_json::from_str(text16.lines().next().unwrap()).unwrap();
+    assert_eq!(head16["settings"]["precision"], "f16");
+    assert!(std::fs::read_to_string(&table16).unwrap().contains("(n=2)"));
     // --new-log starts again and keeps the old log beside it.
     changed.push("--new-log");
     let o = run(&changed);
