@@ -44,9 +44,8 @@ pub struct ClipArgs {
     /// Truncate texts longer than the context (keeping EOT) instead of failing.
     #[arg(long)]
     pub truncate: bool,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
     /// f32, or f16 as the reference runs CLIP (needs f16 on the device; on
     /// the CPU it runs on burn's Flex).
     #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
@@ -58,8 +57,8 @@ pub struct ClipArgs {
 
 /// Run `v2l clip`.
 pub fn run(args: ClipArgs) -> Result<(), CliError> {
-    let (device, precision) = (args.device.clone(), args.precision.into());
-    crate::device::dispatch(&device, crate::device::CpuBackend::NdArray, precision, args)
+    let (device, precision) = (args.device.device, args.precision.into());
+    crate::device::dispatch(device, crate::device::CpuBackend::NdArray, precision, args)
 }
 
 impl crate::device::OnDevice for ClipArgs {

@@ -100,9 +100,8 @@ pub struct LocalArgs {
     /// Work folder for resumable chunks; default `NAME.work` beside --out.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// Arguments of `v2l codebook expand`.
@@ -138,9 +137,8 @@ pub struct ExpandArgs {
     /// Work folder for resumable chunks; default `NAME.work` beside --out.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// Expansion mode.
@@ -195,9 +193,8 @@ pub struct FilterArgs {
     /// Precision of the written embeddings.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     pub precision: PrecisionArg,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// Arguments of `v2l codebook import`.
@@ -224,27 +221,27 @@ pub struct ImportArgs {
 pub fn run(cmd: CodebookCommand) -> Result<(), CliError> {
     match cmd {
         CodebookCommand::Local(a) => {
-            let d = a.device.clone();
+            let d = a.device.device;
             crate::device::dispatch(
-                &d,
+                d,
                 crate::device::CpuBackend::Flex,
                 v2l::backend::Precision::F32,
                 a,
             )
         }
         CodebookCommand::Expand(a) => {
-            let d = a.device.clone();
+            let d = a.device.device;
             crate::device::dispatch(
-                &d,
+                d,
                 crate::device::CpuBackend::Flex,
                 v2l::backend::Precision::F32,
                 a,
             )
         }
         CodebookCommand::Filter(a) => {
-            let d = a.device.clone();
+            let d = a.device.device;
             crate::device::dispatch(
-                &d,
+                d,
                 crate::device::CpuBackend::Flex,
                 v2l::backend::Precision::F32,
                 a,

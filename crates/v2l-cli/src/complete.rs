@@ -49,9 +49,8 @@ pub struct CompleteArgs {
     /// Never prepend BOS.
     #[arg(long)]
     pub no_bos: bool,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
     /// f32, or f16 as the reference runs LLaMA-2 (needs f16 on the device; on
     /// the CPU it runs on burn's Flex).
     #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
@@ -65,8 +64,8 @@ pub struct CompleteArgs {
 
 /// Run `v2l complete`.
 pub fn run(args: CompleteArgs) -> Result<(), CliError> {
-    let (device, precision) = (args.device.clone(), args.precision.into());
-    crate::device::dispatch(&device, crate::device::CpuBackend::Flex, precision, args)
+    let (device, precision) = (args.device.device, args.precision.into());
+    crate::device::dispatch(device, crate::device::CpuBackend::Flex, precision, args)
 }
 
 impl crate::device::OnDevice for CompleteArgs {

@@ -50,16 +50,15 @@ pub struct DemoArgs {
     /// Seed of the episodes and the restorations' randomness.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
 }
 
 /// Run `v2l demo`.
 pub fn run(args: DemoArgs) -> Result<(), CliError> {
-    let d = args.device.clone();
+    let d = args.device.device;
     crate::device::dispatch(
-        &d,
+        d,
         crate::device::CpuBackend::Flex,
         v2l::backend::Precision::F32,
         args,
@@ -743,7 +742,7 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
         "tool": format!("v2l demo {}", env!("CARGO_PKG_VERSION")),
         "quick": a.quick,
         "seed": a.seed,
-        "device": a.device,
+        "device": a.device.device.to_string(),
         "seconds": seconds,
         "section_seconds": section_seconds,
         "first_use": first_use,

@@ -25,13 +25,15 @@ impl From<PrecisionArg> for Precision {
     }
 }
 
-/// Which CPU backend a command prefers for `--device cpu`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuBackend {
-    /// burn's NdArray (`v2l::backend::Cpu`).
-    NdArray,
-    /// burn's Flex (`v2l::backend::CpuFlex`), faster for LLM decoding.
-    Flex,
+pub use v2l::backend::CpuBackend;
+
+/// `--device`, parsed once into the library's [`DeviceKind`] (an unknown or
+/// not-compiled device is a usage error, exit 2).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DeviceArgs {
+    /// cpu, cuda, cuda:N, wgpu or wgpu:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceKind,
 }
 
 /// A command body generic over the backend.
@@ -40,50 +42,23 @@ pub trait OnDevice {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError>;
 }
 
-/// Parse `--device` and run `job` on the matching backend, checking that it
-/// computes in `precision` (f16 on the CPU always uses Flex: NdArray has no
-/// f16).
+/// Adapts a command body to the library's [`v2l::backend::OnDevice`].
+struct Job<J>(J);
+
+impl<J: OnDevice> v2l::backend::OnDevice for Job<J> {
+    type Output = Result<(), CliError>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        self.0.run::<B>(device)
+    }
+}
+
+/// Run `job` on the backend of `device` in `precision`
+/// ([`v2l::backend::run_on`]).
 pub fn dispatch<J: OnDevice>(
-    device: &str,
+    device: DeviceKind,
     cpu: CpuBackend,
     precision: Precision,
     job: J,
 ) -> Result<(), CliError> {
-    let kind: DeviceKind = device.parse().map_err(err)?;
-    let cpu = if precision == Precision::F32 {
-        cpu
-    } else {
-        CpuBackend::Flex
-    };
-    match (kind, cpu) {
-        (DeviceKind::Cpu, CpuBackend::NdArray) => {
-            checked::<v2l::backend::Cpu, J>(Default::default(), precision, job)
-        }
-        (DeviceKind::Cpu, CpuBackend::Flex) => {
-            checked::<v2l::backend::CpuFlex, J>(Default::default(), precision, job)
-        }
-        #[cfg(feature = "cuda")]
-        (DeviceKind::Cuda(i), _) => checked::<v2l::backend::Cuda, J>(
-            v2l::burn::backend::cuda::CudaDevice::new(i),
-            precision,
-            job,
-        ),
-        #[cfg(feature = "wgpu")]
-        (DeviceKind::Wgpu, _) => {
-            checked::<v2l::backend::Wgpu, J>(Default::default(), precision, job)
-        }
-        #[allow(unreachable_patterns)]
-        (other, _) => Err(CliError::usage(format!(
-            "device {other} is not compiled into this build"
-        ))),
-    }
-}
-
-fn checked<B: Backend, J: OnDevice>(
-    device: B::Device,
-    precision: Precision,
-    job: J,
-) -> Result<(), CliError> {
-    precision.check::<B>(&device).map_err(err)?;
-    job.run::<B>(device)
+    v2l::backend::run_on(device, cpu, precision, Job(job)).map_err(err)?
 }

@@ -28,9 +28,8 @@ pub struct LpipsArgs {
     /// rescaled again by 2x − 1). Not comparable with standard LPIPS.
     #[arg(long)]
     pub pyiqa_compat: bool,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
     /// Machine-readable output on stdout (per-pair values and provenance).
     #[arg(long)]
     pub json: bool,
@@ -47,9 +46,9 @@ pub(crate) fn sha256(path: &Path) -> Result<String, CliError> {
 
 /// Run `v2l lpips`.
 pub fn run_lpips(args: LpipsArgs) -> Result<(), CliError> {
-    let device = args.device.clone();
+    let device = args.device.device;
     crate::device::dispatch(
-        &device,
+        device,
         crate::device::CpuBackend::Flex,
         v2l::backend::Precision::F32,
         args,
@@ -158,9 +157,8 @@ pub struct FidArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
     /// Machine-readable output on stdout (value and provenance).
     #[arg(long)]
     pub json: bool,
@@ -168,9 +166,9 @@ pub struct FidArgs {
 
 /// Run `v2l fid`.
 pub fn run_fid(args: FidArgs) -> Result<(), CliError> {
-    let device = args.device.clone();
+    let device = args.device.device;
     crate::device::dispatch(
-        &device,
+        device,
         crate::device::CpuBackend::Flex,
         v2l::backend::Precision::F32,
         args,

@@ -1224,8 +1224,8 @@ job!(
 /// Run a task command on its device (Flex on the CPU).
 pub fn run<J: Job>(job: J) -> Result<(), CliError> {
     let c = job.checkpoint();
-    let (d, precision) = (c.device.clone(), c.precision.into());
-    crate::device::dispatch(&d, crate::device::CpuBackend::Flex, precision, job)
+    let (d, precision) = (c.device.device, c.precision.into());
+    crate::device::dispatch(d, crate::device::CpuBackend::Flex, precision, job)
 }
 
 /// Run `v2l eval …`.

@@ -30,9 +30,8 @@ pub struct CheckpointArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
-    /// cpu, cuda, cuda:N or wgpu.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
     /// Precision of the CLIP tower and the LLM: f32, or f16 as the
     /// reference runs them (the V2L encoder and decoder stay f32).
     #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
@@ -245,9 +244,9 @@ fn write_pngs(
 
 /// Run `v2l encode`.
 pub fn run_encode(args: EncodeArgs) -> Result<(), CliError> {
-    let (device, precision) = (args.checkpoint.device.clone(), args.checkpoint.precision);
+    let (device, precision) = (args.checkpoint.device.device, args.checkpoint.precision);
     crate::device::dispatch(
-        &device,
+        device,
         crate::device::CpuBackend::Flex,
         precision.into(),
         args,
@@ -290,9 +289,9 @@ impl crate::device::OnDevice for EncodeArgs {
 
 /// Run `v2l reconstruct`.
 pub fn run_reconstruct(args: ReconstructArgs) -> Result<(), CliError> {
-    let (device, precision) = (args.checkpoint.device.clone(), args.checkpoint.precision);
+    let (device, precision) = (args.checkpoint.device.device, args.checkpoint.precision);
     crate::device::dispatch(
-        &device,
+        device,
         crate::device::CpuBackend::Flex,
         precision.into(),
         args,
@@ -317,9 +316,9 @@ impl crate::device::OnDevice for ReconstructArgs {
 
 /// Run `v2l decode`.
 pub fn run_decode(args: DecodeArgs) -> Result<(), CliError> {
-    let (device, precision) = (args.checkpoint.device.clone(), args.checkpoint.precision);
+    let (device, precision) = (args.checkpoint.device.device, args.checkpoint.precision);
     crate::device::dispatch(
-        &device,
+        device,
         crate::device::CpuBackend::Flex,
         precision.into(),
         args,

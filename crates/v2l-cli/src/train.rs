@@ -8,8 +8,6 @@ use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use v2l::backend::DeviceKind;
-use v2l::burn::backend::Autodiff;
 use v2l::burn::tensor::backend::AutodiffBackend;
 use v2l::train::{Progress, RunOptions, TrainConfig};
 
@@ -27,9 +25,8 @@ pub struct TrainArgs {
     /// on resume).
     #[arg(long)]
     pub steps: Option<u64>,
-    /// `cpu`, `cuda[:N]` or `wgpu`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArgs,
     /// The LPIPS-VGG weights (`vgg16.ckpt`); default: the cached
     /// `lpips-backbones` asset.
     #[arg(long)]
@@ -68,20 +65,7 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         lpips,
         stop,
     };
-    let kind: DeviceKind = args.device.parse().map_err(err)?;
-    match kind {
-        DeviceKind::Cpu => job.run::<Autodiff<v2l::backend::CpuFlex>>(Default::default()),
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda(i) => {
-            job.run::<Autodiff<v2l::backend::Cuda>>(v2l::burn::backend::cuda::CudaDevice::new(i))
-        }
-        #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu => job.run::<Autodiff<v2l::backend::Wgpu>>(Default::default()),
-        #[allow(unreachable_patterns)]
-        other => Err(CliError::usage(format!(
-            "device {other} is not compiled into this build"
-        ))),
-    }
+    v2l::backend::run_autodiff_on(args.device.device, job).map_err(err)?
 }
 
 struct Job {
@@ -91,7 +75,9 @@ struct Job {
     stop: Arc<AtomicBool>,
 }
 
-impl Job {
+impl v2l::backend::OnAutodiffDevice for Job {
+    type Output = Result<(), CliError>;
+
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<(), CliError> {
         let options = RunOptions {
             steps: self.config.max_steps,

@@ -244,6 +244,7 @@ fn every_command_answers_bad_input_with_its_documented_exit_code() {
         row("encode", "truncated file", &format!("encode --checkpoint {} {img}", p(&cut_bundle)), 4, "model.safetensors"),
         row("encode", "NaN/Inf weights", &format!("encode --checkpoint {} {img}", p(&nan)), 4, "non-finite"),
         row("encode", "wrong format", &format!("encode --checkpoint {b} {}", p(&not_png)), 4, "not.png"),
+        row("encode", "unknown device", &format!("encode --checkpoint {b} --device tpu {img}"), 2, "invalid value 'tpu' for '--device"),
         row("encode", "unknown precision", &format!("encode --checkpoint {b} --precision bf16 {img}"), 2, "invalid value 'bf16' for '--precision"),
         row("reconstruct", "unwritable output folder", &format!("reconstruct --checkpoint {b} --out-dir {} {img}", p(&under_file)), 6, "a_file/out"),
         row("reconstruct", "full disk", &format!("reconstruct --checkpoint {b} --out-dir /dev/full {img}"), 6, "/dev/full"),
