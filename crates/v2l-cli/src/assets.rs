@@ -1,9 +1,6 @@
 //! `v2l assets list|fetch|path`.
 
-use std::time::Duration;
-
 use clap::Subcommand;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use v2l::assets::fetch::{self, FetchEvent, FileState};
 use v2l::assets::{AssetError, MANIFEST};
@@ -129,12 +126,7 @@ fn fetch_all(names: &[String], json: bool) -> Result<(), AssetError> {
             .map(|n| fetch::lookup(n))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let bar = ProgressBar::new(assets.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
+    let bar = crate::progress::spinner(assets.len() as u64, "assets");
     let mut out = Vec::new();
     for a in assets {
         bar.set_message(format!("{} ({})", a.name, a.spec()));

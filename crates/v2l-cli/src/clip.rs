@@ -6,7 +6,6 @@ use crate::error::{err, CliError};
 use std::path::PathBuf;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::clip::{Clip, ClipTokenizer, LoadOptions, Truncation};
@@ -98,7 +97,7 @@ fn run_on<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), CliError
 
     let mut image_rows = Vec::new();
     if !args.images.is_empty() {
-        let bar = progress(args.images.len() as u64, "images");
+        let bar = crate::progress::bar(args.images.len() as u64, "images");
         let mut parts = Vec::new();
         for chunk in args.images.chunks(args.batch_size.max(1)) {
             let emb = clip
@@ -158,7 +157,7 @@ fn run_conse<B: Backend>(args: &ClipArgs, device: B::Device) -> Result<(), CliEr
     };
     let mut image_rows = Vec::new();
     if !args.images.is_empty() {
-        let bar = progress(args.images.len() as u64, "images");
+        let bar = crate::progress::bar(args.images.len() as u64, "images");
         for chunk in args.images.chunks(args.batch_size.max(1)) {
             let decoded = chunk
                 .iter()
@@ -252,12 +251,4 @@ fn report(
 
 fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
-}
-
-fn progress(n: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(n);
-    if let Ok(style) = ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}")) {
-        bar.set_style(style);
-    }
-    bar
 }

@@ -2,10 +2,10 @@
 //! LLM's vocabulary with CLIP, or import the official files.
 
 use crate::error::{err, CliError};
+use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::clip::{Clip, ClipTokenizer, Truncation};
@@ -278,16 +278,6 @@ fn model_id(path: &Path) -> Result<String, CliError> {
     ))
 }
 
-fn bar(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    if let Ok(style) =
-        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} ({{eta}} left)"))
-    {
-        bar.set_style(style);
-    }
-    bar
-}
-
 fn on_progress(bar: &ProgressBar) -> impl FnMut(Progress<'_>) + '_ {
     move |p| {
         bar.set_length(p.total);
@@ -324,7 +314,7 @@ fn embed_entries<B: Backend>(
     let spec = e.vl.as_ref().ok_or(
         "--vl is needed to embed the entries (`conse`, or CLIP weights with the text tower)",
     )?;
-    let pb = bar(entries.len() as u64, "entries embedded");
+    let pb = crate::progress::bar(entries.len() as u64, "entries embedded");
     if is_conse(spec) {
         let dir = v2l::vl::cached_file("minilm-l6", Some("model.safetensors"))
             .map_err(err)?
@@ -452,7 +442,7 @@ impl crate::device::OnDevice for ExpandArgs {
         };
         let llm_id = model_id(&self.llm)?;
         let work = work_dir(&self.out, &self.work_dir)?;
-        let pb = bar(ids.len() as u64, "entries expanded");
+        let pb = crate::progress::bar(ids.len() as u64, "entries expanded");
         let mut next = LlamaNext::new(&model, self.batch);
         let expanded = Expander::new(&tok, mode)
             .expand_chunked(
@@ -535,7 +525,7 @@ impl crate::device::OnDevice for FilterArgs {
             model_id(Path::new(&self.vl))?
         };
         let work = work_dir(&self.out, &self.work_dir)?;
-        let pb = bar(images.len() as u64, "images voted");
+        let pb = crate::progress::bar(images.len() as u64, "images voted");
         let votes = filter::vote(
             vl.as_dyn(),
             &cands,

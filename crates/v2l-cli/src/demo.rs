@@ -4,6 +4,7 @@
 //! `report.html`, a `summary.json` and PNGs.
 
 use crate::error::{err, CliError};
+use crate::progress::bar;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,6 @@ use std::time::Instant;
 
 use base64::Engine;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use v2l::burn::tensor::backend::Backend;
 use v2l::default_model;
@@ -106,16 +106,6 @@ struct Shown {
     label: Option<String>,
 }
 
-fn bar(total: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(&format!(
-        "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}] {{bar:30}} ({{eta}} left)"
-    )) {
-        pb.set_style(style);
-    }
-    pb
-}
-
 fn step(n: usize, what: &str) {
     eprintln!("[{n}/6] {what}");
 }
@@ -165,9 +155,7 @@ fn ensure_assets() -> Result<&'static str, CliError> {
         );
         for n in &missing {
             let a = fetch::lookup(n).map_err(err)?;
-            let pb = ProgressBar::new_spinner();
-            pb.set_message(format!("fetching {n}"));
-            pb.enable_steady_tick(std::time::Duration::from_millis(200));
+            let pb = crate::progress::spinner(1, &format!("fetching {n}"));
             fetch::fetch(a, &mut |_| {}).map_err(|e| err(e).context(format!("fetching {n}")))?;
             pb.finish_and_clear();
             eprintln!("  fetched {n}");

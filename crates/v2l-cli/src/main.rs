@@ -20,6 +20,7 @@ mod error;
 mod files;
 mod logs;
 mod metrics;
+mod progress;
 mod quality;
 mod tasks;
 mod tokenize;

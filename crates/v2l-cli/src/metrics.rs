@@ -5,7 +5,6 @@ use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use v2l::metrics::psnr::{psnr, PsnrChannels};
 use v2l::metrics::ssim::ssim;
@@ -101,11 +100,7 @@ pub(crate) fn codecs_of(pairs: &[(PathBuf, PathBuf)]) -> Vec<String> {
 /// Runs a pairwise metric and prints the mean (and, with `--json`, every pair).
 pub fn run(args: PairArgs, metric: Metric) -> Result<(), CliError> {
     let pairs = pairs(&args.reference, &args.distorted)?;
-    let bar = ProgressBar::new(pairs.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::bar(pairs.len() as u64, "pairs");
     let mut values = Vec::with_capacity(pairs.len());
     let mut rows = Vec::new();
     let mut shape = None;

@@ -5,7 +5,6 @@ use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::metrics::lpips::{InputRange, Lpips, LpipsNet};
@@ -79,11 +78,7 @@ impl crate::device::OnDevice for LpipsArgs {
             .map_err(err)?
             .with_input_range(range);
         let pairs = crate::metrics::pairs(&self.reference, &self.distorted)?;
-        let bar = ProgressBar::new(pairs.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
+        let bar = crate::progress::bar(pairs.len() as u64, "pairs");
         let mut rows = Vec::with_capacity(pairs.len());
         let mut values = Vec::with_capacity(pairs.len());
         let mut size = None;
@@ -235,11 +230,7 @@ fn side_stats<B: Backend>(
         *net = Some(FidInception::<B>::load_file(weights, device).map_err(err)?);
     }
     let model = net.as_ref().ok_or(CliError::from("no network"))?;
-    let bar = ProgressBar::new(files.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::bar(files.len() as u64, "images");
     bar.set_message(path.display().to_string());
     let mut stats = FeatureStats::new(FEATURE_DIM);
     let mut sizes = std::collections::BTreeSet::new();

@@ -4,7 +4,6 @@ use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::llm::tokenizer::LlmTokenizer;
@@ -21,6 +20,7 @@ use v2l::prompt::eval::{
 use v2l::prompt::restore::{ExampleMode, RestoreOptions, Restorer, Task};
 use v2l::prompt::{Decoding, FewShotOptions, InstructionStyle, PromptTokens};
 
+use crate::progress::bar;
 use crate::tokenize::CheckpointArgs;
 
 /// The V2L model and the frozen LLM.
@@ -124,16 +124,6 @@ fn load<B: Backend>(
         ckpt,
         llm_path,
     })
-}
-
-fn bar(total: usize, what: &str) -> ProgressBar {
-    let b = ProgressBar::new(total as u64);
-    if let Ok(s) =
-        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} ({{eta}} left)"))
-    {
-        b.set_style(s);
-    }
-    b
 }
 
 /// Instruction style.
@@ -417,7 +407,7 @@ impl crate::device::OnDevice for ClassifyArgs {
             ks: vec![k],
             options: self.fewshot.options(),
         };
-        let pb = bar(eps.len(), "episodes");
+        let pb = bar((eps.len()) as u64, "episodes");
         let acc = run_fewshot(
             &m.v2l,
             &m.llm,
@@ -693,7 +683,7 @@ impl crate::device::OnDevice for RestoreCmdArgs {
             self.new_log,
         )?;
         log.set_provenance(m.provenance.clone());
-        let pb = bar(n, "images");
+        let pb = bar((n) as u64, "images");
         run_restore(
             &restorer,
             &images[..n.max(1).min(images.len())],
@@ -816,7 +806,10 @@ impl crate::device::OnDevice for EvalFewshotArgs {
                     ks: ks.clone(),
                     options: self.fewshot.options(),
                 };
-                let pb = bar(eps.len() * ks.len(), &format!("{way}-way {shot}-shot"));
+                let pb = bar(
+                    (eps.len() * ks.len()) as u64,
+                    &format!("{way}-way {shot}-shot"),
+                );
                 let acc = run_fewshot(
                     &m.v2l,
                     &m.llm,
@@ -980,7 +973,7 @@ impl crate::device::OnDevice for EvalRestoreArgs {
         } else {
             None
         };
-        let pb = bar(images.len() * tasks.len(), "restorations");
+        let pb = bar((images.len() * tasks.len()) as u64, "restorations");
         run_restore(
             &restorer,
             &images,
@@ -1049,7 +1042,7 @@ impl crate::device::OnDevice for EvalReconstructArgs {
         ]);
         let mut log = crate::logs::open_log(&self.out.log, log_settings, self.out.new_log)?;
         log.set_provenance(json!({"v2l": c.checkpoint.display().to_string(), "v2l_provenance": v2l.provenance(), "image_size": self.size, "tool": format!("v2l-rs {}", env!("CARGO_PKG_VERSION"))}));
-        let pb = bar(images.len(), "images");
+        let pb = bar((images.len()) as u64, "images");
         let mut t = run_reconstruct(&v2l, &images, &mut log, &mut |d, _| {
             pb.set_position(d as u64)
         })

@@ -5,7 +5,6 @@ use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use v2l::burn::tensor::backend::Backend;
 use v2l::model::bundle::{write_bundle, BundleExtras};
 use v2l::model::tokenizer::{open_image, read_global_vocab, OpenOptions};
@@ -114,16 +113,6 @@ pub struct ImportArgs {
     pub out: PathBuf,
 }
 
-fn progress(n: usize, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(n as u64);
-    if let Ok(style) = ProgressStyle::with_template(&format!(
-        "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}] {{bar:30}} {{per_sec}}"
-    )) {
-        pb.set_style(style);
-    }
-    pb
-}
-
 fn open<B: Backend>(
     args: &CheckpointArgs,
     global_vocab: Option<PathBuf>,
@@ -153,12 +142,7 @@ pub(crate) fn resolve_checkpoint<B: Backend>(
     if !v2l::default_model::is_ready() {
         eprintln!("first use of the default model: computing its local codebook (SmolLM2's vocabulary embedded by MiniLM)");
     }
-    let pb = ProgressBar::new(0);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} entries embedded ({eta} left)")
-    {
-        pb.set_style(style);
-    }
+    let pb = crate::progress::bar(0, "entries embedded");
     let dir = v2l::default_model::bundle::<B>(device, &mut |p| {
         pb.set_length(p.total);
         pb.set_position(p.done);
@@ -183,7 +167,7 @@ fn encode_files<B: Backend>(
     paths: &[PathBuf],
     batch: usize,
 ) -> Result<VisualTokens, CliError> {
-    let pb = progress(paths.len(), "encoding");
+    let pb = crate::progress::bar(paths.len() as u64, "encoding");
     let mut all: Option<VisualTokens> = None;
     for chunk in paths.chunks(batch.max(1)) {
         let images = chunk
@@ -341,7 +325,7 @@ impl crate::device::OnDevice for DecodeArgs {
             .collect();
         let names = out_names(&paths)?;
         let t = open::<B>(&self.checkpoint, None, &device)?;
-        let pb = progress(file.images.len(), "decoding");
+        let pb = crate::progress::bar(file.images.len() as u64, "decoding");
         let mut images = Vec::with_capacity(file.images.len());
         // Consecutive records with the same grid and k decode together.
         let mut start = 0;

@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use v2l::burn::tensor::backend::AutodiffBackend;
 use v2l::train::{Progress, RunOptions, TrainConfig};
 
@@ -84,12 +83,7 @@ impl v2l::backend::OnAutodiffDevice for Job {
             interrupt: Some(&self.stop),
             lpips_weights: self.lpips.clone(),
         };
-        let bar = ProgressBar::new(0);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec} {msg}",
-        ) {
-            bar.set_style(style);
-        }
+        let bar = crate::progress::bar(0, "steps");
         let mut on_step = |p: &Progress<'_>| {
             if bar.length() != Some(p.total) {
                 bar.set_length(p.total);
