@@ -2,6 +2,9 @@
 //! the CPU backends (NdArray and Flex). Run: `cargo bench -p v2l-clip --bench encode`.
 //! Numbers are recorded in docs/benchmarks.md.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use burn::backend::{Flex, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};

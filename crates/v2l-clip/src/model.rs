@@ -251,7 +251,7 @@ pub struct VisionOutput<B: Backend> {
 pub struct VisionTransformer<B: Backend> {
     /// The patch convolution (no bias) as a matrix: [3·patch², width].
     pub patch_embed: Param<Tensor<B, 2>>,
-    /// Class token: [width].
+    /// Class token: `[width]`.
     pub class_embedding: Param<Tensor<B, 1>>,
     /// Positional embedding: [1 + grid², width].
     pub positional_embedding: Param<Tensor<B, 2>>,

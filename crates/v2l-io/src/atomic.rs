@@ -48,7 +48,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// place: it cannot be replaced by a rename.
 ///
 /// # Errors
-/// As [`write`], and `fill`'s errors; a folder at `path`.
+/// As [`write()`], and `fill`'s errors; a folder at `path`.
 pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.is_dir() {

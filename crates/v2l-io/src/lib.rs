@@ -10,7 +10,7 @@
 //! - [`gguf`]: GGUF files (header, metadata, tensor table, dequantisation to f32);
 //! - [`npy`]: NumPy `.npy` files, versions 1–3, numeric, string and object arrays;
 //! - [`idx`]: IDX files (MNIST / Fashion-MNIST), plain or gzip-compressed;
-//! - [`file`]: JSON configuration files with errors naming the path;
+//! - [`file`](mod@file): JSON configuration files with errors naming the path;
 //! - [`atomic`]: crash-safe writes (temporary file + rename) and the interrupt-time cleanup
 //!   of temporary files;
 //! - [`torch_zip`]: tensors inside PyTorch zip archives (`torch.save` checkpoints and

@@ -7,6 +7,9 @@
 //! GFLOP/s. Filter with criterion's usual argument, e.g.
 //! `cargo bench -p v2l-quant --bench nearest -- 'nearest/T4096/K32000/d768'`.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::hint::black_box;
