@@ -10,7 +10,7 @@ use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::clip::{Clip, ClipTokenizer, Truncation};
 use v2l::codebook::expand::{candidates, Expander, ExpansionMode, LlamaNext};
-use v2l::codebook::filter::{self, filter_codebook, ImageFiles, ImageSet, Selection};
+use v2l::codebook::filter::{self, filter_codebook, ImageFiles, ImageSet, Selection, VoteOptions};
 use v2l::codebook::job::Progress;
 use v2l::codebook::{vocab, Codebook, Precision, TemplateEmbedder};
 use v2l::llm::{Llama, LlamaWeights};
@@ -530,8 +530,10 @@ impl crate::device::OnDevice for FilterArgs {
             vl.as_dyn(),
             &cands,
             images.as_ref(),
-            self.top,
-            self.chunk_images,
+            VoteOptions {
+                top: self.top,
+                chunk_images: self.chunk_images,
+            },
             &work,
             &clip_id,
             &mut on_progress(&pb),

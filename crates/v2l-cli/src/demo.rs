@@ -21,9 +21,7 @@ use v2l::model::image::{imageops, DynamicImage, RgbImage};
 use v2l::model::tokenizer::{open_image, OpenOptions};
 use v2l::model::V2lTokenizer;
 use v2l::prompt::episodes::{generate_episodes, ClassNames};
-use v2l::prompt::eval::{
-    psnr_ssim, run_fewshot, run_restore, DatasetImages, FewShotEval, JsonlLog,
-};
+use v2l::prompt::eval::{psnr_ssim, DatasetImages, FewShotEval, JsonlLog, Run, Session};
 use v2l::prompt::fewshot::{Decoding, FewShotOptions};
 use v2l::prompt::restore::{RestoreOptions, Restorer, Task};
 use v2l::prompt::{InstructionStyle, PromptTokens};
@@ -612,18 +610,23 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
             options,
         };
         let pb = bar(eps.len() as u64, &format!("{way}-way 1-shot episodes"));
-        let acc = run_fewshot(
-            &v2l,
-            &llm,
-            &tok,
-            &test_set,
-            &class_names,
-            &eps,
-            &settings,
-            &mut log,
-            &mut |d, _| pb.set_position(d as u64),
-        )
-        .map_err(err)?;
+        let session = Session {
+            tokenizer: &v2l,
+            llm: &llm,
+            llm_tokenizer: &tok,
+        };
+        let acc = session
+            .fewshot(
+                &test_set,
+                &class_names,
+                &eps,
+                &settings,
+                Run {
+                    log: &mut log,
+                    progress: &mut |d, _| pb.set_position(d as u64),
+                },
+            )
+            .map_err(err)?;
         pb.finish_and_clear();
         let acc = acc.get(&way_k).copied().unwrap_or_default();
         let (lo, hi) = acc.wilson_interval(1.96).unwrap_or((f64::NAN, f64::NAN));
@@ -662,16 +665,18 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
         .map(|&i| (images[i].name.clone(), images[i].image.clone()))
         .collect();
     let pb = bar((rimgs.len() * tasks.len()) as u64, "restorations");
-    run_restore(
-        &restorer,
-        &rimgs,
-        &tasks,
-        Some(&lpips),
-        &mut rlog,
-        Some(&restore_dir),
-        &mut |d, _| pb.set_position(d as u64),
-    )
-    .map_err(err)?;
+    restorer
+        .evaluate(
+            &rimgs,
+            &tasks,
+            Some(&lpips),
+            Some(&restore_dir),
+            Run {
+                log: &mut rlog,
+                progress: &mut |d, _| pb.set_position(d as u64),
+            },
+        )
+        .map_err(err)?;
     pb.finish_and_clear();
     let mut restore_json = Vec::new();
     let mut restore_html = String::new();

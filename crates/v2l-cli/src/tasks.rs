@@ -13,11 +13,10 @@ use v2l::model::tokenizer::{open_image, OpenOptions};
 use v2l::model::V2lTokenizer;
 use v2l::prompt::episodes::{generate_episodes, read_csv, ClassNames, Episode};
 use v2l::prompt::eval::{
-    fewshot_table, restore_table, run_caption, run_fewshot, run_reconstruct, run_restore, run_vqa,
-    CaptionItem, DatasetImages, FewShotEval, FolderImages, ImageSource, Table, TextTaskEval,
-    VqaItem,
+    fewshot_table, restore_table, run_reconstruct, CaptionItem, DatasetImages, FewShotEval,
+    FolderImages, ImageSource, Run, Session, Table, TextTaskEval, VqaItem,
 };
-use v2l::prompt::restore::{ExampleMode, RestoreOptions, Restorer, Task};
+use v2l::prompt::restore::{ExampleMode, RestoreOptions, Task};
 use v2l::prompt::{Decoding, FewShotOptions, InstructionStyle, PromptTokens};
 
 use crate::progress::bar;
@@ -53,6 +52,15 @@ struct Loaded<B: Backend> {
 }
 
 impl<B: Backend> Loaded<B> {
+    /// The evaluation session over these models.
+    fn session(&self) -> Session<'_, B> {
+        Session {
+            tokenizer: &self.v2l,
+            llm: &self.llm,
+            llm_tokenizer: &self.tok,
+        }
+    }
+
     /// The log settings that the models determine: fingerprints of the V2L
     /// model, the LLM and the overriding files, sizes, the tool's version.
     fn settings(&self, m: &ModelArgs) -> Result<serde_json::Value, CliError> {
@@ -408,21 +416,22 @@ impl crate::device::OnDevice for ClassifyArgs {
             options: self.fewshot.options(),
         };
         let pb = bar((eps.len()) as u64, "episodes");
-        let acc = run_fewshot(
-            &m.v2l,
-            &m.llm,
-            &m.tok,
-            source.as_ref(),
-            &names,
-            &eps,
-            &settings,
-            &mut log,
-            &mut |d, t| {
-                pb.set_length(t as u64);
-                pb.set_position(d as u64);
-            },
-        )
-        .map_err(err)?;
+        let acc = m
+            .session()
+            .fewshot(
+                source.as_ref(),
+                &names,
+                &eps,
+                &settings,
+                Run {
+                    log: &mut log,
+                    progress: &mut |d, t| {
+                        pb.set_length(t as u64);
+                        pb.set_position(d as u64);
+                    },
+                },
+            )
+            .map_err(err)?;
         pb.finish_and_clear();
         if self.json {
             for r in log.records() {
@@ -662,12 +671,7 @@ impl crate::device::OnDevice for RestoreCmdArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let task = Task::parse(&self.task).map_err(|e| CliError::usage(format!("--task: {e}")))?;
         let m = load::<B>(&self.model, &device, None)?;
-        let restorer = Restorer {
-            tokenizer: &m.v2l,
-            llm: &m.llm,
-            llm_tokenizer: &m.tok,
-            options: self.restore.options(),
-        };
+        let restorer = m.session().restorer(self.restore.options());
         crate::files::create_dir(&self.out_dir)?;
         let mut images = named_images(&self.images)?;
         let n = images.len();
@@ -684,16 +688,18 @@ impl crate::device::OnDevice for RestoreCmdArgs {
         )?;
         log.set_provenance(m.provenance.clone());
         let pb = bar((n) as u64, "images");
-        run_restore(
-            &restorer,
-            &images[..n.max(1).min(images.len())],
-            &[task],
-            None,
-            &mut log,
-            Some(&self.out_dir),
-            &mut |d, _| pb.set_position(d as u64),
-        )
-        .map_err(err)?;
+        restorer
+            .evaluate(
+                &images[..n.max(1).min(images.len())],
+                &[task],
+                None,
+                Some(&self.out_dir),
+                Run {
+                    log: &mut log,
+                    progress: &mut |d, _| pb.set_position(d as u64),
+                },
+            )
+            .map_err(err)?;
         pb.finish_and_clear();
         for r in log.records() {
             println!("{r}");
@@ -810,18 +816,19 @@ impl crate::device::OnDevice for EvalFewshotArgs {
                     (eps.len() * ks.len()) as u64,
                     &format!("{way}-way {shot}-shot"),
                 );
-                let acc = run_fewshot(
-                    &m.v2l,
-                    &m.llm,
-                    &m.tok,
-                    source.as_ref(),
-                    &names,
-                    &eps,
-                    &settings,
-                    &mut log,
-                    &mut |d, _| pb.set_position(d as u64),
-                )
-                .map_err(err)?;
+                let acc = m
+                    .session()
+                    .fewshot(
+                        source.as_ref(),
+                        &names,
+                        &eps,
+                        &settings,
+                        Run {
+                            log: &mut log,
+                            progress: &mut |d, _| pb.set_position(d as u64),
+                        },
+                    )
+                    .map_err(err)?;
                 pb.finish_and_clear();
                 results.insert((way, shot), acc);
             }
@@ -943,12 +950,7 @@ impl crate::device::OnDevice for EvalRestoreArgs {
             .map_err(|e| CliError::usage(format!("--tasks: {e}")))?;
         let m = load::<B>(&self.model, &device, None)?;
         let images = self.set.load()?;
-        let restorer = Restorer {
-            tokenizer: &m.v2l,
-            llm: &m.llm,
-            llm_tokenizer: &m.tok,
-            options: self.restore.options(),
-        };
+        let restorer = m.session().restorer(self.restore.options());
         let log_settings = merged(&[
             m.settings(&self.model)?,
             self.set.settings(),
@@ -974,16 +976,18 @@ impl crate::device::OnDevice for EvalRestoreArgs {
             None
         };
         let pb = bar((images.len() * tasks.len()) as u64, "restorations");
-        run_restore(
-            &restorer,
-            &images,
-            &tasks,
-            lpips.as_ref(),
-            &mut log,
-            self.save_dir.as_deref(),
-            &mut |d, _| pb.set_position(d as u64),
-        )
-        .map_err(err)?;
+        restorer
+            .evaluate(
+                &images,
+                &tasks,
+                lpips.as_ref(),
+                self.save_dir.as_deref(),
+                Run {
+                    log: &mut log,
+                    progress: &mut |d, _| pb.set_position(d as u64),
+                },
+            )
+            .map_err(err)?;
         pb.finish_and_clear();
         let notes = vec![
             format!(
@@ -1151,33 +1155,33 @@ impl crate::device::OnDevice for TextJob {
                     None => None,
                 };
                 let scorer = clip.as_ref().map(|(c, t)| (c, t));
-                run_caption(
-                    &m.v2l,
-                    &m.llm,
-                    &m.tok,
-                    &load_img,
-                    &items,
-                    settings,
-                    scorer,
-                    &mut log,
-                    &mut progress,
-                )
-                .map_err(err)?
+                m.session()
+                    .caption(
+                        &load_img,
+                        &items,
+                        settings,
+                        scorer,
+                        Run {
+                            log: &mut log,
+                            progress: &mut progress,
+                        },
+                    )
+                    .map_err(err)?
             }
             TextTask::Vqa => {
                 let items: Vec<VqaItem> =
                     serde_json::from_str(&text).map_err(|e| err(e).context(a.set.display()))?;
-                run_vqa(
-                    &m.v2l,
-                    &m.llm,
-                    &m.tok,
-                    &load_img,
-                    &items,
-                    settings,
-                    &mut log,
-                    &mut progress,
-                )
-                .map_err(err)?
+                m.session()
+                    .vqa(
+                        &load_img,
+                        &items,
+                        settings,
+                        Run {
+                            log: &mut log,
+                            progress: &mut progress,
+                        },
+                    )
+                    .map_err(err)?
             }
         };
         pb.finish_and_clear();

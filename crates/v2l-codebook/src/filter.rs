@@ -342,25 +342,33 @@ impl ImageSet for LabelledImages {
     }
 }
 
-/// Count votes of every image of `images` for `candidates`, in chunks of
-/// `chunk_images`, saving the counts to the work folder after each chunk so
+/// The voting parameters of [`vote`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoteOptions {
+    /// Each image votes for its `top` nearest candidates (the reference: 5).
+    pub top: usize,
+    /// Images embedded per chunk (the resumable unit).
+    pub chunk_images: usize,
+}
+
+/// Count votes of every image of `images` for `candidates` (`options`), in
+/// chunks of `options.chunk_images`, saving the counts to the work folder after each chunk so
 /// that an interrupted run resumes where it stopped. `clip_id` names the CLIP
 /// weights. Memory: the candidates, one chunk of images, one chunk of scores.
 ///
 /// # Errors
 /// [`CodebookError::JobMismatch`] for a folder of another job; unreadable
 /// images; CLIP failures; a CLIP width other than the candidates'.
-#[allow(clippy::too_many_arguments)]
 pub fn vote<B: Backend>(
     vl: &dyn VisionLanguage<B>,
     candidates: &Codebook,
     images: &dyn ImageSet,
-    top: usize,
-    chunk_images: usize,
+    options: VoteOptions,
     work_dir: impl Into<PathBuf>,
     clip_id: &str,
     progress: OnProgress<'_>,
 ) -> Result<Votes> {
+    let VoteOptions { top, chunk_images } = options;
     if images.is_empty() {
         return Err(CodebookError::InvalidInput("no images to vote with".into()));
     }

@@ -44,6 +44,6 @@ pub use codebook::{Codebook, Precision};
 pub use embed::{EmbeddingChunks, TemplateEmbedder};
 pub use error::{CodebookError, Result};
 pub use expand::{candidates, Expanded, Expander, ExpansionMode, LlamaNext, NextToken};
-pub use filter::{filter_codebook, ImageFiles, ImageSet, Selection, Votes};
+pub use filter::{filter_codebook, ImageFiles, ImageSet, Selection, VoteOptions, Votes};
 pub use job::{Progress, WorkDir};
 pub use templates::IMAGENET_TEMPLATES;

@@ -24,7 +24,7 @@ use crate::episodes::{ClassNames, Episode, Item};
 use crate::error::{io, write_io, PromptError, Result};
 use crate::fewshot::{classify, FewShotOptions, TextEpisode};
 use crate::prompt::{visual_text, LabelledText};
-use crate::restore::{Restorer, Task};
+use crate::restore::{RestoreOptions, Restorer, Task};
 
 /// The `"format"` value of a log's settings line.
 pub const LOG_FORMAT: &str = "v2l-eval-log/1";
@@ -410,6 +410,57 @@ impl ImageSource for DatasetImages {
 /// A progress callback: `(done, total)`.
 pub type OnProgress<'a> = &'a mut dyn FnMut(usize, usize);
 
+/// Where an evaluation run writes: its log (records are skipped when already
+/// there) and its progress callback.
+pub struct Run<'a> {
+    /// The run's log.
+    pub log: &'a mut JsonlLog,
+    /// Called with `(done, total)` after each item.
+    pub progress: OnProgress<'a>,
+}
+
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The models an evaluation runs on: the V2L tokenizer, the frozen LLM and
+/// its tokenizer. Its methods are the task runners; restoration runs through
+/// [`Session::restorer`] and [`Restorer::evaluate`].
+#[derive(Debug)]
+pub struct Session<'a, B: Backend> {
+    /// The V2L tokenizer.
+    pub tokenizer: &'a V2lTokenizer<B>,
+    /// The frozen LLM.
+    pub llm: &'a Llama<B>,
+    /// The LLM's tokenizer.
+    pub llm_tokenizer: &'a LlmTokenizer,
+}
+
+// Manual impls: the derive would require `B: Clone`.
+impl<B: Backend> Clone for Session<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for Session<'_, B> {}
+
+impl<'a, B: Backend> Session<'a, B> {
+    /// A restorer over these models with `options`.
+    pub fn restorer(&self, options: RestoreOptions) -> Restorer<'a, B> {
+        Restorer {
+            tokenizer: self.tokenizer,
+            llm: self.llm,
+            llm_tokenizer: self.llm_tokenizer,
+            options,
+        }
+    }
+}
+
 /// Few-shot evaluation settings.
 #[derive(Debug, Clone)]
 pub struct FewShotEval {
@@ -423,98 +474,98 @@ pub struct FewShotEval {
     pub options: FewShotOptions,
 }
 
-/// Run few-shot classification over `episodes`, logging one line per
-/// (k, episode) and returning the accuracy per k. Images are encoded once
-/// (at the largest k; the first k global ids are the k nearest).
-///
-/// # Errors
-/// Unknown classes; images that cannot be loaded; model and context errors.
-#[allow(clippy::too_many_arguments)]
-pub fn run_fewshot<B: Backend>(
-    v2l: &V2lTokenizer<B>,
-    llm: &Llama<B>,
-    tok: &LlmTokenizer,
-    images: &dyn ImageSource,
-    names: &ClassNames,
-    episodes: &[Episode],
-    settings: &FewShotEval,
-    log: &mut JsonlLog,
-    progress: OnProgress<'_>,
-) -> Result<BTreeMap<usize, Accuracy>> {
-    let max_k = settings.ks.iter().copied().max().unwrap_or(0);
-    if max_k == 0 || max_k > v2l.config().k {
-        return Err(PromptError::InvalidInput(format!(
-            "global token counts {:?} must be in 1..={} (the tokenizer's k)",
-            settings.ks,
-            v2l.config().k
-        )));
-    }
-    // Every class must have a name before any image is encoded.
-    for ep in episodes {
-        for it in ep.support.iter().chain(std::iter::once(&ep.query)) {
-            names.name(&it.class)?;
+impl<B: Backend> Session<'_, B> {
+    /// Run few-shot classification over `episodes`, logging one line per
+    /// (k, episode) and returning the accuracy per k. Images are encoded once
+    /// (at the largest k; the first k global ids are the k nearest).
+    ///
+    /// # Errors
+    /// Unknown classes; images that cannot be loaded; model and context errors.
+    pub fn fewshot(
+        &self,
+        images: &dyn ImageSource,
+        names: &ClassNames,
+        episodes: &[Episode],
+        settings: &FewShotEval,
+        run: Run<'_>,
+    ) -> Result<BTreeMap<usize, Accuracy>> {
+        let (v2l, llm, tok) = (self.tokenizer, self.llm, self.llm_tokenizer);
+        let Run { log, progress } = run;
+        let max_k = settings.ks.iter().copied().max().unwrap_or(0);
+        if max_k == 0 || max_k > v2l.config().k {
+            return Err(PromptError::InvalidInput(format!(
+                "global token counts {:?} must be in 1..={} (the tokenizer's k)",
+                settings.ks,
+                v2l.config().k
+            )));
         }
-    }
-    let mut words: HashMap<String, Vec<String>> = HashMap::new();
-    let total = episodes.len() * settings.ks.len();
-    let mut done = 0;
-    for (e, ep) in episodes.iter().enumerate() {
-        for &k in &settings.ks {
-            let key = format!("{}way-{}shot/k{k}/{e}", settings.way, settings.shot);
-            done += 1;
-            if log.is_done(&key) {
-                progress(done, total);
-                continue;
+        // Every class must have a name before any image is encoded.
+        for ep in episodes {
+            for it in ep.support.iter().chain(std::iter::once(&ep.query)) {
+                names.name(&it.class)?;
             }
-            let all: Vec<&Item> = ep
-                .support
-                .iter()
-                .chain(std::iter::once(&ep.query))
-                .collect();
-            for it in &all {
-                if !words.contains_key(&it.path) {
-                    let w = global_words(v2l, &images.load(it)?)?;
-                    words.insert(it.path.clone(), w);
+        }
+        let mut words: HashMap<String, Vec<String>> = HashMap::new();
+        let total = episodes.len() * settings.ks.len();
+        let mut done = 0;
+        for (e, ep) in episodes.iter().enumerate() {
+            for &k in &settings.ks {
+                let key = format!("{}way-{}shot/k{k}/{e}", settings.way, settings.shot);
+                done += 1;
+                if log.is_done(&key) {
+                    progress(done, total);
+                    continue;
                 }
-            }
-            let vis = |it: &Item| visual_text(&words[&it.path][..k]);
-            let te = TextEpisode {
-                support: ep
+                let all: Vec<&Item> = ep
                     .support
                     .iter()
-                    .map(|s| {
-                        Ok(LabelledText {
-                            visual: vis(s),
-                            label: names.name(&s.class)?.to_string(),
+                    .chain(std::iter::once(&ep.query))
+                    .collect();
+                for it in &all {
+                    if !words.contains_key(&it.path) {
+                        let w = global_words(v2l, &images.load(it)?)?;
+                        words.insert(it.path.clone(), w);
+                    }
+                }
+                let vis = |it: &Item| visual_text(&words[&it.path][..k]);
+                let te = TextEpisode {
+                    support: ep
+                        .support
+                        .iter()
+                        .map(|s| {
+                            Ok(LabelledText {
+                                visual: vis(s),
+                                label: names.name(&s.class)?.to_string(),
+                            })
                         })
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-                query_visual: vis(&ep.query),
-                target: names.name(&ep.query.class)?.to_string(),
-            };
-            let p = classify(llm, tok, &te, &settings.options)?;
-            let mut record = json!({
-                "task": "fewshot", "way": settings.way, "shot": settings.shot, "k": k,
-                "episode": e, "query": ep.query.path, "target": p.target,
-                "prediction": p.text, "tokens": p.tokens, "correct": p.correct,
-                "prompt_tokens": p.prompt_tokens,
-            });
-            if !p.scores.is_empty() {
-                record["scores"] = json!(p.scores);
-            }
-            log.append(&key, record)?;
-            progress(done, total);
-        }
-    }
-    let mut acc: BTreeMap<usize, Accuracy> = BTreeMap::new();
-    for r in log.records() {
-        if r["task"] == "fewshot" && r["way"] == settings.way && r["shot"] == settings.shot {
-            if let (Some(k), Some(c)) = (r["k"].as_u64(), r["correct"].as_bool()) {
-                acc.entry(k as usize).or_default().push(c);
+                        .collect::<Result<Vec<_>>>()?,
+                    query_visual: vis(&ep.query),
+                    target: names.name(&ep.query.class)?.to_string(),
+                };
+                let p = classify(llm, tok, &te, &settings.options)?;
+                let mut record = json!({
+                    "task": "fewshot", "way": settings.way, "shot": settings.shot, "k": k,
+                    "episode": e, "query": ep.query.path, "target": p.target,
+                    "prediction": p.text, "tokens": p.tokens, "correct": p.correct,
+                    "prompt_tokens": p.prompt_tokens,
+                });
+                if !p.scores.is_empty() {
+                    record["scores"] = json!(p.scores);
+                }
+                log.append(&key, record)?;
+                progress(done, total);
             }
         }
+        let mut acc: BTreeMap<usize, Accuracy> = BTreeMap::new();
+        for r in log.records() {
+            if r["task"] == "fewshot" && r["way"] == settings.way && r["shot"] == settings.shot {
+                if let (Some(k), Some(c)) = (r["k"].as_u64(), r["correct"].as_bool()) {
+                    acc.entry(k as usize).or_default().push(c);
+                }
+            }
+        }
+        Ok(acc)
     }
-    Ok(acc)
 }
 
 /// The few-shot table: rows k, one column per N-way K-shot setting, cells
@@ -560,7 +611,7 @@ fn to_metric_image(im: &RgbImage) -> Result<v2l_metrics::Image> {
 }
 
 /// The file stem of an image's restoration panels (`<dir>/<task>/<stem>.png`
-/// as [`run_restore`] writes them): the id with every character other than
+/// as [`Restorer::evaluate`] writes them): the id with every character other than
 /// ASCII letters, digits, `-` and `_` replaced by `_`.
 pub fn panel_file_stem(id: &str) -> String {
     id.chars()
@@ -587,109 +638,113 @@ pub fn psnr_ssim(a: &RgbImage, b: &RgbImage) -> Result<(f64, f64)> {
     ))
 }
 
-/// Run restorations of `images` for each task, logging one line per
-/// (task, image): PSNR (Y) and SSIM of the restored decode against the
-/// clean input, of the clean decode (the tokenizer's own ceiling), and LPIPS
-/// when a network is given. `save_dir` receives `task/<id>.png` panels
-/// (clean | corrupted | clean decode | restored) and the clean inputs and
-/// restored decodes alone under `task/clean/` and `task/restored/` (for
-/// `v2l fid`).
-///
-/// # Errors
-/// As [`Restorer::restore`]; I/O errors writing images.
-#[allow(clippy::too_many_arguments)]
-pub fn run_restore<B: Backend>(
-    restorer: &Restorer<'_, B>,
-    images: &[(String, DynamicImage)],
-    tasks: &[Task],
-    lpips: Option<&v2l_metrics::lpips::Lpips<B>>,
-    log: &mut JsonlLog,
-    save_dir: Option<&Path>,
-    progress: OnProgress<'_>,
-) -> Result<()> {
-    let total = images.len() * tasks.len();
-    let mut done = 0;
-    for &task in tasks {
-        for (i, (id, img)) in images.iter().enumerate() {
-            done += 1;
-            let key = format!("restore/{}/{id}", task.name());
-            if log.is_done(&key) {
-                progress(done, total);
-                continue;
-            }
-            let others: Vec<DynamicImage> = images
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .take(restorer.options.rates.len())
-                .map(|(_, (_, im))| im.clone())
-                .collect();
-            let r = restorer.restore(img, &others, task)?;
-            let (psnr, ssim) = psnr_ssim(&r.clean_image, &r.restored_decode)?;
-            let (psnr_c, ssim_c) = psnr_ssim(&r.clean_image, &r.clean_decode)?;
-            let lp = match lpips {
-                Some(net) => net
-                    .distance_images(
-                        std::slice::from_ref(&r.clean_image),
-                        std::slice::from_ref(&r.restored_decode),
-                    )
-                    .map_err(|e| PromptError::InvalidInput(format!("LPIPS: {e}")))?
-                    .first()
-                    .map(|&v| f64::from(v)),
-                None => None,
-            };
-            if let Some(dir) = save_dir {
-                let d = dir.join(task.name());
-                std::fs::create_dir_all(&d).map_err(write_io(&d))?;
-                let (w, h) = r.clean_image.dimensions();
-                let mut panel = RgbImage::new(4 * w, h);
-                for (p, im) in [
-                    &r.clean_image,
-                    &r.corrupted_image,
-                    &r.clean_decode,
-                    &r.restored_decode,
-                ]
-                .iter()
-                .enumerate()
-                {
-                    image::imageops::replace(&mut panel, *im, i64::from(p as u32 * w), 0);
+impl<B: Backend> Restorer<'_, B> {
+    /// Run restorations of `images` for each task, logging one line per
+    /// (task, image): PSNR (Y) and SSIM of the restored decode against the
+    /// clean input, of the clean decode (the tokenizer's own ceiling), and LPIPS
+    /// when a network is given. `save_dir` receives `task/<id>.png` panels
+    /// (clean | corrupted | clean decode | restored) and the clean inputs and
+    /// restored decodes alone under `task/clean/` and `task/restored/` (for
+    /// `v2l fid`).
+    ///
+    /// # Errors
+    /// As [`Restorer::restore`]; I/O errors writing images.
+    pub fn evaluate(
+        &self,
+        images: &[(String, DynamicImage)],
+        tasks: &[Task],
+        lpips: Option<&v2l_metrics::lpips::Lpips<B>>,
+        save_dir: Option<&Path>,
+        run: Run<'_>,
+    ) -> Result<()> {
+        let restorer = self;
+        let Run { log, progress } = run;
+        let total = images.len() * tasks.len();
+        let mut done = 0;
+        for &task in tasks {
+            for (i, (id, img)) in images.iter().enumerate() {
+                done += 1;
+                let key = format!("restore/{}/{id}", task.name());
+                if log.is_done(&key) {
+                    progress(done, total);
+                    continue;
                 }
-                let safe = panel_file_stem(id);
-                let save = |im: &RgbImage, p: PathBuf| -> Result<()> {
-                    if let Some(parent) = p.parent() {
-                        std::fs::create_dir_all(parent).map_err(write_io(parent))?;
-                    }
-                    let mut png = Vec::new();
-                    im.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                        .map_err(|e| PromptError::InvalidInput(format!("{}: {e}", p.display())))?;
-                    write_atomic(&p, &png)
+                let others: Vec<DynamicImage> = images
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .take(restorer.options.rates.len())
+                    .map(|(_, (_, im))| im.clone())
+                    .collect();
+                let r = restorer.restore(img, &others, task)?;
+                let (psnr, ssim) = psnr_ssim(&r.clean_image, &r.restored_decode)?;
+                let (psnr_c, ssim_c) = psnr_ssim(&r.clean_image, &r.clean_decode)?;
+                let lp = match lpips {
+                    Some(net) => net
+                        .distance_images(
+                            std::slice::from_ref(&r.clean_image),
+                            std::slice::from_ref(&r.restored_decode),
+                        )
+                        .map_err(|e| PromptError::InvalidInput(format!("LPIPS: {e}")))?
+                        .first()
+                        .map(|&v| f64::from(v)),
+                    None => None,
                 };
-                save(&panel, d.join(format!("{safe}.png")))?;
-                save(&r.clean_image, d.join("clean").join(format!("{safe}.png")))?;
-                save(
-                    &r.restored_decode,
-                    d.join("restored").join(format!("{safe}.png")),
+                if let Some(dir) = save_dir {
+                    let d = dir.join(task.name());
+                    std::fs::create_dir_all(&d).map_err(write_io(&d))?;
+                    let (w, h) = r.clean_image.dimensions();
+                    let mut panel = RgbImage::new(4 * w, h);
+                    for (p, im) in [
+                        &r.clean_image,
+                        &r.corrupted_image,
+                        &r.clean_decode,
+                        &r.restored_decode,
+                    ]
+                    .iter()
+                    .enumerate()
+                    {
+                        image::imageops::replace(&mut panel, *im, i64::from(p as u32 * w), 0);
+                    }
+                    let safe = panel_file_stem(id);
+                    let save = |im: &RgbImage, p: PathBuf| -> Result<()> {
+                        if let Some(parent) = p.parent() {
+                            std::fs::create_dir_all(parent).map_err(write_io(parent))?;
+                        }
+                        let mut png = Vec::new();
+                        im.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                            .map_err(|e| {
+                                PromptError::InvalidInput(format!("{}: {e}", p.display()))
+                            })?;
+                        write_atomic(&p, &png)
+                    };
+                    save(&panel, d.join(format!("{safe}.png")))?;
+                    save(&r.clean_image, d.join("clean").join(format!("{safe}.png")))?;
+                    save(
+                        &r.restored_decode,
+                        d.join("restored").join(format!("{safe}.png")),
+                    )?;
+                }
+                let changed = r
+                    .restored
+                    .iter()
+                    .zip(&r.clean)
+                    .filter(|(a, b)| a != b)
+                    .count();
+                log.append(
+                    &key,
+                    json!({
+                        "task": task.name(), "image": id, "psnr_y": psnr, "ssim": ssim, "lpips": lp,
+                        "clean_decode_psnr_y": psnr_c, "clean_decode_ssim": ssim_c,
+                        "calls": r.calls.len(), "tokens_differing_from_clean": changed,
+                        "mode": restorer.options.mode, "seed": restorer.options.seed,
+                    }),
                 )?;
+                progress(done, total);
             }
-            let changed = r
-                .restored
-                .iter()
-                .zip(&r.clean)
-                .filter(|(a, b)| a != b)
-                .count();
-            log.append(
-                &key,
-                json!({
-                    "task": task.name(), "image": id, "psnr_y": psnr, "ssim": ssim, "lpips": lp,
-                    "clean_decode_psnr_y": psnr_c, "clean_decode_ssim": ssim_c,
-                    "calls": r.calls.len(), "tokens_differing_from_clean": changed,
-                    "mode": restorer.options.mode, "seed": restorer.options.seed,
-                }),
-            )?;
-            progress(done, total);
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Mean of a numeric field over the log's records matching `filter`.
@@ -883,192 +938,193 @@ fn words_of<B: Backend>(
 /// A full CLIP (both towers) and its tokenizer, for CLIP scores.
 pub type ClipScorer<'a, B> = (&'a v2l_clip::Clip<B>, &'a v2l_clip::ClipTokenizer);
 
-/// Few-shot captioning over a caption set: the first `shots` items are the
-/// examples (with their first caption), every later item is captioned and
-/// logged. Returns the table with BLEU-4 and CIDEr-D (pycocoevalcap
-/// conventions, captions PTB-tokenised) over the logged items, and the CLIP
-/// score of the generated captions when a CLIP is given
-/// (`100 · max(cos, 0)` averaged, as torchmetrics).
-///
-/// # Errors
-/// Fewer items than `shots + 1`; model, image and metric errors.
-#[allow(clippy::too_many_arguments)]
-pub fn run_caption<B: Backend>(
-    v2l: &V2lTokenizer<B>,
-    llm: &Llama<B>,
-    tok: &LlmTokenizer,
-    load: &dyn Fn(&str) -> Result<DynamicImage>,
-    items: &[CaptionItem],
-    settings: TextTaskEval,
-    clip: Option<ClipScorer<'_, B>>,
-    log: &mut JsonlLog,
-    progress: OnProgress<'_>,
-) -> Result<Table> {
-    use crate::caption::{caption_prompt, generate_answer, CaptionExample};
-    if items.len() <= settings.shots || items.iter().any(|i| i.captions.is_empty()) {
-        return Err(PromptError::InvalidInput(format!(
-            "a caption set needs more than {} items, each with a caption",
-            settings.shots
-        )));
-    }
-    let mut examples = Vec::new();
-    for it in &items[..settings.shots] {
-        examples.push(CaptionExample {
-            visual: words_of(v2l, load, &it.image, settings.k)?,
-            caption: it.captions[0].clone(),
-        });
-    }
-    let queries = &items[settings.shots..];
-    for (i, it) in queries.iter().enumerate() {
-        let key = format!("caption/k{}/{}", settings.k, it.image);
-        if !log.is_done(&key) {
-            let vis = words_of(v2l, load, &it.image, settings.k)?;
-            let prompt = caption_prompt(tok, &examples, &vis)?;
-            let caption = generate_answer(llm, tok, &prompt, settings.max_tokens)?;
-            let clip_score = match clip {
-                Some((c, ct)) => {
-                    let img = load(&it.image)?;
-                    let iv = c.encode_images(std::slice::from_ref(&img), 1)?;
-                    let tv = c.encode_texts(
-                        ct,
-                        std::slice::from_ref(&caption),
-                        v2l_clip::Truncation::Truncate,
-                        1,
-                    )?;
-                    let host = |t: burn::tensor::Tensor<B, 2>| -> Result<Vec<Vec<f32>>> {
-                        let v = t.into_data().to_vec::<f32>().map_err(|e| {
-                            PromptError::InvalidInput(format!("reading CLIP embeddings: {e:?}"))
-                        })?;
-                        Ok(vec![v])
-                    };
-                    Some(v2l_metrics::clip_score::clip_score(&host(iv)?, &host(tv)?)?)
-                }
-                None => None,
-            };
-            log.append(
+impl<B: Backend> Session<'_, B> {
+    /// Few-shot captioning over a caption set: the first `shots` items are the
+    /// examples (with their first caption), every later item is captioned and
+    /// logged. Returns the table with BLEU-4 and CIDEr-D (pycocoevalcap
+    /// conventions, captions PTB-tokenised) over the logged items, and the CLIP
+    /// score of the generated captions when a CLIP is given
+    /// (`100 · max(cos, 0)` averaged, as torchmetrics).
+    ///
+    /// # Errors
+    /// Fewer items than `shots + 1`; model, image and metric errors.
+    pub fn caption(
+        &self,
+        load: &dyn Fn(&str) -> Result<DynamicImage>,
+        items: &[CaptionItem],
+        settings: TextTaskEval,
+        clip: Option<ClipScorer<'_, B>>,
+        run: Run<'_>,
+    ) -> Result<Table> {
+        let (v2l, llm, tok) = (self.tokenizer, self.llm, self.llm_tokenizer);
+        let Run { log, progress } = run;
+        use crate::caption::{caption_prompt, generate_answer, CaptionExample};
+        if items.len() <= settings.shots || items.iter().any(|i| i.captions.is_empty()) {
+            return Err(PromptError::InvalidInput(format!(
+                "a caption set needs more than {} items, each with a caption",
+                settings.shots
+            )));
+        }
+        let mut examples = Vec::new();
+        for it in &items[..settings.shots] {
+            examples.push(CaptionExample {
+                visual: words_of(v2l, load, &it.image, settings.k)?,
+                caption: it.captions[0].clone(),
+            });
+        }
+        let queries = &items[settings.shots..];
+        for (i, it) in queries.iter().enumerate() {
+            let key = format!("caption/k{}/{}", settings.k, it.image);
+            if !log.is_done(&key) {
+                let vis = words_of(v2l, load, &it.image, settings.k)?;
+                let prompt = caption_prompt(tok, &examples, &vis)?;
+                let caption = generate_answer(llm, tok, &prompt, settings.max_tokens)?;
+                let clip_score = match clip {
+                    Some((c, ct)) => {
+                        let img = load(&it.image)?;
+                        let iv = c.encode_images(std::slice::from_ref(&img), 1)?;
+                        let tv = c.encode_texts(
+                            ct,
+                            std::slice::from_ref(&caption),
+                            v2l_clip::Truncation::Truncate,
+                            1,
+                        )?;
+                        let host = |t: burn::tensor::Tensor<B, 2>| -> Result<Vec<Vec<f32>>> {
+                            let v = t.into_data().to_vec::<f32>().map_err(|e| {
+                                PromptError::InvalidInput(format!("reading CLIP embeddings: {e:?}"))
+                            })?;
+                            Ok(vec![v])
+                        };
+                        Some(v2l_metrics::clip_score::clip_score(&host(iv)?, &host(tv)?)?)
+                    }
+                    None => None,
+                };
+                log.append(
                 &key,
                 json!({"task": "caption", "k": settings.k, "image": it.image, "caption": caption,
                        "references": it.captions, "prompt_tokens": prompt.len(),
                        "clip_score": clip_score}),
             )?;
+            }
+            progress(i + 1, queries.len());
         }
-        progress(i + 1, queries.len());
-    }
-    let recs: Vec<&Value> = log
-        .records()
-        .filter(|r| r["task"] == "caption" && r["k"] == settings.k)
-        .collect();
-    let cands: Vec<String> = recs
-        .iter()
-        .map(|r| r["caption"].as_str().unwrap_or("").to_string())
-        .collect();
-    let refs: Vec<Vec<String>> = recs
-        .iter()
-        .map(|r| {
-            r["references"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
+        let recs: Vec<&Value> = log
+            .records()
+            .filter(|r| r["task"] == "caption" && r["k"] == settings.k)
+            .collect();
+        let cands: Vec<String> = recs
+            .iter()
+            .map(|r| r["caption"].as_str().unwrap_or("").to_string())
+            .collect();
+        let refs: Vec<Vec<String>> = recs
+            .iter()
+            .map(|r| {
+                r["references"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        use v2l_metrics::caption::{bleu, cider_d, Tokenization};
+        let b = bleu(&cands, &refs, Tokenization::Ptb)?;
+        let c = cider_d(&cands, &refs, Tokenization::Ptb)?;
+        let cs = mean_of(log, "clip_score", |r| {
+            r["task"] == "caption" && r["k"] == settings.k
         })
-        .collect();
-    use v2l_metrics::caption::{bleu, cider_d, Tokenization};
-    let b = bleu(&cands, &refs, Tokenization::Ptb)?;
-    let c = cider_d(&cands, &refs, Tokenization::Ptb)?;
-    let cs = mean_of(log, "clip_score", |r| {
-        r["task"] == "caption" && r["k"] == settings.k
-    })
-    .map_or("–".to_string(), |(m, _)| format!("{m:.2}"));
-    Ok(Table {
-        title: "Few-shot captioning".into(),
-        columns: ["setting", "BLEU-4 ↑", "CIDEr-D ↑", "CLIP score ↑", "images"]
-            .map(String::from)
-            .to_vec(),
-        rows: vec![vec![
-            format!("{}-shot, k = {}", settings.shots, settings.k),
-            format!("{:.2}", 100.0 * b.bleu[3]),
-            format!("{:.2}", 100.0 * c.score),
-            cs,
-            cands.len().to_string(),
-        ]],
-        notes: vec![
+        .map_or("–".to_string(), |(m, _)| format!("{m:.2}"));
+        Ok(Table {
+            title: "Few-shot captioning".into(),
+            columns: ["setting", "BLEU-4 ↑", "CIDEr-D ↑", "CLIP score ↑", "images"]
+                .map(String::from)
+                .to_vec(),
+            rows: vec![vec![
+                format!("{}-shot, k = {}", settings.shots, settings.k),
+                format!("{:.2}", 100.0 * b.bleu[3]),
+                format!("{:.2}", 100.0 * c.score),
+                cs,
+                cands.len().to_string(),
+            ]],
+            notes: vec![
             "prompts are v2l-rs's design (the reference has no captioning code); see docs/tasks.md"
                 .into(),
             "BLEU-4 and CIDEr-D as pycocoevalcap computes them on PTB-style tokens, ×100".into(),
             format!("log: {}", log.path().display()),
         ],
-    })
+        })
+    }
 }
 
-/// Few-shot VQA over a question set: the first `shots` items are examples
-/// (with their first answer), the rest are answered and scored with the
-/// standard VQA accuracy (answer normalisation, min(#humans/3, 1) averaged
-/// over the 10 leave-one-out subsets).
-///
-/// # Errors
-/// Fewer items than `shots + 1`; model, image and metric errors.
-#[allow(clippy::too_many_arguments)]
-pub fn run_vqa<B: Backend>(
-    v2l: &V2lTokenizer<B>,
-    llm: &Llama<B>,
-    tok: &LlmTokenizer,
-    load: &dyn Fn(&str) -> Result<DynamicImage>,
-    items: &[VqaItem],
-    settings: TextTaskEval,
-    log: &mut JsonlLog,
-    progress: OnProgress<'_>,
-) -> Result<Table> {
-    use crate::caption::{generate_answer, vqa_prompt, VqaExample};
-    if items.len() <= settings.shots || items.iter().any(|i| i.answers.is_empty()) {
-        return Err(PromptError::InvalidInput(format!(
-            "a VQA set needs more than {} items, each with answers",
-            settings.shots
-        )));
-    }
-    let mut examples = Vec::new();
-    for it in &items[..settings.shots] {
-        examples.push(VqaExample {
-            visual: words_of(v2l, load, &it.image, settings.k)?,
-            question: it.question.clone(),
-            answer: it.answers[0].clone(),
-        });
-    }
-    let queries = &items[settings.shots..];
-    for (i, it) in queries.iter().enumerate() {
-        let key = format!("vqa/k{}/{}/{}", settings.k, it.image, it.question);
-        if !log.is_done(&key) {
-            let vis = words_of(v2l, load, &it.image, settings.k)?;
-            let prompt = vqa_prompt(tok, &examples, &vis, &it.question)?;
-            let answer = generate_answer(llm, tok, &prompt, settings.max_tokens)?;
-            let acc = v2l_metrics::vqa::vqa_accuracy(&answer, &it.answers)?;
-            log.append(
+impl<B: Backend> Session<'_, B> {
+    /// Few-shot VQA over a question set: the first `shots` items are examples
+    /// (with their first answer), the rest are answered and scored with the
+    /// standard VQA accuracy (answer normalisation, min(#humans/3, 1) averaged
+    /// over the 10 leave-one-out subsets).
+    ///
+    /// # Errors
+    /// Fewer items than `shots + 1`; model, image and metric errors.
+    pub fn vqa(
+        &self,
+        load: &dyn Fn(&str) -> Result<DynamicImage>,
+        items: &[VqaItem],
+        settings: TextTaskEval,
+        run: Run<'_>,
+    ) -> Result<Table> {
+        let (v2l, llm, tok) = (self.tokenizer, self.llm, self.llm_tokenizer);
+        let Run { log, progress } = run;
+        use crate::caption::{generate_answer, vqa_prompt, VqaExample};
+        if items.len() <= settings.shots || items.iter().any(|i| i.answers.is_empty()) {
+            return Err(PromptError::InvalidInput(format!(
+                "a VQA set needs more than {} items, each with answers",
+                settings.shots
+            )));
+        }
+        let mut examples = Vec::new();
+        for it in &items[..settings.shots] {
+            examples.push(VqaExample {
+                visual: words_of(v2l, load, &it.image, settings.k)?,
+                question: it.question.clone(),
+                answer: it.answers[0].clone(),
+            });
+        }
+        let queries = &items[settings.shots..];
+        for (i, it) in queries.iter().enumerate() {
+            let key = format!("vqa/k{}/{}/{}", settings.k, it.image, it.question);
+            if !log.is_done(&key) {
+                let vis = words_of(v2l, load, &it.image, settings.k)?;
+                let prompt = vqa_prompt(tok, &examples, &vis, &it.question)?;
+                let answer = generate_answer(llm, tok, &prompt, settings.max_tokens)?;
+                let acc = v2l_metrics::vqa::vqa_accuracy(&answer, &it.answers)?;
+                log.append(
                 &key,
                 json!({"task": "vqa", "k": settings.k, "image": it.image, "question": it.question,
                        "answer": answer, "answers": it.answers, "accuracy": acc}),
             )?;
+            }
+            progress(i + 1, queries.len());
         }
-        progress(i + 1, queries.len());
+        let (mean, n) = mean_of(log, "accuracy", |r| {
+            r["task"] == "vqa" && r["k"] == settings.k
+        })
+        .unwrap_or((f64::NAN, 0));
+        Ok(Table {
+            title: "Few-shot VQA".into(),
+            columns: ["setting", "VQA accuracy ↑", "questions"]
+                .map(String::from)
+                .to_vec(),
+            rows: vec![vec![
+                format!("{}-shot, k = {}", settings.shots, settings.k),
+                format!("{:.2}", 100.0 * mean),
+                n.to_string(),
+            ]],
+            notes: vec![
+                "prompts are v2l-rs's design (the reference has no VQA code); see docs/tasks.md"
+                    .into(),
+                format!("log: {}", log.path().display()),
+            ],
+        })
     }
-    let (mean, n) = mean_of(log, "accuracy", |r| {
-        r["task"] == "vqa" && r["k"] == settings.k
-    })
-    .unwrap_or((f64::NAN, 0));
-    Ok(Table {
-        title: "Few-shot VQA".into(),
-        columns: ["setting", "VQA accuracy ↑", "questions"]
-            .map(String::from)
-            .to_vec(),
-        rows: vec![vec![
-            format!("{}-shot, k = {}", settings.shots, settings.k),
-            format!("{:.2}", 100.0 * mean),
-            n.to_string(),
-        ]],
-        notes: vec![
-            "prompts are v2l-rs's design (the reference has no VQA code); see docs/tasks.md".into(),
-            format!("log: {}", log.path().display()),
-        ],
-    })
 }

@@ -31,4 +31,4 @@ pub use episodes::{ClassNames, Episode, Item};
 pub use error::{PromptError, Result};
 pub use fewshot::{classify, Decoding, FewShotOptions, Prediction, TextEpisode};
 pub use prompt::{InstructionStyle, LabelledText, PromptTokens};
-pub use restore::{ExampleMode, RestoreOptions, Restorer, Task};
+pub use restore::{ExampleMode, RestoreOptions, Restorer, SequenceLayout, Task};

@@ -264,24 +264,33 @@ pub struct Call {
     pub generated: Vec<u32>,
 }
 
+/// How a visual token sequence is laid out: `k` global ids, then the local
+/// ids of an `h × w` grid in raster order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceLayout {
+    /// Global ids first.
+    pub k: usize,
+    /// `[h, w]` of the local grid.
+    pub grid: [usize; 2],
+}
+
 /// Run the autoregressive loop: `corrupted` is the starting sequence
-/// (`[k + h·w]`), `examples` the noisy pairs. Returns the restored sequence
-/// and the calls in order.
+/// (`[k + h·w]` in `layout`), `examples` the noisy pairs. Returns the
+/// restored sequence and the calls in order.
 ///
 /// # Errors
 /// A prompt past the context window (before that call); sequences of the
 /// wrong length; model failures.
-#[allow(clippy::too_many_arguments)]
 pub fn restore_ids(
     tok: &LlmTokenizer,
     llm: &mut dyn Generator,
     task: Task,
     corrupted: &[u32],
     examples: &[ExamplePair],
-    k: usize,
-    grid: [usize; 2],
+    layout: SequenceLayout,
     options: &RestoreOptions,
 ) -> Result<(Vec<u32>, Vec<Call>)> {
+    let SequenceLayout { k, grid } = layout;
     let total = k + grid[0] * grid[1];
     if corrupted.len() != total
         || examples
@@ -653,8 +662,7 @@ impl<B: Backend> Restorer<'_, B> {
             task,
             &corrupted,
             &examples,
-            k,
-            grid,
+            SequenceLayout { k, grid },
             &self.options,
         )?;
         let decode = |seq: &[u32]| -> Result<RgbImage> {

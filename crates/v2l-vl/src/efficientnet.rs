@@ -159,7 +159,7 @@ impl<B: Backend> EfficientNetLite<B> {
     pub fn from_source(source: &dyn TensorSource, device: &B::Device) -> Result<Self> {
         let vb = Loader::<B>::from_source(source, device);
         let mut bad = Vec::new();
-        let stem = conv_bn(&vb, "_conv_stem", "_bn0", [32, 3], 3, 2, 1, &mut bad);
+        let stem = conv_bn(&vb, "_conv_stem", "_bn0", [32, 3, 3, 2, 1], &mut bad);
         let mut blocks = Vec::new();
         for &(repeats, k, s, e, c_in, c_out) in &STAGES {
             for r in 0..repeats {
@@ -167,10 +167,10 @@ impl<B: Backend> EfficientNetLite<B> {
                 let mid = c_in * e;
                 let b = vb.pp(format!("_blocks.{}", blocks.len()));
                 let expand = (e != 1)
-                    .then(|| conv_bn(&b, "_expand_conv", "_bn0", [mid, c_in], 1, 1, 1, &mut bad));
+                    .then(|| conv_bn(&b, "_expand_conv", "_bn0", [mid, c_in, 1, 1, 1], &mut bad));
                 let depthwise =
-                    conv_bn(&b, "_depthwise_conv", "_bn1", [mid, 1], k, s, mid, &mut bad);
-                let project = conv_bn(&b, "_project_conv", "_bn2", [c_out, mid], 1, 1, 1, &mut bad);
+                    conv_bn(&b, "_depthwise_conv", "_bn1", [mid, 1, k, s, mid], &mut bad);
+                let project = conv_bn(&b, "_project_conv", "_bn2", [c_out, mid, 1, 1, 1], &mut bad);
                 blocks.push(MbConv {
                     expand,
                     depthwise,
@@ -183,10 +183,7 @@ impl<B: Backend> EfficientNetLite<B> {
             &vb,
             "_conv_head",
             "_bn1",
-            [FEATURES, 320],
-            1,
-            1,
-            1,
+            [FEATURES, 320, 1, 1, 1],
             &mut bad,
         );
         let fc = v2l_nn::layers::linear(&vb.pp("_fc"), FEATURES, NUM_CLASSES, true);
@@ -230,16 +227,13 @@ impl<B: Backend> EfficientNetLite<B> {
     }
 }
 
-/// Read `conv` and its batch norm `bn` and fold them.
-#[allow(clippy::too_many_arguments)]
+/// Read `conv` and its batch norm `bn` and fold them; the shape is
+/// `[c_out, c_in / groups, kernel, stride, groups]`.
 fn conv_bn<B: Backend>(
     vb: &Loader<'_, B>,
     conv: &str,
     bn: &str,
-    [c_out, c_in_per_group]: [usize; 2],
-    k: usize,
-    stride: usize,
-    groups: usize,
+    [c_out, c_in_per_group, k, stride, groups]: [usize; 5],
     bad: &mut Vec<(String, String)>,
 ) -> ConvBn<B> {
     let cv = vb.pp(conv);

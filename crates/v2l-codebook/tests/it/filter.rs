@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use image::{DynamicImage, RgbImage};
 use v2l_clip::Clip;
-use v2l_codebook::filter::{self, filter_codebook, ImageSet, Selection, Votes};
+use v2l_codebook::filter::{self, filter_codebook, ImageSet, Selection, VoteOptions, Votes};
 use v2l_codebook::{Codebook, CodebookError};
 
 use crate::common::{tiny_clip_path, B};
@@ -167,9 +167,18 @@ fn voting_job_matches_brute_force_and_resumes() {
         loaded: RefCell::new(Vec::new()),
     };
     let mut reports = Vec::new();
-    let err = filter::vote(&clip, &cb, &failing, 5, 2, &work, "tiny", &mut |p| {
-        reports.push((p.done, p.total))
-    });
+    let err = filter::vote(
+        &clip,
+        &cb,
+        &failing,
+        VoteOptions {
+            top: 5,
+            chunk_images: 2,
+        },
+        &work,
+        "tiny",
+        &mut |p| reports.push((p.done, p.total)),
+    );
     assert!(err.is_err());
     assert_eq!(reports.last(), Some(&(4, 7)));
     // The second run loads only the images not yet counted.
@@ -178,13 +187,37 @@ fn voting_job_matches_brute_force_and_resumes() {
         fail_at: None,
         loaded: RefCell::new(Vec::new()),
     };
-    let votes = filter::vote(&clip, &cb, &working, 5, 2, &work, "tiny", &mut |_| {}).unwrap();
+    let votes = filter::vote(
+        &clip,
+        &cb,
+        &working,
+        VoteOptions {
+            top: 5,
+            chunk_images: 2,
+        },
+        &work,
+        "tiny",
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(*working.loaded.borrow(), vec![4, 5, 6]);
     assert_eq!(votes.images, 7);
     assert_eq!(votes.counts.iter().sum::<u64>(), 35);
     assert_eq!(votes.counts, expected);
     // Another CLIP id in the same folder is refused.
-    let e = filter::vote(&clip, &cb, &working, 5, 2, &work, "other", &mut |_| {}).unwrap_err();
+    let e = filter::vote(
+        &clip,
+        &cb,
+        &working,
+        VoteOptions {
+            top: 5,
+            chunk_images: 2,
+        },
+        &work,
+        "other",
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(
         matches!(e, CodebookError::JobMismatch { ref what, .. } if what == "clip"),
         "{e}"

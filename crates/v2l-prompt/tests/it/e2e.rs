@@ -250,16 +250,18 @@ fn smollm2_classifies_and_inpaints_fashion_mnist() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = v2l_prompt::eval::JsonlLog::open(dir.path().join("r.jsonl")).unwrap();
     let named = vec![("img0".to_string(), images[0].clone())];
-    v2l_prompt::eval::run_restore(
-        &restorer,
-        &named,
-        &[Task::Inpainting],
-        lpips.as_ref(),
-        &mut log,
-        Some(dir.path()),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    restorer
+        .evaluate(
+            &named,
+            &[Task::Inpainting],
+            lpips.as_ref(),
+            Some(dir.path()),
+            v2l_prompt::eval::Run {
+                log: &mut log,
+                progress: &mut |_, _| {},
+            },
+        )
+        .unwrap();
     let rec = log.get("restore/inpainting/img0").unwrap();
     assert_eq!(rec["calls"], 8);
     // Same seed, same image: the logged run restores what `restore` did.

@@ -4,8 +4,8 @@
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use v2l_prompt::restore::{
-    noisy_examples, prediction_mask, restore_ids, rot90_ccw, Generator, RestoreOptions, Task,
-    NOISE_RATES,
+    noisy_examples, prediction_mask, restore_ids, rot90_ccw, Generator, RestoreOptions,
+    SequenceLayout, Task, NOISE_RATES,
 };
 use v2l_prompt::PromptError;
 
@@ -101,8 +101,7 @@ fn write_back_is_autoregressive_in_raster_order() {
         Task::Inpainting,
         &clean,
         &examples,
-        k,
-        [16, 16],
+        SequenceLayout { k, grid: [16, 16] },
         &opts,
     )
     .unwrap();
@@ -146,8 +145,7 @@ fn write_back_is_autoregressive_in_raster_order() {
         Task::Deblur,
         &corrupt,
         &examples,
-        k,
-        [16, 16],
+        SequenceLayout { k, grid: [16, 16] },
         &opts,
     )
     .unwrap();
@@ -172,8 +170,7 @@ fn write_back_is_autoregressive_in_raster_order() {
         Task::Deblur,
         &corrupt,
         &examples,
-        k,
-        [16, 16],
+        SequenceLayout { k, grid: [16, 16] },
         &opts,
     )
     .unwrap_err();
