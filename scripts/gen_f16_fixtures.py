@@ -39,11 +39,9 @@ Versions used: torch 2.15.0 (+cu132 wheel, on CPU), openai-clip 1.0.1,
 safetensors 0.8.0, numpy 2.4.6.
 """
 
-import importlib.util
 import json
 import math
 import os
-import site
 import sys
 
 import numpy as np
@@ -55,21 +53,13 @@ GOLDEN = os.path.join(ROOT, "crates", "v2l-model", "tests", "fixtures", "v2l-tin
 CLIP_OUT = os.path.join(ROOT, "crates", "v2l-clip", "tests", "fixtures", "golden", "golden_clip_f16.safetensors")
 LLAMA = os.path.join(ROOT, "crates", "v2l-llm", "tests", "fixtures", "llama")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_clip_golden_reference import clip_model_module  # noqa: E402  (openai-clip's model.py by path)
+
 
 def rel(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def clip_model_module():
-    for base in site.getsitepackages():
-        path = os.path.join(base, "clip", "model.py")
-        if os.path.exists(path):
-            spec = importlib.util.spec_from_file_location("clip_model", path)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            return mod
-    sys.exit("openai-clip is not installed (pip install --no-deps openai-clip==1.0.1)")
 
 
 def clip_part():

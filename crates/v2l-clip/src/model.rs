@@ -122,12 +122,11 @@ pub struct ResidualAttentionBlock<B: Backend> {
 }
 
 impl<B: Backend> ResidualAttentionBlock<B> {
-    /// The block in `precision`, its LayerNorms kept in f32.
-    fn into_precision(self, precision: Precision) -> Self {
-        let mut b = to_precision(self, precision);
-        b.ln_1 = to_precision(b.ln_1, Precision::F32);
-        b.ln_2 = to_precision(b.ln_2, Precision::F32);
-        b
+    /// The block with its LayerNorms back in f32 (after the tower is cast).
+    fn with_f32_norms(mut self) -> Self {
+        self.ln_1 = to_precision(self.ln_1, Precision::F32);
+        self.ln_2 = to_precision(self.ln_2, Precision::F32);
+        self
     }
 
     fn load(vb: &Loader<'_, B>, shape: &BlockShape) -> Self {
@@ -158,6 +157,14 @@ impl<B: Backend> ResidualAttentionBlock<B> {
 }
 
 /// The geometry shared by a tower's residual blocks.
+/// Blocks of a cast tower with their LayerNorms back in f32.
+fn f32_norms<B: Backend>(blocks: Vec<ResidualAttentionBlock<B>>) -> Vec<ResidualAttentionBlock<B>> {
+    blocks
+        .into_iter()
+        .map(ResidualAttentionBlock::with_f32_norms)
+        .collect()
+}
+
 struct BlockShape {
     width: usize,
     mlp_width: usize,
@@ -277,11 +284,7 @@ impl<B: Backend> VisionTransformer<B> {
         let mut t = to_precision(self, precision);
         t.ln_pre = to_precision(t.ln_pre, Precision::F32);
         t.ln_post = to_precision(t.ln_post, Precision::F32);
-        t.blocks = t
-            .blocks
-            .into_iter()
-            .map(|b| b.into_precision(precision))
-            .collect();
+        t.blocks = f32_norms(t.blocks);
         t
     }
 
@@ -417,11 +420,7 @@ impl<B: Backend> TextTransformer<B> {
     pub fn into_precision(self, precision: Precision) -> Self {
         let mut t = to_precision(self, precision);
         t.ln_final = to_precision(t.ln_final, Precision::F32);
-        t.blocks = t
-            .blocks
-            .into_iter()
-            .map(|b| b.into_precision(precision))
-            .collect();
+        t.blocks = f32_norms(t.blocks);
         t
     }
 
