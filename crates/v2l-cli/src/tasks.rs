@@ -1190,7 +1190,8 @@ impl crate::device::OnDevice for TextJob {
     }
 }
 
-/// A task command that runs on `--device` in `--precision`.
+/// A command that loads a checkpoint and runs on its `--device` in its
+/// `--precision` (the tokenizer and task commands).
 pub trait Job: crate::device::OnDevice {
     /// The checkpoint options (device, precision).
     fn checkpoint(&self) -> &CheckpointArgs;
@@ -1216,9 +1217,12 @@ job!(
     EvalRestoreArgs => |a| a.model.checkpoint,
     EvalReconstructArgs => |a| a.model.checkpoint,
     TextJob => |a| a.0.model.checkpoint,
+    crate::tokenize::EncodeArgs => |a| a.checkpoint,
+    crate::tokenize::ReconstructArgs => |a| a.checkpoint,
+    crate::tokenize::DecodeArgs => |a| a.checkpoint,
 );
 
-/// Run a task command on its device (Flex on the CPU).
+/// Run a checkpoint command on its device (Flex on the CPU).
 pub fn run<J: Job>(job: J) -> Result<(), CliError> {
     let c = job.checkpoint();
     let (d, precision) = (c.device.device, c.precision.into());

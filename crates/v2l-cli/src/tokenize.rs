@@ -228,13 +228,7 @@ fn write_pngs(
 
 /// Run `v2l encode`.
 pub fn run_encode(args: EncodeArgs) -> Result<(), CliError> {
-    let (device, precision) = (args.checkpoint.device.device, args.checkpoint.precision);
-    crate::device::dispatch(
-        device,
-        crate::device::CpuBackend::Flex,
-        precision.into(),
-        args,
-    )
+    crate::tasks::run(args)
 }
 
 impl crate::device::OnDevice for EncodeArgs {
@@ -273,13 +267,7 @@ impl crate::device::OnDevice for EncodeArgs {
 
 /// Run `v2l reconstruct`.
 pub fn run_reconstruct(args: ReconstructArgs) -> Result<(), CliError> {
-    let (device, precision) = (args.checkpoint.device.device, args.checkpoint.precision);
-    crate::device::dispatch(
-        device,
-        crate::device::CpuBackend::Flex,
-        precision.into(),
-        args,
-    )
+    crate::tasks::run(args)
 }
 
 impl crate::device::OnDevice for ReconstructArgs {
@@ -300,13 +288,7 @@ impl crate::device::OnDevice for ReconstructArgs {
 
 /// Run `v2l decode`.
 pub fn run_decode(args: DecodeArgs) -> Result<(), CliError> {
-    let (device, precision) = (args.checkpoint.device.device, args.checkpoint.precision);
-    crate::device::dispatch(
-        device,
-        crate::device::CpuBackend::Flex,
-        precision.into(),
-        args,
-    )
+    crate::tasks::run(args)
 }
 
 impl crate::device::OnDevice for DecodeArgs {
