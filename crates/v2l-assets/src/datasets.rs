@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{AssetError, Result};
-use crate::fetch::{file_path, file_state, lookup, FileState};
+use crate::fetch::{file_state, FileState};
 use v2l_io::idx::{self, IdxData};
 
 /// Fashion-MNIST's class names, by label (as its authors name them).
@@ -194,12 +194,7 @@ impl DatasetSpec {
 }
 
 fn cached(asset: &str, file: &str) -> Result<PathBuf> {
-    let a = lookup(asset)?;
-    let f = a.file(file).ok_or_else(|| AssetError::UnknownFile {
-        asset: asset.to_string(),
-        file: file.to_string(),
-    })?;
-    let path = file_path(a, f)?;
+    let (a, f, path) = crate::fetch::locate(asset, file)?;
     if file_state(a, f, false)? != FileState::Present {
         return Err(AssetError::NotFetched {
             asset: asset.to_string(),

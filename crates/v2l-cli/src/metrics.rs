@@ -1,26 +1,14 @@
 //! `v2l psnr` and `v2l ssim`: image metrics over a pair of files or two
 //! folders (pairs matched by file name).
 
+use crate::args::PairArgs;
 use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use serde_json::json;
 use v2l::metrics::psnr::{psnr, PsnrChannels};
 use v2l::metrics::ssim::ssim;
 use v2l::metrics::Image;
-
-/// Arguments shared by the pairwise image metrics.
-#[derive(Debug, Args)]
-pub struct PairArgs {
-    /// Reference image, or folder of reference images.
-    pub reference: PathBuf,
-    /// Image to score, or folder with files of the same names.
-    pub distorted: PathBuf,
-    /// Machine-readable output on stdout (per-pair values and provenance).
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Which metric to run.
 #[derive(Debug, Clone, Copy)]
@@ -41,41 +29,44 @@ fn is_image(p: &Path) -> bool {
     )
 }
 
+/// The PNG/JPEG files directly in `dir`, sorted by name.
+pub(crate) fn image_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| CliError::read(dir, &e).context("cannot list"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_image(p))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(CliError::malformed(format!(
+            "no PNG/JPEG images in {}",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
+
 /// The (reference, distorted) pairs: one pair of files, or every image in
 /// the reference folder with the file of the same name in the other folder.
 pub(crate) fn pairs(a: &Path, b: &Path) -> Result<Vec<(PathBuf, PathBuf)>, CliError> {
     match (a.is_dir(), b.is_dir()) {
         (false, false) => Ok(vec![(a.to_path_buf(), b.to_path_buf())]),
-        (true, true) => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(a)
-                .map_err(|e| CliError::read(a, &e).context("cannot list"))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image(p))
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(CliError::malformed(format!(
-                    "no PNG/JPEG images in {}",
-                    a.display()
-                )));
-            }
-            files
-                .into_iter()
-                .map(|f| {
-                    let name = f.file_name().map(PathBuf::from).unwrap_or_default();
-                    let other = b.join(&name);
-                    if other.is_file() {
-                        Ok((f, other))
-                    } else {
-                        Err(CliError::missing(format!(
-                            "{} has no counterpart {}",
-                            f.display(),
-                            other.display()
-                        )))
-                    }
-                })
-                .collect()
-        }
+        (true, true) => image_files(a)?
+            .into_iter()
+            .map(|f| {
+                let name = f.file_name().map(PathBuf::from).unwrap_or_default();
+                let other = b.join(&name);
+                if other.is_file() {
+                    Ok((f, other))
+                } else {
+                    Err(CliError::missing(format!(
+                        "{} has no counterpart {}",
+                        f.display(),
+                        other.display()
+                    )))
+                }
+            })
+            .collect(),
         _ => Err(CliError::usage(format!(
             "{} and {} must both be files or both be folders",
             a.display(),

@@ -38,3 +38,23 @@ pub fn spinner(total: u64, what: &str) -> ProgressBar {
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
 }
+
+/// Run `work` on `log` with a bar labelled `what` that follows the run's
+/// `(done, total)` reports; the bar is cleared when `work` returns.
+pub fn logged<T>(
+    log: &mut v2l::prompt::eval::JsonlLog,
+    what: &str,
+    work: impl FnOnce(v2l::prompt::eval::Run<'_>) -> T,
+) -> T {
+    let pb = bar(0, what);
+    let mut progress = |done: usize, total: usize| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    };
+    let out = work(v2l::prompt::eval::Run {
+        log,
+        progress: &mut progress,
+    });
+    pb.finish_and_clear();
+    out
+}

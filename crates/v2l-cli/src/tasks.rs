@@ -1,9 +1,13 @@
 //! `v2l classify|caption|vqa|restore|eval`: the frozen-LLM tasks.
 
+use crate::args::{
+    CaptionArgs, CheckpointArgs, ClassifyArgs, DecodingArg, EvalCommand, EvalFewshotArgs, EvalOut,
+    EvalReconstructArgs, EvalRestoreArgs, EvalTextArgs, FewShotArgs, ImageSetArgs, InstructionArg,
+    ModelArgs, PromptTokensArg, RestoreArgs, RestoreCmdArgs, RestoreModeArg, VqaArgs,
+};
 use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use v2l::burn::tensor::backend::Backend;
 use v2l::llm::tokenizer::LlmTokenizer;
@@ -20,25 +24,6 @@ use v2l::prompt::restore::{ExampleMode, RestoreOptions, Task};
 use v2l::prompt::{Decoding, FewShotOptions, InstructionStyle, PromptTokens};
 
 use crate::progress::bar;
-use crate::tokenize::CheckpointArgs;
-
-/// The V2L model and the frozen LLM.
-#[derive(Debug, Clone, Args)]
-pub struct ModelArgs {
-    #[command(flatten)]
-    pub checkpoint: CheckpointArgs,
-    /// The global codebook's strings (`global_vocabulary.npy` or JSON),
-    /// overriding the bundle's.
-    #[arg(long)]
-    pub global_vocab: Option<PathBuf>,
-    /// The frozen LLM: a `.gguf`, an HF folder, a Meta folder, or
-    /// `default` (the cached SmolLM2-135M-Instruct GGUF).
-    #[arg(long)]
-    pub llm: PathBuf,
-    /// The LLM's tokenizer (default: the GGUF's own or the folder's).
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-}
 
 struct Loaded<B: Backend> {
     v2l: V2lTokenizer<B>,
@@ -132,84 +117,6 @@ fn load<B: Backend>(
         ckpt,
         llm_path,
     })
-}
-
-/// Instruction style.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum InstructionArg {
-    /// The reference's malformed-bracket line.
-    Faithful,
-    /// A well-formed list.
-    Corrected,
-    /// No instruction (BOS only).
-    None,
-}
-
-/// Decoding constraint.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DecodingArg {
-    /// The reference's position-wise union mask (16 steps).
-    Union,
-    /// A prefix trie over the class names.
-    Trie,
-    /// Contextual calibration (not in the reference): each class name's
-    /// log-probability minus its log-probability after a content-free
-    /// query ("N/A"); the best name wins.
-    Calibrated,
-}
-
-/// How the few-shot prompt becomes token ids.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PromptTokensArg {
-    /// The reference: each piece encoded alone, "Output: " then the bare
-    /// name (right for SentencePiece LLaMA, unnatural for byte-level BPE).
-    Pieces,
-    /// Corrected: the prompt encoded as one text, "Output:" then " name"
-    /// (the way SmolLM2's tokenizer writes ordinary text).
-    Joined,
-}
-
-/// Few-shot options shared by `classify` and `eval fewshot`.
-#[derive(Debug, Clone, Args)]
-pub struct FewShotArgs {
-    /// Images: a folder holding `class/file` paths (the episodes' entries).
-    #[arg(long, conflicts_with = "dataset")]
-    pub images: Option<PathBuf>,
-    /// A cached dataset instead (fashion-mnist[:train|:test][:inverted],
-    /// mnist[:inverted]; `:inverted` makes every grey level 255 − v);
-    /// entries are `label/index` and class names are built in.
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Class names: ImageNet class-index JSON, `{"id": "name"}` or `id name`
-    /// lines (required with --images).
-    #[arg(long)]
-    pub classes: Option<PathBuf>,
-    /// Rename ImageNet's n01631663 ("eft") to two spaces, as the reference's
-    /// evaluation scripts do.
-    #[arg(long)]
-    pub eft_quirk: bool,
-    /// Instruction line.
-    #[arg(long, value_enum, default_value_t = InstructionArg::Faithful)]
-    pub instruction: InstructionArg,
-    /// Decoding constraint.
-    #[arg(long, value_enum, default_value_t = DecodingArg::Union)]
-    pub decoding: DecodingArg,
-    /// How the prompt becomes token ids.
-    #[arg(long, value_enum, default_value_t = PromptTokensArg::Pieces)]
-    pub prompt_tokens: PromptTokensArg,
-    /// Extra repetitions of the support examples.
-    #[arg(long, default_value_t = 0)]
-    pub repeat: usize,
-    /// Context window to enforce (the reference's max_seq_len is 1024);
-    /// default: the LLM's.
-    #[arg(long)]
-    pub max_seq_len: Option<usize>,
-    /// Episodes to generate when no CSV is given.
-    #[arg(long, default_value_t = 100)]
-    pub count: usize,
-    /// Seed of generated episodes.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 impl FewShotArgs {
@@ -345,38 +252,6 @@ fn episodes_for(
     }
 }
 
-/// Arguments of `v2l classify`.
-#[derive(Debug, Args)]
-pub struct ClassifyArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub fewshot: FewShotArgs,
-    /// Episode CSV (the reference's format; lines end with a comma).
-    #[arg(long)]
-    pub episodes: Option<PathBuf>,
-    /// N (classes per episode).
-    #[arg(long, default_value_t = 2)]
-    pub way: usize,
-    /// K (support images per class).
-    #[arg(long, default_value_t = 1)]
-    pub shot: usize,
-    /// Global tokens per image (5 or 21 in the paper); default: the model's k.
-    #[arg(long)]
-    pub k: Option<usize>,
-    /// JSON-lines log (resumable; refused when it was written with other
-    /// settings); default: a temporary file.
-    #[arg(long)]
-    pub log: Option<PathBuf>,
-    /// Start the log again when it was written with other settings (the
-    /// old one is kept as `<log>.old`).
-    #[arg(long, requires = "log")]
-    pub new_log: bool,
-    /// Print each prediction as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
 impl crate::device::OnDevice for ClassifyArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let m = load::<B>(&self.model, &device, None)?;
@@ -415,24 +290,11 @@ impl crate::device::OnDevice for ClassifyArgs {
             ks: vec![k],
             options: self.fewshot.options(),
         };
-        let pb = bar((eps.len()) as u64, "episodes");
-        let acc = m
-            .session()
-            .fewshot(
-                source.as_ref(),
-                &names,
-                &eps,
-                &settings,
-                Run {
-                    log: &mut log,
-                    progress: &mut |d, t| {
-                        pb.set_length(t as u64);
-                        pb.set_position(d as u64);
-                    },
-                },
-            )
-            .map_err(err)?;
-        pb.finish_and_clear();
+        let acc = crate::progress::logged(&mut log, "episodes", |run| {
+            m.session()
+                .fewshot(source.as_ref(), &names, &eps, &settings, run)
+        })
+        .map_err(err)?;
         if self.json {
             for r in log.records() {
                 println!("{r}");
@@ -466,67 +328,97 @@ fn tempfile_path(what: &str) -> Result<PathBuf, CliError> {
     )))
 }
 
-/// Arguments of `v2l caption`.
-#[derive(Debug, Args)]
-pub struct CaptionArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// In-context examples: a JSON list of {"image": path, "caption": text}.
-    #[arg(long)]
-    pub examples: PathBuf,
-    /// Global tokens per image; default: the model's k.
-    #[arg(long)]
-    pub k: Option<usize>,
-    /// Most tokens per caption.
-    #[arg(long, default_value_t = 30)]
-    pub max_tokens: usize,
-    /// Images to caption.
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
-}
-
 fn words<B: Backend>(v2l: &V2lTokenizer<B>, path: &Path, k: usize) -> Result<String, CliError> {
     let img = open_image(path).map_err(err)?;
     let w = v2l::prompt::eval::global_words(v2l, &img).map_err(err)?;
     Ok(v2l::prompt::prompt::visual_text(&w[..k.min(w.len())]))
 }
 
-fn read_json_list(path: &Path) -> Result<Vec<serde_json::Value>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| err(e).context(path.display()))?;
-    v.as_array()
-        .cloned()
-        .ok_or_else(|| CliError::malformed(format!("{}: expected a JSON list", path.display())))
+/// One in-context example of `v2l caption --examples`.
+#[derive(serde::Deserialize)]
+struct CaptionShot {
+    image: PathBuf,
+    caption: String,
 }
 
-fn field<'a>(
-    v: &'a serde_json::Value,
-    name: &str,
+/// One in-context example of `v2l vqa --examples`.
+#[derive(serde::Deserialize)]
+struct VqaShot {
+    image: PathBuf,
+    question: String,
+    answer: String,
+}
+
+/// An entry of an `--examples` file.
+trait Shot: serde::de::DeserializeOwned {
+    /// The prompt example it becomes.
+    type Example;
+    /// Its image, relative to the file's folder.
+    fn image(&self) -> &Path;
+    /// The example, given the image's global words.
+    fn into_example(self, visual: String) -> Self::Example;
+}
+
+impl Shot for CaptionShot {
+    type Example = v2l::prompt::caption::CaptionExample;
+    fn image(&self) -> &Path {
+        &self.image
+    }
+    fn into_example(self, visual: String) -> Self::Example {
+        Self::Example {
+            visual,
+            caption: self.caption,
+        }
+    }
+}
+
+impl Shot for VqaShot {
+    type Example = v2l::prompt::caption::VqaExample;
+    fn image(&self) -> &Path {
+        &self.image
+    }
+    fn into_example(self, visual: String) -> Self::Example {
+        Self::Example {
+            visual,
+            question: self.question,
+            answer: self.answer,
+        }
+    }
+}
+
+/// The models, k (default: the model's) and the `--examples` file (a JSON
+/// list of `S`) as prompt examples.
+fn load_with_examples<S: Shot, B: Backend>(
+    model: &ModelArgs,
+    k: Option<usize>,
     path: &Path,
-    i: usize,
-) -> Result<&'a str, CliError> {
-    v[name].as_str().ok_or_else(|| {
+    device: &B::Device,
+) -> Result<(Loaded<B>, usize, Vec<S::Example>), CliError> {
+    let m = load::<B>(model, device, None)?;
+    let k = k.unwrap_or(m.v2l.config().k);
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
+    let items: Vec<S> = serde_json::from_str(&text).map_err(|e| {
         CliError::malformed(format!(
-            "{}: item {i} has no string {name:?}",
+            "{}: expected a JSON list of examples: {e}",
             path.display()
         ))
-    })
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let examples = items
+        .into_iter()
+        .map(|it| {
+            let visual = words(&m.v2l, &base.join(it.image()), k)?;
+            Ok(it.into_example(visual))
+        })
+        .collect::<Result<_, CliError>>()?;
+    Ok((m, k, examples))
 }
 
 impl crate::device::OnDevice for CaptionArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
-        use v2l::prompt::caption::{caption_prompt, generate_answer, CaptionExample};
-        let m = load::<B>(&self.model, &device, None)?;
-        let k = self.k.unwrap_or(m.v2l.config().k);
-        let base = self.examples.parent().unwrap_or(Path::new("."));
-        let mut examples = Vec::new();
-        for (i, e) in read_json_list(&self.examples)?.iter().enumerate() {
-            examples.push(CaptionExample {
-                visual: words(&m.v2l, &base.join(field(e, "image", &self.examples, i)?), k)?,
-                caption: field(e, "caption", &self.examples, i)?.to_string(),
-            });
-        }
+        use v2l::prompt::caption::{caption_prompt, generate_answer};
+        let (m, k, examples) =
+            load_with_examples::<CaptionShot, B>(&self.model, self.k, &self.examples, &device)?;
         for p in &self.images {
             let prompt = caption_prompt(&m.tok, &examples, &words(&m.v2l, p, k)?).map_err(err)?;
             let c = generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?;
@@ -536,78 +428,17 @@ impl crate::device::OnDevice for CaptionArgs {
     }
 }
 
-/// Arguments of `v2l vqa`.
-#[derive(Debug, Args)]
-pub struct VqaArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// In-context examples: a JSON list of {"image", "question", "answer"}.
-    #[arg(long)]
-    pub examples: PathBuf,
-    /// Global tokens per image; default: the model's k.
-    #[arg(long)]
-    pub k: Option<usize>,
-    /// Most tokens per answer.
-    #[arg(long, default_value_t = 10)]
-    pub max_tokens: usize,
-    /// The image asked about.
-    #[arg(long)]
-    pub image: PathBuf,
-    /// The question.
-    #[arg(long)]
-    pub question: String,
-}
-
 impl crate::device::OnDevice for VqaArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
-        use v2l::prompt::caption::{generate_answer, vqa_prompt, VqaExample};
-        let m = load::<B>(&self.model, &device, None)?;
-        let k = self.k.unwrap_or(m.v2l.config().k);
-        let base = self.examples.parent().unwrap_or(Path::new("."));
-        let mut examples = Vec::new();
-        for (i, e) in read_json_list(&self.examples)?.iter().enumerate() {
-            examples.push(VqaExample {
-                visual: words(&m.v2l, &base.join(field(e, "image", &self.examples, i)?), k)?,
-                question: field(e, "question", &self.examples, i)?.to_string(),
-                answer: field(e, "answer", &self.examples, i)?.to_string(),
-            });
-        }
-        let prompt = vqa_prompt(
-            &m.tok,
-            &examples,
-            &words(&m.v2l, &self.image, k)?,
-            &self.question,
-        )
-        .map_err(err)?;
-        println!(
-            "{}",
-            generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?
-        );
+        use v2l::prompt::caption::{generate_answer, vqa_prompt};
+        let (m, k, examples) =
+            load_with_examples::<VqaShot, B>(&self.model, self.k, &self.examples, &device)?;
+        let query = words(&m.v2l, &self.image, k)?;
+        let prompt = vqa_prompt(&m.tok, &examples, &query, &self.question).map_err(err)?;
+        let answer = generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?;
+        println!("{answer}");
         Ok(())
     }
-}
-
-/// Example mode of restoration.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ModeArg {
-    /// The reference: examples are noisy copies of the query's own tokens.
-    Faithful,
-    /// Examples from other images; the corrupted image's own global tokens.
-    Honest,
-}
-
-/// Restoration options.
-#[derive(Debug, Clone, Args)]
-pub struct RestoreArgs {
-    /// Example mode.
-    #[arg(long, value_enum, default_value_t = ModeArg::Faithful)]
-    pub mode: ModeArg,
-    /// RNG seed (blur kernel, noisy positions and ids).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Context window to enforce (the reference's max_seq_len is 512).
-    #[arg(long)]
-    pub max_seq_len: Option<usize>,
 }
 
 impl RestoreArgs {
@@ -623,41 +454,14 @@ impl RestoreArgs {
     fn options(&self) -> RestoreOptions {
         RestoreOptions {
             mode: match self.mode {
-                ModeArg::Faithful => ExampleMode::Faithful,
-                ModeArg::Honest => ExampleMode::Honest,
+                RestoreModeArg::Faithful => ExampleMode::Faithful,
+                RestoreModeArg::Honest => ExampleMode::Honest,
             },
             seed: self.seed,
             context: self.max_seq_len,
             ..RestoreOptions::default()
         }
     }
-}
-
-/// Arguments of `v2l restore`.
-#[derive(Debug, Args)]
-pub struct RestoreCmdArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// inpainting, outpainting, deblur, rotation or shift.
-    #[arg(long)]
-    pub task: String,
-    #[command(flatten)]
-    pub restore: RestoreArgs,
-    /// Images whose tokens make the examples in honest mode.
-    #[arg(long, num_args = 1..)]
-    pub others: Vec<PathBuf>,
-    /// Folder for the panels (clean | corrupted | clean decode | restored)
-    /// and `results.jsonl` (resumable; refused when written with other
-    /// settings).
-    #[arg(long)]
-    pub out_dir: PathBuf,
-    /// Start `results.jsonl` again when it was written with other settings
-    /// (the old one is kept as `results.jsonl.old`).
-    #[arg(long)]
-    pub new_log: bool,
-    /// Images to restore.
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
 }
 
 fn named_images(paths: &[PathBuf]) -> Result<Vec<(String, DynamicImage)>, CliError> {
@@ -687,56 +491,21 @@ impl crate::device::OnDevice for RestoreCmdArgs {
             self.new_log,
         )?;
         log.set_provenance(m.provenance.clone());
-        let pb = bar((n) as u64, "images");
-        restorer
-            .evaluate(
+        crate::progress::logged(&mut log, "images", |run| {
+            restorer.evaluate(
                 &images[..n.max(1).min(images.len())],
                 &[task],
                 None,
                 Some(&self.out_dir),
-                Run {
-                    log: &mut log,
-                    progress: &mut |d, _| pb.set_position(d as u64),
-                },
+                run,
             )
-            .map_err(err)?;
-        pb.finish_and_clear();
+        })
+        .map_err(err)?;
         for r in log.records() {
             println!("{r}");
         }
         Ok(())
     }
-}
-
-/// `v2l eval …`.
-#[derive(Debug, Subcommand)]
-pub enum EvalCommand {
-    /// N-way K-shot classification over a sweep of N, K and k.
-    Fewshot(EvalFewshotArgs),
-    /// The five restorations over an image set.
-    Restore(EvalRestoreArgs),
-    /// Reconstruction (encode + decode) at 128 px or the reference's 256 px.
-    Reconstruct(EvalReconstructArgs),
-    /// Few-shot captioning (CIDEr-D, BLEU-4).
-    Caption(EvalTextArgs),
-    /// Few-shot VQA (VQA accuracy).
-    Vqa(EvalTextArgs),
-}
-
-/// Output options of every `eval` command.
-#[derive(Debug, Clone, Args)]
-pub struct EvalOut {
-    /// JSON-lines log; a rerun with the same log and settings resumes, one
-    /// with other settings is refused (exit 5) naming them.
-    #[arg(long)]
-    pub log: PathBuf,
-    /// Start the log again when it was written with other settings (the
-    /// old one is kept as `<log>.old`).
-    #[arg(long)]
-    pub new_log: bool,
-    /// Write the Markdown table here too (it is always printed).
-    #[arg(long)]
-    pub table: Option<PathBuf>,
 }
 
 fn emit(table: &Table, out: &EvalOut) -> Result<(), CliError> {
@@ -756,30 +525,6 @@ fn parse_list(s: &str, what: &str) -> Result<Vec<usize>, CliError> {
             })
         })
         .collect()
-}
-
-/// Arguments of `v2l eval fewshot`.
-#[derive(Debug, Args)]
-pub struct EvalFewshotArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub fewshot: FewShotArgs,
-    /// A folder of `{N}_way_{K}_shot.csv` episode files (the reference's
-    /// `fewshot_split/`); without it episodes are generated from --dataset.
-    #[arg(long)]
-    pub episodes_dir: Option<PathBuf>,
-    /// Ways to evaluate.
-    #[arg(long, default_value = "2,5")]
-    pub ways: String,
-    /// Shots to evaluate.
-    #[arg(long, default_value = "1,3,5")]
-    pub shots: String,
-    /// Global token counts to evaluate.
-    #[arg(long, default_value = "5,21")]
-    pub ks: String,
-    #[command(flatten)]
-    pub out: EvalOut,
 }
 
 impl crate::device::OnDevice for EvalFewshotArgs {
@@ -812,24 +557,12 @@ impl crate::device::OnDevice for EvalFewshotArgs {
                     ks: ks.clone(),
                     options: self.fewshot.options(),
                 };
-                let pb = bar(
-                    (eps.len() * ks.len()) as u64,
-                    &format!("{way}-way {shot}-shot"),
-                );
-                let acc = m
-                    .session()
-                    .fewshot(
-                        source.as_ref(),
-                        &names,
-                        &eps,
-                        &settings,
-                        Run {
-                            log: &mut log,
-                            progress: &mut |d, _| pb.set_position(d as u64),
-                        },
-                    )
+                let acc =
+                    crate::progress::logged(&mut log, &format!("{way}-way {shot}-shot"), |run| {
+                        m.session()
+                            .fewshot(source.as_ref(), &names, &eps, &settings, run)
+                    })
                     .map_err(err)?;
-                pb.finish_and_clear();
                 results.insert((way, shot), acc);
             }
         }
@@ -855,21 +588,6 @@ impl crate::device::OnDevice for EvalFewshotArgs {
         ];
         emit(&fewshot_table(&results, notes), &self.out)
     }
-}
-
-/// Image-set options of `eval restore` / `eval reconstruct`.
-#[derive(Debug, Clone, Args)]
-pub struct ImageSetArgs {
-    /// A folder of images (recursive, sorted).
-    #[arg(long, conflicts_with = "dataset")]
-    pub images: Option<PathBuf>,
-    /// A cached dataset (fashion-mnist[:train|:test][:inverted],
-    /// mnist[:inverted]).
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Use only the first N images (the reference uses 5001 for restoration).
-    #[arg(long)]
-    pub limit: Option<usize>,
 }
 
 impl ImageSetArgs {
@@ -911,35 +629,6 @@ impl ImageSetArgs {
     }
 }
 
-/// Arguments of `v2l eval restore`.
-#[derive(Debug, Args)]
-pub struct EvalRestoreArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub set: ImageSetArgs,
-    /// Tasks (comma-separated; default all five).
-    #[arg(long, default_value = "inpainting,outpainting,deblur,rotation,shift")]
-    pub tasks: String,
-    #[command(flatten)]
-    pub restore: RestoreArgs,
-    /// Save panels under this folder (`task/<image>.png`), with the clean
-    /// inputs and restored decodes alone in `task/clean/` and
-    /// `task/restored/` for `v2l fid`.
-    #[arg(long)]
-    pub save_dir: Option<PathBuf>,
-    /// Also report LPIPS (AlexNet v0.1, the reference's pyiqa metric) from
-    /// the cached `lpips-backbones` asset.
-    #[arg(long)]
-    pub lpips: bool,
-    /// With --lpips: rescale inputs twice as pyiqa does when fed [-1, 1]
-    /// images (the reference's numbers).
-    #[arg(long)]
-    pub pyiqa_compat: bool,
-    #[command(flatten)]
-    pub out: EvalOut,
-}
-
 impl crate::device::OnDevice for EvalRestoreArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
         let tasks = self
@@ -975,20 +664,16 @@ impl crate::device::OnDevice for EvalRestoreArgs {
         } else {
             None
         };
-        let pb = bar((images.len() * tasks.len()) as u64, "restorations");
-        restorer
-            .evaluate(
+        crate::progress::logged(&mut log, "restorations", |run| {
+            restorer.evaluate(
                 &images,
                 &tasks,
                 lpips.as_ref(),
                 self.save_dir.as_deref(),
-                Run {
-                    log: &mut log,
-                    progress: &mut |d, _| pb.set_position(d as u64),
-                },
+                run,
             )
-            .map_err(err)?;
-        pb.finish_and_clear();
+        })
+        .map_err(err)?;
         let notes = vec![
             format!(
                 "{} images; mode {:?}, seed {}, 10 examples (noise 0.50 → 0.23), 2 tokens per call",
@@ -1003,21 +688,6 @@ impl crate::device::OnDevice for EvalRestoreArgs {
         ];
         emit(&restore_table(&log, &tasks, notes), &self.out)
     }
-}
-
-/// Arguments of `v2l eval reconstruct`.
-#[derive(Debug, Args)]
-pub struct EvalReconstructArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub set: ImageSetArgs,
-    /// Input size: 128 (the model's setting) or 256 (the reference's
-    /// `eval_reconstruction.py`, a 32×32 grid).
-    #[arg(long, default_value_t = 128)]
-    pub size: usize,
-    #[command(flatten)]
-    pub out: EvalOut,
 }
 
 impl crate::device::OnDevice for EvalReconstructArgs {
@@ -1059,35 +729,6 @@ impl crate::device::OnDevice for EvalReconstructArgs {
         ));
         emit(&t, &self.out)
     }
-}
-
-/// Arguments of `v2l eval caption` / `v2l eval vqa`.
-#[derive(Debug, Args)]
-pub struct EvalTextArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// The set: caption: [{"image", "captions": [...]}]; vqa: [{"image",
-    /// "question", "answers": [...]}]. Image paths are relative to the file.
-    #[arg(long)]
-    pub set: PathBuf,
-    /// In-context examples taken from the start of the set.
-    #[arg(long, default_value_t = 2)]
-    pub shots: usize,
-    /// Global tokens per image; default: the model's k.
-    #[arg(long)]
-    pub k: Option<usize>,
-    /// Most tokens per answer.
-    #[arg(long, default_value_t = 30)]
-    pub max_tokens: usize,
-    /// Full CLIP weights (both towers) to report the CLIP score of the
-    /// generated captions (caption only).
-    #[arg(long)]
-    pub clip: Option<PathBuf>,
-    /// CLIP BPE vocabulary for --clip; default: the cached `clip-bpe` asset.
-    #[arg(long)]
-    pub bpe: Option<PathBuf>,
-    #[command(flatten)]
-    pub out: EvalOut,
 }
 
 /// Which text task `eval` runs.
@@ -1217,9 +858,9 @@ job!(
     EvalRestoreArgs => |a| a.model.checkpoint,
     EvalReconstructArgs => |a| a.model.checkpoint,
     TextJob => |a| a.0.model.checkpoint,
-    crate::tokenize::EncodeArgs => |a| a.checkpoint,
-    crate::tokenize::ReconstructArgs => |a| a.checkpoint,
-    crate::tokenize::DecodeArgs => |a| a.checkpoint,
+    crate::args::EncodeArgs => |a| a.checkpoint,
+    crate::args::ReconstructArgs => |a| a.checkpoint,
+    crate::args::DecodeArgs => |a| a.checkpoint,
 );
 
 /// Run a checkpoint command on its device (Flex on the CPU).

@@ -1,117 +1,16 @@
 //! `v2l encode`, `v2l reconstruct`, `v2l decode` and `v2l import-official`:
 //! the V2L tokenizer on image files.
 
+use crate::args::{CheckpointArgs, DecodeArgs, EncodeArgs, ImportOfficialArgs, ReconstructArgs};
 use crate::error::{err, CliError};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use v2l::burn::tensor::backend::Backend;
 use v2l::model::bundle::{write_bundle, BundleExtras};
 use v2l::model::tokenizer::{open_image, read_global_vocab, OpenOptions};
 use v2l::model::{
     ImageSize, ImageTokens, ModelConfig, OfficialCheckpoint, TokensFile, V2lTokenizer, VisualTokens,
 };
-
-/// Options shared by the commands that load a checkpoint.
-#[derive(Debug, Clone, Args)]
-pub struct CheckpointArgs {
-    /// A model bundle folder, an official `.pth` checkpoint, or `default`
-    /// (the embedded default model; its local codebook is computed on
-    /// first use).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Tokenizer input size N (square); default: the bundle's, else 128.
-    #[arg(long)]
-    pub image_size: Option<usize>,
-    /// Global tokens per image; default: the bundle's, else 21.
-    #[arg(long)]
-    pub global_tokens: Option<usize>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-    /// Precision of the CLIP tower and the LLM: f32, or f16 as the
-    /// reference runs them (the V2L encoder and decoder stay f32).
-    #[arg(long, value_enum, default_value_t = crate::device::PrecisionArg::F32)]
-    pub precision: crate::device::PrecisionArg,
-}
-
-/// Arguments of `v2l encode`.
-#[derive(Debug, Args)]
-pub struct EncodeArgs {
-    #[command(flatten)]
-    pub checkpoint: CheckpointArgs,
-    /// The global codebook's strings (`global_vocabulary.npy` or JSON),
-    /// overriding the bundle's.
-    #[arg(long)]
-    pub global_vocab: Option<PathBuf>,
-    /// Print the tokens JSON (`{"images": [...], "model": {...}}`) on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Images to encode.
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
-}
-
-/// Arguments of `v2l reconstruct`.
-#[derive(Debug, Args)]
-pub struct ReconstructArgs {
-    #[command(flatten)]
-    pub checkpoint: CheckpointArgs,
-    /// Folder for `<stem>.png` per input.
-    #[arg(long)]
-    pub out_dir: PathBuf,
-    /// Images to reconstruct.
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
-}
-
-/// Arguments of `v2l decode`.
-#[derive(Debug, Args)]
-pub struct DecodeArgs {
-    #[command(flatten)]
-    pub checkpoint: CheckpointArgs,
-    /// A tokens JSON written by `v2l encode --json`.
-    #[arg(long)]
-    pub tokens: PathBuf,
-    /// Folder for `<stem>.png` per record (named after its `path`, else
-    /// `image_<i>.png`).
-    #[arg(long)]
-    pub out_dir: PathBuf,
-}
-
-/// Arguments of `v2l import-official`.
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// The official `.pth` checkpoint (`state_dict` or `model` inside).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Replace the checkpoint's local codebook with this file
-    /// (`local_codebook_embedding.pth`, a tensor [n_local, D]).
-    #[arg(long)]
-    pub local_codebook: Option<PathBuf>,
-    /// Replace the checkpoint's global codebook with this file
-    /// (`global_codebook_embedding.pth`, a tensor [n_global, D]).
-    #[arg(long)]
-    pub global_codebook: Option<PathBuf>,
-    /// The global codebook's strings (`global_vocabulary.npy` or JSON).
-    #[arg(long)]
-    pub global_vocab: Option<PathBuf>,
-    /// Tokenizer input size stored in the bundle (default: the checkpoint's
-    /// `args.image_size`, else 128).
-    #[arg(long)]
-    pub image_size: Option<usize>,
-    /// Global tokens per image stored in the bundle (default 21).
-    #[arg(long)]
-    pub global_tokens: Option<usize>,
-    /// A `config.json` replacing the inferred architecture.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// The bundle folder to write.
-    #[arg(long)]
-    pub out: PathBuf,
-}
 
 fn open<B: Backend>(
     args: &CheckpointArgs,
@@ -223,6 +122,7 @@ fn write_pngs(
         let p = dir.join(format!("{name}.png"));
         crate::files::save_png(im, &p)?;
     }
+    eprintln!("wrote {} images to {}", images.len(), dir.display());
     Ok(())
 }
 
@@ -276,13 +176,7 @@ impl crate::device::OnDevice for ReconstructArgs {
         let t = open::<B>(&self.checkpoint, None, &device)?;
         let tokens = encode_files(&t, &self.images, self.checkpoint.batch_size)?;
         let images = t.decode_to_images(&tokens).map_err(err)?;
-        write_pngs(&self.out_dir, &names, &images)?;
-        eprintln!(
-            "wrote {} images to {}",
-            images.len(),
-            self.out_dir.display()
-        );
-        Ok(())
+        write_pngs(&self.out_dir, &names, &images)
     }
 }
 
@@ -336,13 +230,7 @@ impl crate::device::OnDevice for DecodeArgs {
             start = end;
         }
         pb.finish_and_clear();
-        write_pngs(&self.out_dir, &names, &images)?;
-        eprintln!(
-            "wrote {} images to {}",
-            images.len(),
-            self.out_dir.display()
-        );
-        Ok(())
+        write_pngs(&self.out_dir, &names, &images)
     }
 }
 
@@ -375,7 +263,7 @@ fn read_codebook(path: &Path, rows: usize, dim: usize) -> Result<Vec<f32>, CliEr
 }
 
 /// Run `v2l import-official` (on the CPU; it only copies values).
-pub fn run_import(args: ImportArgs) -> Result<(), CliError> {
+pub fn run_import(args: ImportOfficialArgs) -> Result<(), CliError> {
     type B = v2l::backend::Cpu;
     let device = Default::default();
     let ck = OfficialCheckpoint::open(&args.checkpoint).map_err(err)?;

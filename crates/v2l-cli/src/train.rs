@@ -1,39 +1,14 @@
 //! `v2l train`: train a V2L tokenizer in a run directory; rerunning the
 //! same command resumes it.
 
+use crate::args::TrainArgs;
 use crate::error::{err, CliError};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::Args;
 use v2l::burn::tensor::backend::AutodiffBackend;
 use v2l::train::{Progress, RunOptions, TrainConfig};
-
-/// Arguments of `v2l train`.
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// The configuration (TOML, the reference's argument names; see
-    /// `--print-default-config`).
-    #[arg(long, required_unless_present = "print_default_config")]
-    pub config: Option<PathBuf>,
-    /// The run directory (created; an existing run there is resumed).
-    #[arg(long, required_unless_present = "print_default_config")]
-    pub run_dir: Option<PathBuf>,
-    /// Stop after this many iterations (overrides `max_steps`; may change
-    /// on resume).
-    #[arg(long)]
-    pub steps: Option<u64>,
-    #[command(flatten)]
-    pub device: crate::device::DeviceArgs,
-    /// The LPIPS-VGG weights (`vgg16.ckpt`); default: the cached
-    /// `lpips-backbones` asset.
-    #[arg(long)]
-    pub lpips_weights: Option<PathBuf>,
-    /// Print the default configuration (every key, commented) and exit.
-    #[arg(long)]
-    pub print_default_config: bool,
-}
 
 /// Run `v2l train`.
 pub fn run(args: TrainArgs) -> Result<(), CliError> {

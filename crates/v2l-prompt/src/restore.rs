@@ -116,7 +116,7 @@ pub fn prediction_mask(task: Task, grid: [usize; 2]) -> Vec<bool> {
 }
 
 /// How the in-context examples are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExampleMode {
     /// The reference: noisy copies of the query's own clean tokens, the

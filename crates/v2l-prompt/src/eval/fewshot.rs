@@ -84,25 +84,27 @@ impl<B: Backend> Session<'_, B> {
                     target: names.name(&ep.query.class)?.to_string(),
                 };
                 let p = classify(llm, tok, &te, &settings.options)?;
-                let mut record = json!({
-                    "task": "fewshot", "way": settings.way, "shot": settings.shot, "k": k,
-                    "episode": e, "query": ep.query.path, "target": p.target,
-                    "prediction": p.text, "tokens": p.tokens, "correct": p.correct,
-                    "prompt_tokens": p.prompt_tokens,
-                });
-                if !p.scores.is_empty() {
-                    record["scores"] = json!(p.scores);
-                }
-                log.append(&key, record)?;
+                let record = FewShotRecord {
+                    way: settings.way,
+                    shot: settings.shot,
+                    k,
+                    episode: e,
+                    query: ep.query.path.clone(),
+                    target: p.target,
+                    prediction: p.text,
+                    tokens: p.tokens,
+                    correct: p.correct,
+                    prompt_tokens: p.prompt_tokens,
+                    scores: p.scores,
+                };
+                log.append_record(&key, &record)?;
                 progress(done, total);
             }
         }
         let mut acc: BTreeMap<usize, Accuracy> = BTreeMap::new();
-        for r in log.records() {
-            if r["task"] == "fewshot" && r["way"] == settings.way && r["shot"] == settings.shot {
-                if let (Some(k), Some(c)) = (r["k"].as_u64(), r["correct"].as_bool()) {
-                    acc.entry(k as usize).or_default().push(c);
-                }
+        for r in log.records_of::<FewShotRecord>()? {
+            if r.way == settings.way && r.shot == settings.shot {
+                acc.entry(r.k).or_default().push(r.correct);
             }
         }
         Ok(acc)

@@ -463,10 +463,15 @@ impl<'a, B: Backend> Session<'a, B> {
 
 mod fewshot;
 mod reconstruct;
+mod records;
 mod restore;
 mod text;
 
 pub use fewshot::{fewshot_table, FewShotEval};
 pub use reconstruct::run_reconstruct;
+pub use records::{
+    mean_count, CaptionRecord, FewShotRecord, LogRecord, ReconstructRecord, RestoreRecord,
+    VqaRecord,
+};
 pub use restore::{mean_of, panel_file_stem, psnr_ssim, restore_table};
 pub use text::{global_words, CaptionItem, ClipScorer, TextTaskEval, VqaItem};

@@ -29,34 +29,29 @@ pub fn run_reconstruct<B: Backend>(
                 .next()
                 .ok_or_else(|| PromptError::InvalidInput("nothing decoded".into()))?;
             let (psnr, ssim) = psnr_ssim(&clean, &rec)?;
-            log.append(
-                &key,
-                json!({"task": "reconstruct", "size": n, "image": id, "psnr_y": psnr, "ssim": ssim,
-                       "local_ids": t.local_ids[0], "grid": t.grid}),
-            )?;
+            let record = ReconstructRecord {
+                size: n,
+                image: id.clone(),
+                psnr_y: psnr,
+                ssim,
+                local_ids: t.local_ids[0].clone(),
+                grid: t.grid,
+            };
+            log.append_record(&key, &record)?;
         }
         progress(i + 1, images.len());
     }
-    let same = |r: &Value| r["task"] == "reconstruct" && r["size"] == n;
-    let ids: Vec<u32> = log
-        .records()
-        .filter(|r| same(r))
-        .flat_map(|r| {
-            r["local_ids"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_u64())
-                        .map(|x| x as u32)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
+    let records: Vec<ReconstructRecord> = log
+        .records_of::<ReconstructRecord>()?
+        .into_iter()
+        .filter(|r| r.size == n)
         .collect();
+    let ids: Vec<u32> = records.iter().flat_map(|r| r.local_ids.clone()).collect();
     let usage = v2l_metrics::usage::codebook_usage(ids, v2l.config().n_local)?;
+    let stat = |f: fn(&ReconstructRecord) -> f64| mean_count(records.iter().map(f));
     let cell =
-        |field: &str| mean_of(log, field, same).map_or("–".into(), |(m, _)| format!("{m:.3}"));
-    let count = mean_of(log, "psnr_y", same).map_or(0, |(_, c)| c);
+        |f: fn(&ReconstructRecord) -> f64| stat(f).map_or("–".into(), |(m, _)| format!("{m:.3}"));
+    let count = records.len();
     Ok(Table {
         title: format!("Reconstruction at {n}×{n}"),
         columns: [
@@ -70,8 +65,8 @@ pub fn run_reconstruct<B: Backend>(
         .to_vec(),
         rows: vec![vec![
             format!("{n} px"),
-            cell("psnr_y"),
-            cell("ssim"),
+            cell(|r| r.psnr_y),
+            cell(|r| r.ssim),
             usage.used.to_string(),
             count.to_string(),
         ]],

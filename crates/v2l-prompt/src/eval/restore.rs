@@ -133,15 +133,20 @@ impl<B: Backend> Restorer<'_, B> {
                     .zip(&r.clean)
                     .filter(|(a, b)| a != b)
                     .count();
-                log.append(
-                    &key,
-                    json!({
-                        "task": task.name(), "image": id, "psnr_y": psnr, "ssim": ssim, "lpips": lp,
-                        "clean_decode_psnr_y": psnr_c, "clean_decode_ssim": ssim_c,
-                        "calls": r.calls.len(), "tokens_differing_from_clean": changed,
-                        "mode": restorer.options.mode, "seed": restorer.options.seed,
-                    }),
-                )?;
+                let record = RestoreRecord {
+                    task: task.name().to_string(),
+                    image: id.clone(),
+                    psnr_y: psnr,
+                    ssim,
+                    lpips: lp,
+                    clean_decode_psnr_y: psnr_c,
+                    clean_decode_ssim: ssim_c,
+                    calls: r.calls.len(),
+                    tokens_differing_from_clean: changed,
+                    mode: restorer.options.mode,
+                    seed: restorer.options.seed,
+                };
+                log.append_record(&key, &record)?;
                 progress(done, total);
             }
         }
@@ -165,22 +170,26 @@ pub fn mean_of(
 
 /// The restoration table: rows tasks, columns PSNR (Y) and SSIM of the
 /// restored decode, and of the clean decode for reference.
-pub fn restore_table(log: &JsonlLog, tasks: &[Task], notes: Vec<String>) -> Table {
+pub fn restore_table(log: &JsonlLog, tasks: &[Task], mut notes: Vec<String>) -> Table {
+    let records = log.records_of::<RestoreRecord>().unwrap_or_else(|e| {
+        notes.push(format!("records left out: {e}"));
+        Vec::new()
+    });
     let rows = tasks
         .iter()
         .map(|t| {
-            let f = |field: &str| {
-                mean_of(log, field, |r| r["task"] == t.name())
+            let of_task = || records.iter().filter(|r| r.task == t.name());
+            let f = |field: fn(&RestoreRecord) -> f64| {
+                mean_count(of_task().map(field))
                     .map_or("–".to_string(), |(m, _)| format!("{m:.3}"))
             };
-            let n = mean_of(log, "psnr_y", |r| r["task"] == t.name()).map_or(0, |(_, n)| n);
             vec![
                 t.name().to_string(),
-                f("psnr_y"),
-                f("ssim"),
-                f("clean_decode_psnr_y"),
-                f("clean_decode_ssim"),
-                n.to_string(),
+                f(|r| r.psnr_y),
+                f(|r| r.ssim),
+                f(|r| r.clean_decode_psnr_y),
+                f(|r| r.clean_decode_ssim),
+                of_task().count().to_string(),
             ]
         })
         .collect();

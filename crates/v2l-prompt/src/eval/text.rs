@@ -125,43 +125,30 @@ impl<B: Backend> Session<'_, B> {
                     }
                     None => None,
                 };
-                log.append(
-                &key,
-                json!({"task": "caption", "k": settings.k, "image": it.image, "caption": caption,
-                       "references": it.captions, "prompt_tokens": prompt.len(),
-                       "clip_score": clip_score}),
-            )?;
+                let record = CaptionRecord {
+                    k: settings.k,
+                    image: it.image.clone(),
+                    caption,
+                    references: it.captions.clone(),
+                    prompt_tokens: prompt.len(),
+                    clip_score,
+                };
+                log.append_record(&key, &record)?;
             }
             progress(i + 1, queries.len());
         }
-        let recs: Vec<&Value> = log
-            .records()
-            .filter(|r| r["task"] == "caption" && r["k"] == settings.k)
+        let recs: Vec<CaptionRecord> = log
+            .records_of::<CaptionRecord>()?
+            .into_iter()
+            .filter(|r| r.k == settings.k)
             .collect();
-        let cands: Vec<String> = recs
-            .iter()
-            .map(|r| r["caption"].as_str().unwrap_or("").to_string())
-            .collect();
-        let refs: Vec<Vec<String>> = recs
-            .iter()
-            .map(|r| {
-                r["references"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            })
-            .collect();
+        let cands: Vec<String> = recs.iter().map(|r| r.caption.clone()).collect();
+        let refs: Vec<Vec<String>> = recs.iter().map(|r| r.references.clone()).collect();
         use v2l_metrics::caption::{bleu, cider_d, Tokenization};
         let b = bleu(&cands, &refs, Tokenization::Ptb)?;
         let c = cider_d(&cands, &refs, Tokenization::Ptb)?;
-        let cs = mean_of(log, "clip_score", |r| {
-            r["task"] == "caption" && r["k"] == settings.k
-        })
-        .map_or("–".to_string(), |(m, _)| format!("{m:.2}"));
+        let cs = mean_count(recs.iter().filter_map(|r| r.clip_score))
+            .map_or("–".to_string(), |(m, _)| format!("{m:.2}"));
         Ok(Table {
             title: "Few-shot captioning".into(),
             columns: ["setting", "BLEU-4 ↑", "CIDEr-D ↑", "CLIP score ↑", "images"]
@@ -224,17 +211,24 @@ impl<B: Backend> Session<'_, B> {
                 let prompt = vqa_prompt(tok, &examples, &vis, &it.question)?;
                 let answer = generate_answer(llm, tok, &prompt, settings.max_tokens)?;
                 let acc = v2l_metrics::vqa::vqa_accuracy(&answer, &it.answers)?;
-                log.append(
-                &key,
-                json!({"task": "vqa", "k": settings.k, "image": it.image, "question": it.question,
-                       "answer": answer, "answers": it.answers, "accuracy": acc}),
-            )?;
+                let record = VqaRecord {
+                    k: settings.k,
+                    image: it.image.clone(),
+                    question: it.question.clone(),
+                    answer,
+                    answers: it.answers.clone(),
+                    accuracy: acc,
+                };
+                log.append_record(&key, &record)?;
             }
             progress(i + 1, queries.len());
         }
-        let (mean, n) = mean_of(log, "accuracy", |r| {
-            r["task"] == "vqa" && r["k"] == settings.k
-        })
+        let (mean, n) = mean_count(
+            log.records_of::<VqaRecord>()?
+                .into_iter()
+                .filter(|r| r.k == settings.k)
+                .map(|r| r.accuracy),
+        )
         .unwrap_or((f64::NAN, 0));
         Ok(Table {
             title: "Few-shot VQA".into(),
