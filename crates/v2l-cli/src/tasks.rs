@@ -334,70 +334,41 @@ fn words<B: Backend>(v2l: &V2lTokenizer<B>, path: &Path, k: usize) -> Result<Str
     Ok(v2l::prompt::prompt::visual_text(&w[..k.min(w.len())]))
 }
 
-/// One in-context example of `v2l caption --examples`.
+/// One entry of an `--examples` file: an image (relative to the file's
+/// folder) and the other fields of its example (`T`).
 #[derive(serde::Deserialize)]
-struct CaptionShot {
+struct Shot<T> {
     image: PathBuf,
+    #[serde(flatten)]
+    fields: T,
+}
+
+/// The fields of a `v2l caption --examples` entry.
+#[derive(serde::Deserialize)]
+struct CaptionFields {
     caption: String,
 }
 
-/// One in-context example of `v2l vqa --examples`.
+/// The fields of a `v2l vqa --examples` entry.
 #[derive(serde::Deserialize)]
-struct VqaShot {
-    image: PathBuf,
+struct VqaFields {
     question: String,
     answer: String,
 }
 
-/// An entry of an `--examples` file.
-trait Shot: serde::de::DeserializeOwned {
-    /// The prompt example it becomes.
-    type Example;
-    /// Its image, relative to the file's folder.
-    fn image(&self) -> &Path;
-    /// The example, given the image's global words.
-    fn into_example(self, visual: String) -> Self::Example;
-}
-
-impl Shot for CaptionShot {
-    type Example = v2l::prompt::caption::CaptionExample;
-    fn image(&self) -> &Path {
-        &self.image
-    }
-    fn into_example(self, visual: String) -> Self::Example {
-        Self::Example {
-            visual,
-            caption: self.caption,
-        }
-    }
-}
-
-impl Shot for VqaShot {
-    type Example = v2l::prompt::caption::VqaExample;
-    fn image(&self) -> &Path {
-        &self.image
-    }
-    fn into_example(self, visual: String) -> Self::Example {
-        Self::Example {
-            visual,
-            question: self.question,
-            answer: self.answer,
-        }
-    }
-}
-
 /// The models, k (default: the model's) and the `--examples` file (a JSON
-/// list of `S`) as prompt examples.
-fn load_with_examples<S: Shot, B: Backend>(
+/// list of [`Shot`]s) as prompt examples made by `make(words, fields)`.
+fn load_with_examples<T: serde::de::DeserializeOwned, E, B: Backend>(
     model: &ModelArgs,
     k: Option<usize>,
     path: &Path,
     device: &B::Device,
-) -> Result<(Loaded<B>, usize, Vec<S::Example>), CliError> {
+    make: impl Fn(String, T) -> E,
+) -> Result<(Loaded<B>, usize, Vec<E>), CliError> {
     let m = load::<B>(model, device, None)?;
     let k = k.unwrap_or(m.v2l.config().k);
     let text = std::fs::read_to_string(path).map_err(|e| CliError::read(path, &e))?;
-    let items: Vec<S> = serde_json::from_str(&text).map_err(|e| {
+    let items: Vec<Shot<T>> = serde_json::from_str(&text).map_err(|e| {
         CliError::malformed(format!(
             "{}: expected a JSON list of examples: {e}",
             path.display()
@@ -407,8 +378,8 @@ fn load_with_examples<S: Shot, B: Backend>(
     let examples = items
         .into_iter()
         .map(|it| {
-            let visual = words(&m.v2l, &base.join(it.image()), k)?;
-            Ok(it.into_example(visual))
+            let visual = words(&m.v2l, &base.join(&it.image), k)?;
+            Ok(make(visual, it.fields))
         })
         .collect::<Result<_, CliError>>()?;
     Ok((m, k, examples))
@@ -416,9 +387,13 @@ fn load_with_examples<S: Shot, B: Backend>(
 
 impl crate::device::OnDevice for CaptionArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
-        use v2l::prompt::caption::{caption_prompt, generate_answer};
+        use v2l::prompt::caption::{caption_prompt, generate_answer, CaptionExample};
+        let make = |visual, f: CaptionFields| CaptionExample {
+            visual,
+            caption: f.caption,
+        };
         let (m, k, examples) =
-            load_with_examples::<CaptionShot, B>(&self.model, self.k, &self.examples, &device)?;
+            load_with_examples::<_, _, B>(&self.model, self.k, &self.examples, &device, make)?;
         for p in &self.images {
             let prompt = caption_prompt(&m.tok, &examples, &words(&m.v2l, p, k)?).map_err(err)?;
             let c = generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?;
@@ -430,9 +405,14 @@ impl crate::device::OnDevice for CaptionArgs {
 
 impl crate::device::OnDevice for VqaArgs {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), CliError> {
-        use v2l::prompt::caption::{generate_answer, vqa_prompt};
+        use v2l::prompt::caption::{generate_answer, vqa_prompt, VqaExample};
+        let make = |visual, f: VqaFields| VqaExample {
+            visual,
+            question: f.question,
+            answer: f.answer,
+        };
         let (m, k, examples) =
-            load_with_examples::<VqaShot, B>(&self.model, self.k, &self.examples, &device)?;
+            load_with_examples::<_, _, B>(&self.model, self.k, &self.examples, &device, make)?;
         let query = words(&m.v2l, &self.image, k)?;
         let prompt = vqa_prompt(&m.tok, &examples, &query, &self.question).map_err(err)?;
         let answer = generate_answer(&m.llm, &m.tok, &prompt, self.max_tokens).map_err(err)?;

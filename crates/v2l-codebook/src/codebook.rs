@@ -233,13 +233,7 @@ impl Codebook {
     /// # Errors
     /// A count other than `rows`.
     pub fn with_strings(mut self, strings: Vec<String>) -> Result<Self> {
-        if strings.len() != self.rows {
-            return Err(CodebookError::Shape {
-                what: "strings".into(),
-                found: format!("{} strings", strings.len()),
-                expected: format!("{} (one per row)", self.rows),
-            });
-        }
+        self.check_per_row("strings", strings.len(), "strings")?;
         self.strings = Some(strings);
         Ok(self)
     }
@@ -249,13 +243,7 @@ impl Codebook {
     /// # Errors
     /// A count other than `rows`.
     pub fn with_token_ids(mut self, token_ids: Vec<Vec<u32>>) -> Result<Self> {
-        if token_ids.len() != self.rows {
-            return Err(CodebookError::Shape {
-                what: "token_ids".into(),
-                found: format!("{} entries", token_ids.len()),
-                expected: format!("{} (one per row)", self.rows),
-            });
-        }
+        self.check_per_row("token_ids", token_ids.len(), "entries")?;
         self.token_ids = Some(token_ids);
         Ok(self)
     }
@@ -265,15 +253,21 @@ impl Codebook {
     /// # Errors
     /// A count other than `rows`.
     pub fn with_votes(mut self, votes: Vec<u64>) -> Result<Self> {
-        if votes.len() != self.rows {
-            return Err(CodebookError::Shape {
-                what: "votes".into(),
-                found: format!("{} entries", votes.len()),
-                expected: format!("{} (one per row)", self.rows),
-            });
-        }
+        self.check_per_row("votes", votes.len(), "entries")?;
         self.votes = Some(votes);
         Ok(self)
+    }
+
+    /// A per-row attachment `what` must have one of `unit` per row.
+    fn check_per_row(&self, what: &str, found: usize, unit: &str) -> Result<()> {
+        if found == self.rows {
+            return Ok(());
+        }
+        Err(CodebookError::Shape {
+            what: what.into(),
+            found: format!("{found} {unit}"),
+            expected: format!("{} (one per row)", self.rows),
+        })
     }
 
     /// The vote counts, if known.

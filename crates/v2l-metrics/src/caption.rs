@@ -319,18 +319,12 @@ impl CaptionSet {
         R: AsRef<[S]>,
         S: AsRef<str>,
     {
-        if candidates.len() != references.len() {
-            return Err(MetricsError::ShapeMismatch {
-                what: "caption candidates vs reference lists",
-                left: vec![candidates.len()],
-                right: vec![references.len()],
-            });
-        }
-        if candidates.is_empty() {
-            return Err(MetricsError::Undefined(
-                "captioning metrics of no images".into(),
-            ));
-        }
+        crate::check_paired(
+            "caption candidates vs reference lists",
+            candidates.len(),
+            references.len(),
+            "captioning metrics of no images",
+        )?;
         let mut vocab: HashMap<String, u32> = HashMap::new();
         let mut ids = |caption: &str| -> Vec<u32> {
             tokenization

@@ -49,3 +49,24 @@ pub mod vqa;
 
 pub use error::{MetricsError, Result};
 pub use image::Image;
+
+/// Two per-item lists must pair up (`left` and `right` items, named by
+/// `what`) and hold at least one item (else `undefined`).
+pub(crate) fn check_paired(
+    what: &'static str,
+    left: usize,
+    right: usize,
+    undefined: &str,
+) -> Result<()> {
+    if left != right {
+        return Err(MetricsError::ShapeMismatch {
+            what,
+            left: vec![left],
+            right: vec![right],
+        });
+    }
+    if left == 0 {
+        return Err(MetricsError::Undefined(undefined.into()));
+    }
+    Ok(())
+}

@@ -299,18 +299,12 @@ where
     R: AsRef<[S]>,
     S: AsRef<str>,
 {
-    if predictions.len() != human_answers.len() {
-        return Err(MetricsError::ShapeMismatch {
-            what: "VQA predictions vs human answer lists",
-            left: vec![predictions.len()],
-            right: vec![human_answers.len()],
-        });
-    }
-    if predictions.is_empty() {
-        return Err(MetricsError::Undefined(
-            "VQA accuracy of no questions".into(),
-        ));
-    }
+    crate::check_paired(
+        "VQA predictions vs human answer lists",
+        predictions.len(),
+        human_answers.len(),
+        "VQA accuracy of no questions",
+    )?;
     let per_question = predictions
         .iter()
         .zip(human_answers)

@@ -154,18 +154,27 @@ pub fn nearest_with(
     dim: usize,
     metric: Metric,
 ) -> Result<Nearest> {
-    let t = check_queries(cb, queries, dim)?;
-    if t == 0 {
-        return Ok(Nearest {
-            indices: Vec::new(),
-            scores: Vec::new(),
-        });
-    }
-    let (indices, scores) = match kernel {
-        Kernel::Reference => reference::search(cb, queries, 1, metric),
-        Kernel::Fused => fused::search(cb, queries, 1, metric),
-    };
+    let (indices, scores) = search_with(kernel, cb, queries, dim, 1, metric)?;
     Ok(Nearest { indices, scores })
+}
+
+/// The `k` best of each query row by `kernel` (indices, scores), after the
+/// query checks; no rows give empty lists.
+fn search_with(
+    kernel: Kernel,
+    cb: &PreparedCodebook,
+    queries: &[f32],
+    dim: usize,
+    k: usize,
+    metric: Metric,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    if check_queries(cb, queries, dim)? == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    Ok(match kernel {
+        Kernel::Reference => reference::search(cb, queries, k, metric),
+        Kernel::Fused => fused::search(cb, queries, k, metric),
+    })
 }
 
 /// The `k` best codewords of each query row, best first (ascending distance
@@ -203,18 +212,7 @@ pub fn top_k_with(
             limit: MAX_TOP_K,
         });
     }
-    let t = check_queries(cb, queries, dim)?;
-    if t == 0 {
-        return Ok(TopK {
-            k,
-            indices: Vec::new(),
-            scores: Vec::new(),
-        });
-    }
-    let (indices, scores) = match kernel {
-        Kernel::Reference => reference::search(cb, queries, k, metric),
-        Kernel::Fused => fused::search(cb, queries, k, metric),
-    };
+    let (indices, scores) = search_with(kernel, cb, queries, dim, k, metric)?;
     Ok(TopK { k, indices, scores })
 }
 

@@ -16,10 +16,18 @@ use crate::restore::{ExampleMode, Task};
 
 /// A record type of the evaluation log.
 pub trait LogRecord: Serialize + DeserializeOwned {
+    /// The `"task"` value of records of this type (a type whose records
+    /// carry their own task overrides [`LogRecord::task`] and
+    /// [`LogRecord::is_task`]).
+    const TASK: &'static str;
     /// The `"task"` value this record is written with.
-    fn task(&self) -> &str;
+    fn task(&self) -> &str {
+        Self::TASK
+    }
     /// Whether a record written with `task` is of this type.
-    fn is_task(task: &str) -> bool;
+    fn is_task(task: &str) -> bool {
+        task == Self::TASK
+    }
 }
 
 /// One few-shot classification episode at one k.
@@ -51,12 +59,7 @@ pub struct FewShotRecord {
 }
 
 impl LogRecord for FewShotRecord {
-    fn task(&self) -> &str {
-        "fewshot"
-    }
-    fn is_task(task: &str) -> bool {
-        task == "fewshot"
-    }
+    const TASK: &'static str = "fewshot";
 }
 
 /// One image × restoration task.
@@ -87,6 +90,7 @@ pub struct RestoreRecord {
 }
 
 impl LogRecord for RestoreRecord {
+    const TASK: &'static str = "restore";
     fn task(&self) -> &str {
         &self.task
     }
@@ -113,12 +117,7 @@ pub struct ReconstructRecord {
 }
 
 impl LogRecord for ReconstructRecord {
-    fn task(&self) -> &str {
-        "reconstruct"
-    }
-    fn is_task(task: &str) -> bool {
-        task == "reconstruct"
-    }
+    const TASK: &'static str = "reconstruct";
 }
 
 /// One captioned image.
@@ -139,12 +138,7 @@ pub struct CaptionRecord {
 }
 
 impl LogRecord for CaptionRecord {
-    fn task(&self) -> &str {
-        "caption"
-    }
-    fn is_task(task: &str) -> bool {
-        task == "caption"
-    }
+    const TASK: &'static str = "caption";
 }
 
 /// One answered question.
@@ -165,12 +159,7 @@ pub struct VqaRecord {
 }
 
 impl LogRecord for VqaRecord {
-    fn task(&self) -> &str {
-        "vqa"
-    }
-    fn is_task(task: &str) -> bool {
-        task == "vqa"
-    }
+    const TASK: &'static str = "vqa";
 }
 
 impl JsonlLog {

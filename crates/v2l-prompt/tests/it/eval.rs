@@ -107,3 +107,95 @@ fn tables_render_as_markdown() {
     };
     assert_eq!(empty.to_markdown(), "### x\n\n| a |\n|---|\n");
 }
+
+/// Typed records against hand-written JSON lines: the fields a struct names
+/// are read, `task` selects the type, extra fields are ignored, and a record
+/// of the task that lacks a field is an error naming its key.
+#[test]
+fn typed_records_read_the_json_lines() {
+    use v2l_prompt::eval::{FewShotRecord, RestoreRecord, VqaRecord};
+    use v2l_prompt::restore::ExampleMode;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.jsonl");
+    std::fs::write(
+        &p,
+        concat!(
+            r#"{"key":"e0","task":"fewshot","way":2,"shot":1,"k":5,"episode":0,"query":"q.png","#,
+            r#""target":"cat","prediction":"cat","tokens":[7,8],"correct":true,"prompt_tokens":40,"#,
+            r#""provenance":{"v2l":"x"}}"#,
+            "\n",
+            r#"{"key":"r0","task":"deblur","image":"a","psnr_y":20.5,"ssim":0.5,"lpips":null,"#,
+            r#""clean_decode_psnr_y":25.0,"clean_decode_ssim":0.75,"calls":3,"#,
+            r#""tokens_differing_from_clean":4,"mode":"honest","seed":9}"#,
+            "\n",
+            r#"{"key":"x","task":"something else","psnr_y":1.0}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let log = JsonlLog::open(&p).unwrap();
+    let fewshot = log.records_of::<FewShotRecord>().unwrap();
+    assert_eq!(
+        fewshot,
+        vec![FewShotRecord {
+            way: 2,
+            shot: 1,
+            k: 5,
+            episode: 0,
+            query: "q.png".into(),
+            target: "cat".into(),
+            prediction: "cat".into(),
+            tokens: vec![7, 8],
+            correct: true,
+            prompt_tokens: 40,
+            scores: vec![],
+        }]
+    );
+    let restore = log.records_of::<RestoreRecord>().unwrap();
+    assert_eq!(restore.len(), 1);
+    assert_eq!(
+        (
+            restore[0].task.as_str(),
+            restore[0].psnr_y,
+            restore[0].lpips
+        ),
+        ("deblur", 20.5, None)
+    );
+    assert_eq!(restore[0].mode, ExampleMode::Honest);
+    assert!(log.records_of::<VqaRecord>().unwrap().is_empty());
+
+    // Written records read back, with `task` and `key` on the line.
+    let mut log = JsonlLog::open(&p).unwrap();
+    let vqa = VqaRecord {
+        k: 3,
+        image: "b.png".into(),
+        question: "what?".into(),
+        answer: "a dog".into(),
+        answers: vec!["dog".into(); 10],
+        accuracy: 1.0,
+    };
+    log.append_record("v0", &vqa).unwrap();
+    let last = std::fs::read_to_string(&p).unwrap();
+    let line: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (line["task"].as_str(), line["key"].as_str()),
+        (Some("vqa"), Some("v0"))
+    );
+    let again = JsonlLog::open(&p).unwrap();
+    assert_eq!(again.records_of::<VqaRecord>().unwrap(), vec![vqa]);
+
+    // A VQA record without `accuracy` is an error naming its key.
+    std::fs::write(
+        &p,
+        r#"{"key":"bad","task":"vqa","k":1,"image":"i","question":"q","answer":"a","answers":[]}"#,
+    )
+    .unwrap();
+    let e = JsonlLog::open(&p)
+        .unwrap()
+        .records_of::<VqaRecord>()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("bad") && e.to_string().contains("accuracy"),
+        "{e}"
+    );
+}
