@@ -1,0 +1,102 @@
+//! The wgpu device (or the reason there is none), fixtures and comparisons.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use burn::backend::wgpu::{graphics::Vulkan, init_setup, WgpuDevice};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// The wgpu backend (f32).
+pub type G = burn::backend::Wgpu;
+/// The CPU backend the CLI uses.
+pub type C = burn::backend::Flex;
+
+/// The Vulkan device, initialised once; `None` (after printing `SKIP` and
+/// the reason) when there is no adapter and `V2L_REQUIRE_GPU` is not `1`.
+pub fn gpu() -> Option<WgpuDevice> {
+    static DEVICE: OnceLock<Result<WgpuDevice, String>> = OnceLock::new();
+    let found = DEVICE.get_or_init(|| {
+        let device = WgpuDevice::DefaultDevice;
+        let setup = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            init_setup::<Vulkan>(&device, Default::default())
+        }));
+        match setup {
+            Ok(setup) => {
+                let info = setup.adapter.get_info();
+                eprintln!(
+                    "wgpu adapter: {} ({:?}, {:?}, driver {})",
+                    info.name, info.device_type, info.backend, info.driver_info
+                );
+                Ok(device)
+            }
+            Err(panic) => Err(panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "adapter initialisation panicked".into())),
+        }
+    });
+    match found {
+        Ok(device) => Some(device.clone()),
+        Err(why) => {
+            if std::env::var("V2L_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("V2L_REQUIRE_GPU=1 but there is no Vulkan adapter: {why}");
+            }
+            eprintln!("SKIP: no Vulkan adapter ({why})");
+            None
+        }
+    }
+}
+
+/// A fixture of another crate of the workspace (`crate/tests/fixtures/rel`).
+pub fn fixture(krate: &str, rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(krate)
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// A tensor's values on the host.
+pub fn host<BK: Backend, const D: usize>(t: Tensor<BK, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 tensor data")
+}
+
+/// max |a − b| / max |b|.
+pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    let d = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .fold(0.0, f64::max);
+    let s = b.iter().map(|y| f64::from(y.abs())).fold(0.0, f64::max);
+    d / s.max(1e-30)
+}
+
+/// Asserts `got` is within `tol` of `want` (max-norm, relative) and says
+/// by how much.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
+    let e = rel_err(got, want);
+    eprintln!("{what}: rel err {e:.3e}");
+    assert!(e <= tol, "{what}: rel err {e:.3e} > {tol:.0e}");
+}
+
+/// Deterministic values in [-1, 1) (xorshift64*), the same on every machine.
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            let r = s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+            (r as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
