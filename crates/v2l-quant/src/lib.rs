@@ -32,6 +32,8 @@
 
 mod avx2;
 mod codebook;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube;
 mod error;
 pub mod fused;
 mod reference;

@@ -3,9 +3,13 @@
 //!
 //! On CPU backends (NdArray, Flex, and their autodiff wrappers) searches copy
 //! the values to the host once and run the fused kernel, which is several
-//! times faster than burn's `matmul` + `argmin` there. On other backends
-//! (CUDA, wgpu) they run as tensor ops: `‖c‖² − 2 z·cᵀ` per query chunk, then
-//! `argmin` / a descending sort. [`Strategy`] overrides the choice.
+//! times faster than burn's `matmul` + `argmin` there. On burn's CubeCL
+//! backends (wgpu, CUDA; with this crate's `wgpu` / `cuda` feature, f32) they
+//! run one CubeCL kernel (distances and a running top-k in registers and
+//! shared memory, no `T × K` matrix; the `cube` module). Elsewhere — other
+//! backends, autodiff wrappers of the GPU backends, f16 — they run as tensor
+//! ops: `‖c‖² − 2 z·cᵀ` per query chunk, then `argmin` / a descending sort.
+//! [`Strategy`] overrides the choice.
 
 use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
 
@@ -22,6 +26,10 @@ pub enum Strategy {
     /// Tensor ops on the tensors' device (any backend). Ties follow the
     /// backend's `argmin` / sort, which need not pick the lowest index.
     TensorOps,
+    /// The CubeCL search kernel (burn's wgpu or CUDA backend with this
+    /// crate's feature of the same name, f32); searches on any other
+    /// backend are [`QuantError::Backend`] errors.
+    DeviceKernel,
 }
 
 /// Backends whose tensors live in host memory, by their `Backend::name`
@@ -51,6 +59,21 @@ pub struct TensorCodebook<B: Backend> {
     rows: Tensor<B, 2>,
     host: Option<PreparedCodebook>,
     sq_norms: Option<Tensor<B, 1>>,
+    device_kernel: DeviceKernel,
+}
+
+/// Top-k ids `[T, k]` and squared distances `[T, k]`.
+type TopKTensors<B> = (Tensor<B, 2, Int>, Tensor<B, 2>);
+
+/// Whether device searches try the CubeCL kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeviceKernel {
+    /// Use it where it runs, tensor ops elsewhere.
+    Try,
+    /// Use it; elsewhere an error.
+    Require,
+    /// Tensor ops only.
+    Never,
 }
 
 fn read_f32(data: TensorData) -> Result<Vec<f32>> {
@@ -102,8 +125,13 @@ impl<B: Backend> TensorCodebook<B> {
         }
         let host = match strategy {
             Strategy::HostKernel => true,
-            Strategy::TensorOps => false,
+            Strategy::TensorOps | Strategy::DeviceKernel => false,
             Strategy::Auto => is_host_backend::<B>(&rows.device()),
+        };
+        let device_kernel = match strategy {
+            Strategy::DeviceKernel => DeviceKernel::Require,
+            Strategy::TensorOps => DeviceKernel::Never,
+            _ => DeviceKernel::Try,
         };
         if host {
             let values = read_f32(rows.clone().detach().into_data())?;
@@ -112,6 +140,7 @@ impl<B: Backend> TensorCodebook<B> {
                 rows,
                 host: Some(prepared),
                 sq_norms: None,
+                device_kernel,
             })
         } else {
             check_finite("codebook", &rows)?;
@@ -120,6 +149,7 @@ impl<B: Backend> TensorCodebook<B> {
                 rows,
                 host: None,
                 sq_norms: Some(sq),
+                device_kernel,
             })
         }
     }
@@ -181,6 +211,9 @@ impl<B: Backend> TensorCodebook<B> {
             }
             (None, Some(sq)) => {
                 check_finite("queries", &z)?;
+                if let Some((ids, _)) = self.device_search(&z, sq, 1)? {
+                    return Ok(ids.reshape([t]));
+                }
                 let scores_per_chunk = self.tensor_scores(z.detach(), sq);
                 let parts: Vec<Tensor<B, 1, Int>> = scores_per_chunk
                     .into_iter()
@@ -195,6 +228,34 @@ impl<B: Backend> TensorCodebook<B> {
                 "codebook has neither host nor device norms".into(),
             )),
         }
+    }
+
+    /// The CubeCL kernel's top-`k` (ids, squared distances), when this
+    /// codebook may use it and the backend runs it.
+    #[allow(unused_variables)]
+    fn device_search(
+        &self,
+        z: &Tensor<B, 2>,
+        sq: &Tensor<B, 1>,
+        k: usize,
+    ) -> Result<Option<TopKTensors<B>>> {
+        if self.device_kernel == DeviceKernel::Never {
+            return Ok(None);
+        }
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        if let Some(found) =
+            crate::cube::search(&z.clone().detach(), &self.rows.clone().detach(), sq, k)
+        {
+            return Ok(Some(found));
+        }
+        if self.device_kernel == DeviceKernel::Require {
+            return Err(QuantError::Backend(format!(
+                "the device search kernel does not run on {} (it needs burn's wgpu or CUDA \
+                 backend, f32, and v2l-quant's feature of the same name)",
+                B::name(&z.device())
+            )));
+        }
+        Ok(None)
     }
 
     /// `‖c‖² − 2 z·cᵀ` in query chunks bounded by [`TENSOR_CHUNK_ELEMS`].
@@ -248,6 +309,9 @@ impl<B: Backend> TensorCodebook<B> {
                         Tensor::<B, 2, Int>::empty([0, k], &device),
                         Tensor::<B, 2>::empty([0, k], &device),
                     ));
+                }
+                if let Some(found) = self.device_search(&z, sq, k)? {
+                    return Ok(found);
                 }
                 let z = z.detach();
                 let zz = z.clone().powi_scalar(2).sum_dim(1);

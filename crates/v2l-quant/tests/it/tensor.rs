@@ -217,3 +217,26 @@ fn tensor_bad_input_gives_typed_errors() {
         }
     );
 }
+
+/// `Strategy::DeviceKernel` on a backend the CubeCL kernel does not run on
+/// (here NdArray) is an error naming the backend, not a silent fallback.
+#[test]
+fn device_kernel_on_a_cpu_backend_is_an_error() {
+    let dev = Default::default();
+    let cb = TensorCodebook::<NdArray>::new(
+        tensor::<NdArray>(randv(3, 40), [10, 4], &dev),
+        Strategy::DeviceKernel,
+    )
+    .unwrap();
+    assert!(!cb.uses_host_kernel());
+    let z = tensor::<NdArray>(randv(4, 8), [2, 4], &dev);
+    for e in [
+        cb.nearest(z.clone()).unwrap_err(),
+        cb.top_k(z, 2).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, QuantError::Backend(m) if m.contains("ndarray")),
+            "{e}"
+        );
+    }
+}

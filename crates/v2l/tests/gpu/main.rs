@@ -8,6 +8,7 @@
 //! In CI it runs on Mesa's software Vulkan driver (lavapipe). A machine
 //! without a Vulkan adapter prints `SKIP` with the reason, unless
 //! `V2L_REQUIRE_GPU=1` (set in CI), where it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod models;
