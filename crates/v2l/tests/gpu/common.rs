@@ -4,59 +4,88 @@ use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use burn::backend::wgpu::{graphics::Vulkan, init_setup, WgpuDevice};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// The wgpu backend (f32).
+/// The GPU backend under test (f32): wgpu, or CUDA in the `gpu-cuda` build.
+#[cfg(not(feature = "cuda"))]
 pub type G = burn::backend::Wgpu;
+/// The GPU backend under test (f32): wgpu, or CUDA in the `gpu-cuda` build.
+#[cfg(feature = "cuda")]
+pub type G = burn::backend::Cuda;
+/// Its device type.
+pub type GpuDevice = burn::tensor::Device<G>;
+/// Its name in benchmark lines.
+#[cfg(not(feature = "cuda"))]
+pub const BACKEND: &str = "wgpu";
+/// Its name in benchmark lines.
+#[cfg(feature = "cuda")]
+pub const BACKEND: &str = "cuda";
 /// The CPU backend the CLI uses.
 pub type C = burn::backend::Flex;
 
-/// The Vulkan device, initialised once; `None` (after printing `SKIP` and
-/// the reason) when there is no adapter and `V2L_REQUIRE_GPU` is not `1`.
-pub fn gpu() -> Option<WgpuDevice> {
-    static DEVICE: OnceLock<Result<WgpuDevice, String>> = OnceLock::new();
-    let found = DEVICE.get_or_init(|| {
-        let device = WgpuDevice::DefaultDevice;
-        let setup = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            init_setup::<Vulkan>(&device, Default::default())
-        }));
-        match setup {
-            Ok(setup) => {
-                let info = setup.adapter.get_info();
-                eprintln!(
-                    "wgpu adapter: {} ({:?}, {:?}, driver {})",
-                    info.name, info.device_type, info.backend, info.driver_info
-                );
-                Ok(device)
-            }
-            Err(panic) => Err(panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "adapter initialisation panicked".into())),
-        }
-    });
-    match found {
+/// The GPU device, initialised once; `None` (after printing `SKIP` and the
+/// reason) when there is none and `V2L_REQUIRE_GPU` is not `1`.
+pub fn gpu() -> Option<GpuDevice> {
+    static DEVICE: OnceLock<Result<GpuDevice, String>> = OnceLock::new();
+    match DEVICE.get_or_init(open_device) {
         Ok(device) => Some(device.clone()),
         Err(why) => {
             if std::env::var("V2L_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("V2L_REQUIRE_GPU=1 but there is no Vulkan adapter: {why}");
+                panic!("V2L_REQUIRE_GPU=1 but there is no {BACKEND} device: {why}");
             }
-            eprintln!("SKIP: no Vulkan adapter ({why})");
+            eprintln!("SKIP: no {BACKEND} device ({why})");
             None
         }
     }
 }
 
-/// A fixture of another crate of the workspace (`crate/tests/fixtures/rel`).
+/// The message of a caught panic.
+fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "device initialisation panicked".into())
+}
+
+/// CUDA device 0, after one round trip through it.
+#[cfg(feature = "cuda")]
+fn open_device() -> Result<GpuDevice, String> {
+    std::panic::catch_unwind(|| {
+        let device = burn::backend::cuda::CudaDevice::new(0);
+        let _ = Tensor::<G, 1>::zeros([1], &device).into_data();
+        device
+    })
+    .map_err(panic_text)
+}
+
+/// wgpu's default adapter through Vulkan, with its name printed.
+#[cfg(not(feature = "cuda"))]
+fn open_device() -> Result<GpuDevice, String> {
+    use burn::backend::wgpu::{graphics::Vulkan, init_setup, WgpuDevice};
+    let device = WgpuDevice::DefaultDevice;
+    let setup = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        init_setup::<Vulkan>(&device, Default::default())
+    }))
+    .map_err(panic_text)?;
+    let info = setup.adapter.get_info();
+    eprintln!(
+        "wgpu adapter: {} ({:?}, {:?}, driver {})",
+        info.name, info.device_type, info.backend, info.driver_info
+    );
+    Ok(device)
+}
+
+/// A fixture of another crate of the workspace (`crate/tests/fixtures/rel`),
+/// under `$V2L_REPO_ROOT/crates` when that is set (a binary carried to
+/// another machine), else beside this crate.
 pub fn fixture(krate: &str, rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(krate)
-        .join("tests/fixtures")
-        .join(rel)
+    let crates = match std::env::var_os("V2L_REPO_ROOT") {
+        Some(root) => PathBuf::from(root).join("crates"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    };
+    crates.join(krate).join("tests/fixtures").join(rel)
 }
 
 /// A tensor's values on the host.

@@ -173,7 +173,7 @@ fn lpips_matches_the_cpu() {
     let shape = [2, 3, 64, 64];
     let n = shape.iter().product();
     let (a, b) = (values(n, 11), values(n, 12));
-    let on = |d: &burn::backend::wgpu::WgpuDevice| {
+    let on = |d: &crate::common::GpuDevice| {
         let net = Lpips::<G>::load(LpipsNet::Alex, &weights, d).unwrap();
         let ta = Tensor::<G, 4>::from_data(TensorData::new(a.clone(), shape), d);
         let tb = Tensor::<G, 4>::from_data(TensorData::new(b.clone(), shape), d);
