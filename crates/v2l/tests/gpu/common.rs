@@ -1,6 +1,5 @@
 //! The wgpu device (or the reason there is none), fixtures and comparisons.
 
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -65,7 +64,7 @@ fn open_device() -> Result<GpuDevice, String> {
 fn open_device() -> Result<GpuDevice, String> {
     use burn::backend::wgpu::{graphics::Vulkan, init_setup, WgpuDevice};
     let device = WgpuDevice::DefaultDevice;
-    let setup = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let setup = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         init_setup::<Vulkan>(&device, Default::default())
     }))
     .map_err(panic_text)?;
