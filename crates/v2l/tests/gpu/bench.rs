@@ -149,6 +149,19 @@ fn tokenizer<B: Backend>(
     Ok(())
 }
 
+/// The greedy next token of the last position.
+fn last_argmax<B: Backend>(logits: Tensor<B, 3>) -> Res<u32> {
+    let ids = logits
+        .argmax(2)
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .map_err(|e| format!("{e:?}"))?;
+    ids.last()
+        .map(|&i| i as u32)
+        .ok_or_else(|| "no logits".into())
+}
+
 fn llm<B: Backend>(name: &str, device: &B::Device, iters: usize) -> Res<()> {
     let config = LlamaConfig {
         vocab_size: 49_152,
@@ -177,23 +190,10 @@ fn llm<B: Backend>(name: &str, device: &B::Device, iters: usize) -> Res<()> {
         let out = model
             .forward(std::slice::from_ref(&prompt), &mut cache)
             .map_err(err)?;
-        let mut next = out
-            .logits
-            .argmax(2)
-            .into_data()
-            .convert::<i64>()
-            .to_vec::<i64>()
-            .map_err(|e| format!("{e:?}"))?;
+        let mut next = last_argmax(out.logits)?;
         for _ in 0..64 {
-            let id = *next.last().ok_or("no logits")? as u32;
-            let out = model.forward(&[vec![id]], &mut cache).map_err(err)?;
-            next = out
-                .logits
-                .argmax(2)
-                .into_data()
-                .convert::<i64>()
-                .to_vec::<i64>()
-                .map_err(|e| format!("{e:?}"))?;
+            let out = model.forward(&[vec![next]], &mut cache).map_err(err)?;
+            next = last_argmax(out.logits)?;
         }
         Ok(())
     })?;

@@ -4,7 +4,43 @@ use burn::tensor::{Int, Tensor, TensorData};
 use v2l::quant::tensor::{Strategy, TensorCodebook};
 use v2l::quant::{top_k_with, Codebook, Kernel, Metric, PreparedCodebook};
 
-use crate::common::{gpu, host, values, G};
+use crate::common::{gpu, host, values, GpuDevice, G};
+
+/// The reference kernel's top-`k` of `queries` (`[T, dim]`) in `rows`
+/// (`[K, dim]`), the same codebook on the GPU with `strategy`, and the
+/// queries there.
+fn setup(
+    rows: &[f32],
+    queries: &[f32],
+    dim: usize,
+    k: usize,
+    strategy: Strategy,
+    device: &GpuDevice,
+) -> (v2l::quant::TopK, TensorCodebook<G>, Tensor<G, 2>) {
+    let prepared = PreparedCodebook::new(Codebook::from_f32(rows.to_vec(), dim).unwrap()).unwrap();
+    let want = top_k_with(
+        Kernel::Reference,
+        &prepared,
+        queries,
+        dim,
+        k,
+        Metric::SquaredL2,
+    )
+    .unwrap();
+    let cb = TensorCodebook::new(
+        Tensor::<G, 2>::from_data(
+            TensorData::new(rows.to_vec(), [rows.len() / dim, dim]),
+            device,
+        ),
+        strategy,
+    )
+    .unwrap();
+    let z = Tensor::<G, 2>::from_data(
+        TensorData::new(queries.to_vec(), [queries.len() / dim, dim]),
+        device,
+    );
+    (want, cb, z)
+}
 
 /// Nearest codeword and top-k (ids, squared distances) of random queries, at
 /// sizes that are neither powers of two nor multiples of anything: the
@@ -16,23 +52,7 @@ fn tensor_path_matches_the_reference_kernel() {
     for (t, k_rows, dim, k) in [(37, 1000, 77, 5), (1, 321, 768, 21), (130, 17, 3, 1)] {
         let rows = values(k_rows * dim, 1 + k_rows as u64);
         let queries = values(t * dim, 2 + t as u64);
-        let prepared =
-            PreparedCodebook::new(Codebook::from_f32(rows.clone(), dim).unwrap()).unwrap();
-        let want = top_k_with(
-            Kernel::Reference,
-            &prepared,
-            &queries,
-            dim,
-            k,
-            Metric::SquaredL2,
-        )
-        .unwrap();
-
-        let cb = TensorCodebook::new(
-            Tensor::<G, 2>::from_data(TensorData::new(rows, [k_rows, dim]), &device),
-            Strategy::TensorOps,
-        )
-        .unwrap();
+        let (want, cb, z) = setup(&rows, &queries, dim, k, Strategy::TensorOps, &device);
         assert!(!cb.uses_host_kernel());
         let z = Tensor::<G, 2>::from_data(TensorData::new(queries, [t, dim]), &device);
         let nearest = ids(cb.nearest(z.clone()).unwrap().reshape([t, 1]));
@@ -93,23 +113,7 @@ fn device_kernel_matches_the_reference_kernel() {
     ] {
         let rows = values(k_rows * dim, 10 + k_rows as u64);
         let queries = values(t * dim, 20 + t as u64);
-        let prepared =
-            PreparedCodebook::new(Codebook::from_f32(rows.clone(), dim).unwrap()).unwrap();
-        let want = top_k_with(
-            Kernel::Reference,
-            &prepared,
-            &queries,
-            dim,
-            k,
-            Metric::SquaredL2,
-        )
-        .unwrap();
-        let cb = TensorCodebook::new(
-            Tensor::<G, 2>::from_data(TensorData::new(rows.clone(), [k_rows, dim]), &device),
-            Strategy::DeviceKernel,
-        )
-        .unwrap();
-        let z = Tensor::<G, 2>::from_data(TensorData::new(queries.clone(), [t, dim]), &device);
+        let (want, cb, z) = setup(&rows, &queries, dim, k, Strategy::DeviceKernel, &device);
         let (got_ids, got_d) = cb.top_k(z.clone(), k).unwrap();
         let (got_ids, got_d) = (ids(got_ids), host(got_d));
         let scale = want.scores.iter().fold(1f32, |m, v| m.max(v.abs()));
@@ -151,26 +155,11 @@ fn device_kernel_breaks_ties_to_the_lowest_index() {
         .flat_map(|i| base[(i % distinct) * dim..(i % distinct + 1) * dim].to_vec())
         .collect();
     let queries = values(t * dim, 6);
-    let prepared = PreparedCodebook::new(Codebook::from_f32(rows.clone(), dim).unwrap()).unwrap();
-    let want = top_k_with(
-        Kernel::Reference,
-        &prepared,
-        &queries,
-        dim,
-        k,
-        Metric::SquaredL2,
-    )
-    .unwrap();
+    let (want, cb, z) = setup(&rows, &queries, dim, k, Strategy::DeviceKernel, &device);
     // The reference's top-6 is the best distinct row's copies in index order.
     assert!(want
         .indices
         .chunks(k)
         .all(|r| r.windows(2).all(|w| w[1] == w[0] + distinct as u32)));
-    let cb = TensorCodebook::new(
-        Tensor::<G, 2>::from_data(TensorData::new(rows, [distinct * copies, dim]), &device),
-        Strategy::DeviceKernel,
-    )
-    .unwrap();
-    let z = Tensor::<G, 2>::from_data(TensorData::new(queries, [t, dim]), &device);
     assert_eq!(ids(cb.top_k(z, k).unwrap().0), want.indices);
 }
