@@ -54,7 +54,6 @@ fn tensor_path_matches_the_reference_kernel() {
         let queries = values(t * dim, 2 + t as u64);
         let (want, cb, z) = setup(&rows, &queries, dim, k, Strategy::TensorOps, &device);
         assert!(!cb.uses_host_kernel());
-        let z = Tensor::<G, 2>::from_data(TensorData::new(queries, [t, dim]), &device);
         let nearest = ids(cb.nearest(z.clone()).unwrap().reshape([t, 1]));
         let firsts: Vec<u32> = want.indices.chunks(k).map(|r| r[0]).collect();
         assert_eq!(nearest, firsts, "nearest, T={t} K={k_rows} d={dim}");
