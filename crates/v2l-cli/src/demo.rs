@@ -725,15 +725,9 @@ fn demo<B: Backend>(a: &DemoArgs, device: &B::Device) -> Result<(), CliError> {
     let fewshot_rows: String = fewshot
         .iter()
         .map(|(way, _, acc, lo, hi)| {
-            format!(
-                "<tr><td>{way}-way 1-shot</td><td>{}/{}</td><td>{:.1} %</td><td>[{:.1}, {:.1}] %</td><td>{:.1} %</td></tr>",
-                acc.correct,
-                acc.total,
-                100.0 * acc.value(),
-                100.0 * lo,
-                100.0 * hi,
-                100.0 / *way as f64
-            )
+            let [pct, lo, hi, chance] = percents(*way, acc, *lo, *hi);
+            let (c, n) = (acc.correct, acc.total);
+            format!("<tr><td>{way}-way 1-shot</td><td>{c}/{n}</td><td>{pct:.1} %</td><td>[{lo:.1}, {hi:.1}] %</td><td>{chance:.1} %</td></tr>")
         })
         .collect();
     let rec_rows_html: String = rec_rows
@@ -799,15 +793,11 @@ Images: {source}. {mode} run, {seconds:.0} s.</p>
         rec_rows.len()
     );
     for (way, _, acc, lo, hi) in &fewshot {
+        let [pct, lo, hi, chance] = percents(*way, acc, *lo, *hi);
+        let (c, n) = (acc.correct, acc.total);
         let _ = writeln!(
             out,
-            "{way}-way 1-shot: {}/{} = {:.1} %  (Wilson 95 % [{:.1}, {:.1}] %, chance {:.1} %)",
-            acc.correct,
-            acc.total,
-            100.0 * acc.value(),
-            100.0 * lo,
-            100.0 * hi,
-            100.0 / *way as f64
+            "{way}-way 1-shot: {c}/{n} = {pct:.1} %  (Wilson 95 % [{lo:.1}, {hi:.1}] %, chance {chance:.1} %)"
         );
     }
     let mut by_task: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -854,4 +844,14 @@ fn demo_fewshot_setting(way: usize) -> (Option<usize>, FewShotOptions) {
             },
         )
     }
+}
+
+/// A few-shot setting's accuracy, Wilson interval and chance level, in %.
+fn percents(way: usize, acc: &v2l::metrics::accuracy::Accuracy, lo: f64, hi: f64) -> [f64; 4] {
+    [
+        100.0 * acc.value(),
+        100.0 * lo,
+        100.0 * hi,
+        100.0 / way as f64,
+    ]
 }

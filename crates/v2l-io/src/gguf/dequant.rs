@@ -263,39 +263,30 @@ fn k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
 /// (32 elements) reads the low (even `j`) or high (odd `j`) nibbles of bytes
 /// `32·(j / 2)..+32`; element = `(d·sc)·q − dmin·mn`.
 fn q4_k(b: &[u8; 144], o: &mut [f32; 256]) {
-    let d = half_at(b[0], b[1]);
-    let dmin = half_at(b[2], b[3]);
-    let scales = &b[4..16];
-    let qs = &b[16..144];
-    for (j, ys) in o.chunks_exact_mut(32).enumerate() {
-        let (sc, mn) = k_scale_min(scales, j);
-        let d1 = d * f32::from(sc);
-        let m1 = dmin * f32::from(mn);
-        let shift = 4 * (j % 2);
-        let src = &qs[32 * (j / 2)..32 * (j / 2) + 32];
-        for (y, &q) in ys.iter_mut().zip(src) {
-            *y = d1 * f32::from((q >> shift) & 0x0F) - m1;
-        }
-    }
+    k_quant_4_5(&b[..16], &b[16..144], None, o);
 }
 
 /// Q5_K: as Q4_K plus 32 bytes of high bits: element `l` of sub-block `j`
 /// gets bit `j` of byte `l` as bit 4.
 fn q5_k(b: &[u8; 176], o: &mut [f32; 256]) {
-    let d = half_at(b[0], b[1]);
-    let dmin = half_at(b[2], b[3]);
-    let scales = &b[4..16];
-    let qh = &b[16..48];
-    let qs = &b[48..176];
+    k_quant_4_5(&b[..16], &b[48..176], Some(&b[16..48]), o);
+}
+
+/// The shared body of Q4_K and Q5_K: `head` is `d`, `dmin` and the 12
+/// scale bytes, `qs` the nibbles, `qh` Q5_K's high bits.
+fn k_quant_4_5(head: &[u8], qs: &[u8], qh: Option<&[u8]>, o: &mut [f32; 256]) {
+    let d = half_at(head[0], head[1]);
+    let dmin = half_at(head[2], head[3]);
+    let scales = &head[4..16];
     for (j, ys) in o.chunks_exact_mut(32).enumerate() {
         let (sc, mn) = k_scale_min(scales, j);
         let d1 = d * f32::from(sc);
         let m1 = dmin * f32::from(mn);
         let shift = 4 * (j % 2);
         let src = &qs[32 * (j / 2)..32 * (j / 2) + 32];
-        for ((y, &q), &h) in ys.iter_mut().zip(src).zip(qh) {
-            let q = ((q >> shift) & 0x0F) | (((h >> j) & 1) << 4);
-            *y = d1 * f32::from(q) - m1;
+        for (l, (y, &q)) in ys.iter_mut().zip(src).enumerate() {
+            let high = qh.map_or(0, |h| ((h[l] >> j) & 1) << 4);
+            *y = d1 * f32::from(((q >> shift) & 0x0F) | high) - m1;
         }
     }
 }
