@@ -144,11 +144,13 @@ fn device_kernel_matches_the_reference_kernel() {
 }
 
 /// Exact ties (duplicated rows score bit-identically in the kernel) go to
-/// the lowest index, in order: the reference kernel's ids exactly.
+/// the lowest index, in order: the reference kernel's ids exactly. 7 rows
+/// repeated 150 times (K = 1,050) put copies of every row in each of the
+/// kernel's codebook splits, so the merge's order is checked too.
 #[test]
 fn device_kernel_breaks_ties_to_the_lowest_index() {
     let Some(device) = gpu() else { return };
-    let (distinct, copies, dim, t, k) = (7, 10, 45, 70, 6);
+    let (distinct, copies, dim, t, k) = (7, 150, 45, 70, 6);
     let base = values(distinct * dim, 5);
     let rows: Vec<f32> = (0..distinct * copies)
         .flat_map(|i| base[(i % distinct) * dim..(i % distinct + 1) * dim].to_vec())
