@@ -47,6 +47,33 @@ mod kernel {
     use super::{FAR, TILE_COLS, TILE_ROWS};
     use cubecl::prelude::*;
 
+    /// Inserts `(d, i)` into the sorted top-`k` lists by swapping it down
+    /// from the first entry it beats: strict `<` keeps earlier (lower)
+    /// indices first among equals.
+    #[cube]
+    fn insert(
+        best_d: &mut Array<f32>,
+        best_i: &mut Array<i32>,
+        d: f32,
+        i: i32,
+        #[comptime] k: usize,
+    ) {
+        if d < best_d[k - 1] {
+            let mut cur_d = d;
+            let mut cur_i = i;
+            #[unroll]
+            for p in 0..k {
+                if cur_d < best_d[p] {
+                    let (od, oi) = (best_d[p], best_i[p]);
+                    best_d[p] = cur_d;
+                    best_i[p] = cur_i;
+                    cur_d = od;
+                    cur_i = oi;
+                }
+            }
+        }
+    }
+
     #[cube(launch)]
     pub fn search_kernel(
         queries: &Tensor<f32>,
@@ -130,22 +157,7 @@ mod kernel {
                     let c = c0 + j;
                     if c < n_rows {
                         let s = norms[c * ns] - f32::new(2.0) * acc[j];
-                        if s < best_d[k - 1] {
-                            // Insert by swapping down the sorted list: strict `<`
-                            // keeps earlier (lower) indices first among equals.
-                            let mut cur_d = s;
-                            let mut cur_i = c as i32;
-                            #[unroll]
-                            for p in 0..k {
-                                if cur_d < best_d[p] {
-                                    let (od, oi) = (best_d[p], best_i[p]);
-                                    best_d[p] = cur_d;
-                                    best_i[p] = cur_i;
-                                    cur_d = od;
-                                    cur_i = oi;
-                                }
-                            }
-                        }
+                        insert(&mut best_d, &mut best_i, s, c as i32, k);
                     }
                 }
             }
@@ -190,19 +202,9 @@ mod kernel {
             for s in 0..splits {
                 let base = (s * t + q) * k;
                 for e in 0..k {
-                    let mut cur_d = part_dists[base + e];
-                    let mut cur_i = part_ids[base + e];
-                    if cur_i >= 0 && cur_d < best_d[k - 1] {
-                        #[unroll]
-                        for p in 0..k {
-                            if cur_d < best_d[p] {
-                                let (od, oi) = (best_d[p], best_i[p]);
-                                best_d[p] = cur_d;
-                                best_i[p] = cur_i;
-                                cur_d = od;
-                                cur_i = oi;
-                            }
-                        }
+                    let cur_i = part_ids[base + e];
+                    if cur_i >= 0 {
+                        insert(&mut best_d, &mut best_i, part_dists[base + e], cur_i, k);
                     }
                 }
             }

@@ -232,7 +232,7 @@ impl<B: Backend> TensorCodebook<B> {
 
     /// The CubeCL kernel's top-`k` (ids, squared distances), when this
     /// codebook may use it and the backend runs it.
-    #[allow(unused_variables)]
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
     fn device_search(
         &self,
         z: &Tensor<B, 2>,
