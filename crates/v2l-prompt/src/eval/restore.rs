@@ -160,12 +160,11 @@ pub fn mean_of(
     field: &str,
     filter: impl Fn(&Value) -> bool,
 ) -> Option<(f64, usize)> {
-    let v: Vec<f64> = log
-        .records()
-        .filter(|r| filter(r))
-        .filter_map(|r| r[field].as_f64())
-        .collect();
-    (!v.is_empty()).then(|| (v.iter().sum::<f64>() / v.len() as f64, v.len()))
+    mean_count(
+        log.records()
+            .filter(|r| filter(r))
+            .filter_map(|r| r[field].as_f64()),
+    )
 }
 
 /// The restoration table: rows tasks, columns PSNR (Y) and SSIM of the
