@@ -116,6 +116,22 @@ impl<B: Backend> BatchNorm2d<B> {
         normed * self.gamma.val().reshape(shape) + self.beta.val().reshape(shape)
     }
 
+    /// A copy on `device` with running statistics of its own (a `clone`
+    /// shares them, and `fork` would move the shared ones): the parameters
+    /// keep their ids, so gradients of the copy pair with the original's.
+    pub fn fork_independent(&self, device: &B::Device) -> Self {
+        let own =
+            |s: &RunningState<Tensor<B, 1>>| RunningState::new(s.value_sync().to_device(device));
+        Self {
+            gamma: self.gamma.clone().fork(device),
+            beta: self.beta.clone().fork(device),
+            running_mean: own(&self.running_mean),
+            running_var: own(&self.running_var),
+            momentum: self.momentum,
+            eps: self.eps,
+        }
+    }
+
     /// Make the running statistics reflect every update so far (before
     /// reading or saving them).
     pub fn sync(&self) {

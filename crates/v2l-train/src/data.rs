@@ -50,10 +50,11 @@ pub struct Batch {
     pub clip: Vec<f32>,
 }
 
-/// A training or validation image set with the reference's preprocessing.
-#[derive(Debug)]
+/// A training or validation image set with the reference's preprocessing
+/// (a clone shares the images).
+#[derive(Debug, Clone)]
 pub struct TrainData {
-    source: Source,
+    source: std::sync::Arc<Source>,
     image_size: usize,
     name: String,
     global_pre: ClipPreprocess,
@@ -102,7 +103,7 @@ impl TrainData {
             }
         };
         let data = Self {
-            source,
+            source: std::sync::Arc::new(source),
             image_size: config.image_size,
             name,
             global_pre: ClipPreprocess::new(CLIP_RESOLUTION),
@@ -115,7 +116,7 @@ impl TrainData {
 
     /// Images in the set.
     pub fn len(&self) -> usize {
-        match &self.source {
+        match &*self.source {
             Source::Grey(d) => d.len(),
             Source::Folder(f) => f.len(),
         }
@@ -211,7 +212,7 @@ impl TrainData {
     }
 
     fn image(&self, i: usize) -> Result<DynamicImage> {
-        match &self.source {
+        match &*self.source {
             Source::Grey(d) => {
                 let px = d.image(i).ok_or_else(|| {
                     TrainError::Data(format!("{}: no image {i} of {}", self.name, d.len()))

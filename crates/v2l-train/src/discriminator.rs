@@ -73,6 +73,19 @@ impl<B: Backend> NLayerDiscriminator<B> {
         }
     }
 
+    /// A copy on `device` for another data-parallel peer: the same
+    /// parameters (ids included), BatchNorm running statistics of its own.
+    pub fn fork_peer(&self, device: &B::Device) -> Self {
+        Self {
+            convs: self.convs.iter().map(|c| c.clone().fork(device)).collect(),
+            norms: self
+                .norms
+                .iter()
+                .map(|n| n.fork_independent(device))
+                .collect(),
+        }
+    }
+
     /// Logits `[N, 1, h, w]` of images `[N, 3, H, W]` in [-1, 1].
     pub fn forward(&self, x: Tensor<B, 4>, mode: Mode) -> Tensor<B, 4> {
         let mut h = leaky_relu(self.convs[0].forward(x), SLOPE);

@@ -57,6 +57,10 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// Data-parallel training: a peer failed, or burn's collective engine
+    /// reported an error.
+    #[error("data-parallel training: {0}")]
+    Parallel(String),
     /// A broken invariant of the trainer (a bug).
     #[error("internal error: {0}")]
     Internal(&'static str),

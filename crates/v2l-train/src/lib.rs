@@ -7,6 +7,8 @@
 //!   two-branch preprocessing, with a per-epoch order drawn from the seed.
 //! - [`trainer`]: [`Trainer`], one iteration: the generator step (L1,
 //!   qloss, LPIPS-VGG, adaptive hinge GAN) and the discriminator step.
+//! - [`parallel`]: data parallel over several devices on burn's collective
+//!   engine ([`train_parallel`], [`PeerConfig`]).
 //! - [`run`]: [`train`], a whole run in a run directory: build or resume
 //!   exactly, checkpoints, metrics, validation, pictures.
 //! - [`discriminator`]: [`NLayerDiscriminator`], taming's patch
@@ -21,6 +23,7 @@ pub mod data;
 pub mod discriminator;
 mod error;
 pub mod observe;
+pub mod parallel;
 pub mod run;
 pub mod run_dir;
 pub mod schedule;
@@ -30,7 +33,8 @@ pub use config::{GlobalEmbedder, TrainConfig};
 pub use data::TrainData;
 pub use discriminator::NLayerDiscriminator;
 pub use error::{Result, TrainError};
-pub use run::{train, Progress, RunOptions, RunSummary, Session};
+pub use parallel::{Nodes, PeerConfig};
+pub use run::{train, train_parallel, Progress, RunOptions, RunSummary, Session};
 pub use run_dir::RunDir;
 pub use schedule::LrSchedule;
-pub use trainer::{StepReport, Trainer};
+pub use trainer::{Iteration, Net, StepReport, Trainer};

@@ -40,6 +40,7 @@ use crate::data::{mix, Batch, TrainData};
 use crate::discriminator::NLayerDiscriminator;
 use crate::error::{Result, TrainError};
 use crate::observe;
+use crate::parallel::{Order, PeerConfig, Peers};
 use crate::run_dir::{atomic_write, RunDir};
 use crate::trainer::{model_err, GlobalInput, LossConfig, StepReport, Trainer};
 
@@ -283,6 +284,26 @@ impl<B: AutodiffBackend> Session<B> {
         })
     }
 
+    /// A copy of this session for a data-parallel peer on `device`
+    /// ([`Trainer::fork_peer`]).
+    pub fn fork_peer(&self, device: &B::Device) -> Self {
+        Self {
+            trainer: self.trainer.fork_peer(device),
+            disc_names: self.disc_names.clone(),
+            global_words: self.global_words.clone(),
+            embedder: self.embedder.clone(),
+            clip_source: self.clip_source.clone(),
+            data: self.data.clone(),
+            step: self.step,
+            device: device.clone(),
+        }
+    }
+
+    /// The device the session computes on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
     /// The global branch's input for a batch.
     ///
     /// # Errors
@@ -405,8 +426,8 @@ impl<B: AutodiffBackend> Session<B> {
     }
 }
 
-/// Run (or resume) training in `dir`; `progress` is called after every
-/// iteration.
+/// Run (or resume) training in `dir` on one device; `progress` is called
+/// after every iteration.
 ///
 /// # Errors
 /// Configuration, data, checkpoint and model errors; a non-finite loss
@@ -418,11 +439,41 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<RunSummary> {
+    train_parallel::<B>(
+        config,
+        dir,
+        options,
+        &PeerConfig::local(vec![device.clone()]),
+        progress,
+    )
+}
+
+/// [`train`] data-parallel over `peers` ([`crate::parallel`]): each
+/// iteration takes `batch_size` images per peer, and the peers average
+/// their gradients before every optimiser step. One peer is exactly
+/// [`train`].
+///
+/// # Errors
+/// As [`train`]; a peer's failure ([`TrainError::Parallel`], naming it);
+/// no device given.
+pub fn train_parallel<B: AutodiffBackend>(
+    config: &TrainConfig,
+    dir: &Path,
+    options: &RunOptions<'_>,
+    peers: &PeerConfig<B::Device>,
+    progress: &mut dyn FnMut(&Progress<'_>),
+) -> Result<RunSummary> {
     config.validate()?;
+    let Some(device) = peers.devices.first() else {
+        return Err(TrainError::Parallel("no device given".into()));
+    };
+    let global_batch = config.batch_size * peers.world();
+    let local_batch = config.batch_size * peers.devices.len();
+    let first = config.batch_size * peers.first_peer();
     let run = RunDir::open(dir, config)?;
     let mut data = TrainData::train(config)?;
     let mut val = TrainData::validation(config)?;
-    let spe = data.steps_per_epoch(config.batch_size)?;
+    let spe = data.steps_per_epoch(global_batch)?;
     let total = options
         .steps
         .or(config.max_steps)
@@ -456,116 +507,118 @@ pub fn train<B: AutodiffBackend>(
     if resumed_from == 0 && total > 0 {
         untrained_psnr = Some(measure(&session, 0)?);
     }
-    let schedule = config.schedule();
-    let mut order: Option<(u64, Vec<usize>)> = None;
-    let mut last_ck = None;
-    let mut interrupted = false;
-    let started = Instant::now();
-    while session.step < total {
-        let step = session.step;
-        let epoch = step / spe;
-        let within = (step % spe) as usize;
-        if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            order = Some((epoch, data.order(config.seed, epoch)));
-        }
-        let idx = order
-            .as_ref()
-            .map(|(_, o)| o[within * config.batch_size..(within + 1) * config.batch_size].to_vec())
-            .unwrap_or_default();
-        let batch = data.batch(&idx)?;
-        let images = session.images(&batch, config.image_size);
-        let global = session.global_input(&batch)?;
-        let lr = schedule.at_iter(step, spe);
-        let report = session
-            .trainer
-            .step(
-                images,
-                global,
+    std::thread::scope(|scope| {
+        let peers = Peers::start(scope, &session, &data, config.image_size, peers)?;
+        let schedule = config.schedule();
+        let mut order: Option<(u64, Vec<usize>)> = None;
+        let mut last_ck = None;
+        let mut interrupted = false;
+        let started = Instant::now();
+        while session.step < total {
+            let step = session.step;
+            let epoch = step / spe;
+            let within = (step % spe) as usize;
+            if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                order = Some((epoch, data.order(config.seed, epoch)));
+            }
+            let idx = order
+                .as_ref()
+                .map(|(_, o)| {
+                    let start = within * global_batch + first;
+                    o[start..start + local_batch].to_vec()
+                })
+                .unwrap_or_default();
+            let lr = schedule.at_iter(step, spe);
+            let it = Order {
                 step,
-                within as u64,
+                within: within as u64,
                 lr,
-                mix(config.seed, STREAM_STEP, step),
+                seed: mix(config.seed, STREAM_STEP, step),
+            };
+            let report = peers
+                .step(&mut session, &data, &idx, config.image_size, it)
+                .map_err(|e| match e {
+                    TrainError::NonFiniteValues(_) => TrainError::NonFinite {
+                        step,
+                        term: "the encoder's features",
+                    },
+                    e => e,
+                })?;
+            if let Some(term) = report.non_finite() {
+                return Err(TrainError::NonFinite { step, term });
+            }
+            session.step += 1;
+            let usage = v2l_metrics::usage::codebook_usage(
+                report.local_ids.iter().copied(),
+                session.trainer.model.config().n_local,
             )
-            .map_err(|e| match e {
+            .map_err(|e| TrainError::Model(e.to_string()))?;
+            let mut record = json!({
+                "step": step,
+                "epoch": step as f64 / spe as f64,
+                "lr": lr,
+                "loss": report.loss,
+                "rec_loss": report.rec_loss,
+                "p_loss": report.p_loss,
+                "qloss": report.qloss,
+                "g_loss": report.g_loss,
+                "d_weight": report.d_weight,
+                "grad_norm": report.grad_norm,
+                "codes_used": usage.used,
+                "perplexity": usage.perplexity,
+                "seconds": started.elapsed().as_secs_f64(),
+            });
+            if let Some(d) = report.d_loss {
+                record["d_loss"] = json!(d);
+            }
+            if let Some(e) = report.code_entropy {
+                record["code_entropy"] = json!(e);
+            }
+            let done = session.step;
+            run.append_metrics(&record)?;
+            let diverged = |e: TrainError| match e {
                 TrainError::NonFiniteValues(_) => TrainError::NonFinite {
                     step,
-                    term: "the encoder's features",
+                    term: "the model's output",
                 },
                 e => e,
-            })?;
-        if let Some(term) = report.non_finite() {
-            return Err(TrainError::NonFinite { step, term });
+            };
+            if done % config.val_every == 0 || done == total {
+                val_psnr = Some(measure(&session, done).map_err(diverged)?);
+            }
+            progress(&Progress {
+                step: done,
+                total,
+                report: &report,
+                lr,
+            });
+            interrupted = options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
+            if done % config.checkpoint_every == 0 || done == total || interrupted {
+                let path = run.save(done, config.keep_checkpoints, |tmp| {
+                    session.save(tmp, config.seed)?;
+                    observe::write_samples(
+                        &session,
+                        &val_batch,
+                        config.image_size,
+                        &tmp.join("samples.png"),
+                    )
+                })?;
+                observe::write_curves(&run.metrics()?, &dir.join("curves.png"))?;
+                last_ck = Some(path);
+            }
+            if interrupted {
+                break;
+            }
         }
-        session.step += 1;
-        let usage = v2l_metrics::usage::codebook_usage(
-            report.local_ids.iter().copied(),
-            session.trainer.model.config().n_local,
-        )
-        .map_err(|e| TrainError::Model(e.to_string()))?;
-        let mut record = json!({
-            "step": step,
-            "epoch": step as f64 / spe as f64,
-            "lr": lr,
-            "loss": report.loss,
-            "rec_loss": report.rec_loss,
-            "p_loss": report.p_loss,
-            "qloss": report.qloss,
-            "g_loss": report.g_loss,
-            "d_weight": report.d_weight,
-            "grad_norm": report.grad_norm,
-            "codes_used": usage.used,
-            "perplexity": usage.perplexity,
-            "seconds": started.elapsed().as_secs_f64(),
-        });
-        if let Some(d) = report.d_loss {
-            record["d_loss"] = json!(d);
-        }
-        if let Some(e) = report.code_entropy {
-            record["code_entropy"] = json!(e);
-        }
-        let done = session.step;
-        run.append_metrics(&record)?;
-        let diverged = |e: TrainError| match e {
-            TrainError::NonFiniteValues(_) => TrainError::NonFinite {
-                step,
-                term: "the model's output",
-            },
-            e => e,
-        };
-        if done % config.val_every == 0 || done == total {
-            val_psnr = Some(measure(&session, done).map_err(diverged)?);
-        }
-        progress(&Progress {
-            step: done,
-            total,
-            report: &report,
-            lr,
-        });
-        interrupted = options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
-        if done % config.checkpoint_every == 0 || done == total || interrupted {
-            let path = run.save(done, config.keep_checkpoints, |tmp| {
-                session.save(tmp, config.seed)?;
-                observe::write_samples(
-                    &session,
-                    &val_batch,
-                    config.image_size,
-                    &tmp.join("samples.png"),
-                )
-            })?;
-            observe::write_curves(&run.metrics()?, &dir.join("curves.png"))?;
-            last_ck = Some(path);
-        }
-        if interrupted {
-            break;
-        }
-    }
-    Ok(RunSummary {
-        steps: session.step,
-        resumed_from,
-        interrupted,
-        checkpoint: last_ck.or_else(|| run.last().map(|(_, p)| p)),
-        val_psnr,
-        untrained_psnr,
+        peers.finish::<B>()?;
+        Ok(RunSummary {
+            steps: session.step,
+            resumed_from,
+            interrupted,
+            checkpoint: last_ck.or_else(|| run.last().map(|(_, p)| p)),
+            val_psnr,
+            untrained_psnr,
+        })
     })
 }
 

@@ -143,6 +143,36 @@ impl StepReport {
     }
 }
 
+/// The inputs of one iteration ([`Trainer::step`]'s arguments).
+#[derive(Debug, Clone)]
+pub struct Iteration<B: AutodiffBackend> {
+    /// `[B, 3, S, S]` in `[-1, 1]`.
+    pub images: Tensor<B, 4>,
+    /// The global branch's input.
+    pub global: GlobalInput<B>,
+    /// The iteration's index in the run (`disc_start` compares with it).
+    pub cur_iter: u64,
+    /// The iteration's index in its epoch (`accum_iter` counts with it).
+    pub within_epoch: u64,
+    /// The learning rate of both optimisers.
+    pub lr: f64,
+    /// Seeds the LPIPS dropout masks.
+    pub rng_seed: u64,
+}
+
+/// Which network's gradients a [`GradientSync`] is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    /// The tokenizer (generator).
+    Generator,
+    /// The patch discriminator.
+    Discriminator,
+}
+
+/// Combines one peer's gradients with the other peers' before an optimiser
+/// step (the identity on a single device).
+pub type GradientSync<'a> = dyn FnMut(Net, GradientsParams) -> Result<GradientsParams> + 'a;
+
 /// The generator's optimiser.
 pub type GeneratorOptim<B> = OptimizerAdaptor<Adam, V2lModel<B>, B>;
 /// The discriminator's optimiser.
@@ -173,8 +203,8 @@ pub struct Trainer<B: AutodiffBackend> {
     pub loss: LossConfig,
     /// Global tokens per image.
     pub k: usize,
-    acc_g: GradientsAccumulator<V2lModel<B>>,
-    acc_d: GradientsAccumulator<NLayerDiscriminator<B>>,
+    pub(crate) acc_g: GradientsAccumulator<V2lModel<B>>,
+    pub(crate) acc_d: GradientsAccumulator<NLayerDiscriminator<B>>,
 }
 
 impl<B: AutodiffBackend> std::fmt::Debug for Trainer<B> {
@@ -235,6 +265,39 @@ impl<B: AutodiffBackend> Trainer<B> {
         lr: f64,
         rng_seed: u64,
     ) -> Result<StepReport> {
+        self.step_synced(
+            Iteration {
+                images,
+                global,
+                cur_iter,
+                within_epoch,
+                lr,
+                rng_seed,
+            },
+            &mut |_, grads| Ok(grads),
+        )
+    }
+
+    /// [`step`](Self::step) with `sync` applied to the gradients right
+    /// before each optimiser step (the generator's, then the
+    /// discriminator's): data-parallel peers average theirs there
+    /// ([`crate::parallel`]).
+    ///
+    /// # Errors
+    /// As [`step`](Self::step), and whatever `sync` returns.
+    pub fn step_synced(
+        &mut self,
+        iteration: Iteration<B>,
+        sync: &mut GradientSync<'_>,
+    ) -> Result<StepReport> {
+        let Iteration {
+            images,
+            global,
+            cur_iter,
+            within_epoch,
+            lr,
+            rng_seed,
+        } = iteration;
         let x = images.detach();
         let update = (within_epoch + 1).is_multiple_of(self.loss.accum_iter.max(1) as u64);
         let (grads, mut report) =
@@ -246,6 +309,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             self.loss.accum_mode,
             update,
         ) {
+            let grads = sync(Net::Generator, grads)?;
             self.model = self.opt_g.step(lr, self.model.clone(), grads);
         }
         if cur_iter > self.loss.disc_start && self.loss.rate_d != 0.0 {
@@ -257,6 +321,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 self.loss.accum_mode,
                 update,
             ) {
+                let grads = sync(Net::Discriminator, grads)?;
                 self.disc = self.opt_d.step(lr, self.disc.clone(), grads);
             }
             report.d_loss = Some(d);

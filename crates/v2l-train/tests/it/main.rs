@@ -6,6 +6,7 @@
 mod accum;
 mod learning;
 mod objective;
+mod parallel;
 mod parity;
 
 use v2l_train::{GlobalEmbedder, LrSchedule, TrainConfig};
