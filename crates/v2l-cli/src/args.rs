@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use v2l::backend::DeviceKind;
+use v2l::backend::{DeviceKind, Devices};
 
 // ---- The command line --------------------------------------------
 
@@ -944,6 +944,12 @@ pub struct TrainArgs {
     pub steps: Option<u64>,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Data parallel over several devices of one backend, one peer each
+    /// (`cuda:0,cuda:1`, `wgpu:0,wgpu:1`, `cpu,cpu`): every peer takes
+    /// `batch_size` images per iteration and the peers average their
+    /// gradients before each optimiser step.
+    #[arg(long, conflicts_with = "device")]
+    pub devices: Option<Devices>,
     /// The LPIPS-VGG weights (`vgg16.ckpt`); default: the cached
     /// `lpips-backbones` asset.
     #[arg(long)]

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use v2l::backend::{Devices, OnAutodiffDevices};
 use v2l::burn::tensor::backend::AutodiffBackend;
-use v2l::train::{Progress, RunOptions, TrainConfig};
+use v2l::train::{PeerConfig, Progress, RunOptions, TrainConfig};
 
 /// Run `v2l train`.
 pub fn run(args: TrainArgs) -> Result<(), CliError> {
@@ -33,13 +34,16 @@ pub fn run(args: TrainArgs) -> Result<(), CliError> {
         )?,
     };
     let stop = crate::files::graceful_stop();
+    let devices = args
+        .devices
+        .unwrap_or_else(|| Devices(vec![args.device.device]));
     let job = Job {
         config,
         run_dir: run_dir.clone(),
         lpips,
         stop,
     };
-    v2l::backend::run_autodiff_on(args.device.device, job).map_err(err)?
+    v2l::backend::run_autodiff_on_all(&devices, job).map_err(|e| CliError::usage(e.to_string()))?
 }
 
 struct Job {
@@ -49,10 +53,10 @@ struct Job {
     stop: Arc<AtomicBool>,
 }
 
-impl v2l::backend::OnAutodiffDevice for Job {
+impl OnAutodiffDevices for Job {
     type Output = Result<(), CliError>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<(), CliError> {
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<(), CliError> {
         let options = RunOptions {
             steps: self.config.max_steps,
             interrupt: Some(&self.stop),
@@ -77,9 +81,15 @@ impl v2l::backend::OnAutodiffDevice for Job {
                 p.lr
             ));
         };
-        let summary =
-            v2l::train::train::<B>(&self.config, &self.run_dir, &options, &device, &mut on_step)
-                .map_err(err)?;
+        let peers = PeerConfig::local(devices);
+        let summary = v2l::train::train_parallel::<B>(
+            &self.config,
+            &self.run_dir,
+            &options,
+            &peers,
+            &mut on_step,
+        )
+        .map_err(err)?;
         bar.finish_and_clear();
         let resumed = if summary.resumed_from > 0 {
             format!(" (resumed at {})", summary.resumed_from)

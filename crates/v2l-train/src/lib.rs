@@ -33,7 +33,7 @@ pub use config::{GlobalEmbedder, TrainConfig};
 pub use data::TrainData;
 pub use discriminator::NLayerDiscriminator;
 pub use error::{Result, TrainError};
-pub use parallel::{Nodes, PeerConfig};
+pub use parallel::PeerConfig;
 pub use run::{train, train_parallel, Progress, RunOptions, RunSummary, Session};
 pub use run_dir::RunDir;
 pub use schedule::LrSchedule;

@@ -43,79 +43,28 @@ use crate::error::{Result, TrainError};
 use crate::run::Session;
 use crate::trainer::{GradientSync, Iteration, Net, StepReport, Trainer};
 
-/// Where the peers of a run are: devices of this process, and optionally
-/// other processes (machines) that join through burn's collective
-/// orchestrator.
+/// The devices of a run, one peer each (the first is peer 0, which
+/// writes the run directory). Peers of one backend only.
 #[derive(Debug, Clone)]
 pub struct PeerConfig<D> {
-    /// The devices of this process, one peer each (the first is peer 0).
+    /// The devices, one peer each.
     pub devices: Vec<D>,
-    /// Several processes: how this one joins the others.
-    pub nodes: Option<Nodes>,
-}
-
-/// Several processes (nodes) of one run, each with its own devices, joined
-/// by burn's collective orchestrator (`v2l train-orchestrator --port P`).
-/// Every node runs the same command with its own `node_address` and
-/// `data_port`; gradients are averaged inside a node, then across nodes
-/// (ring all-reduce).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Nodes {
-    /// How many processes take part.
-    pub count: u32,
-    /// This process's index, `0..count`: its peers take the `rank`-th
-    /// share of every global batch (every node must have as many devices).
-    pub rank: u32,
-    /// The orchestrator's WebSocket address (`ws://host:port`).
-    pub orchestrator: String,
-    /// This node's address as the others reach it (`ws://host:port`).
-    pub node_address: String,
-    /// The port this node serves tensors on.
-    pub data_port: u16,
 }
 
 impl<D> PeerConfig<D> {
-    /// One process, these devices.
+    /// These devices.
     pub fn local(devices: Vec<D>) -> Self {
-        Self {
-            devices,
-            nodes: None,
-        }
+        Self { devices }
     }
 
     /// burn's collective configuration for these peers.
-    ///
-    /// # Errors
-    /// An address burn's collective cannot parse.
-    pub fn collective(&self) -> Result<CollectiveConfig> {
-        let mut c = CollectiveConfig::default().with_num_devices(self.devices.len());
-        if let Some(n) = &self.nodes {
-            let addr = |s: &str| {
-                s.parse()
-                    .map_err(|e| TrainError::Parallel(format!("address {s:?}: {e}")))
-            };
-            c = c
-                .with_num_nodes(n.count)
-                .with_global_address(addr(&n.orchestrator)?)
-                .with_node_address(addr(&n.node_address)?)
-                .with_data_service_port(n.data_port);
-        }
-        Ok(c)
-    }
-
-    /// Peers in the whole run (every node has as many devices as this one).
-    pub fn world(&self) -> usize {
-        self.devices.len() * self.nodes.as_ref().map_or(1, |n| n.count as usize)
-    }
-
-    /// Where this process's images start in a global batch, in peers.
-    pub fn first_peer(&self) -> usize {
-        self.devices.len() * self.nodes.as_ref().map_or(0, |n| n.rank as usize)
+    pub fn collective(&self) -> CollectiveConfig {
+        CollectiveConfig::default().with_num_devices(self.devices.len())
     }
 
     /// Whether gradients are exchanged at all (more than one peer).
     pub fn is_parallel(&self) -> bool {
-        self.devices.len() > 1 || self.nodes.is_some()
+        self.devices.len() > 1
     }
 }
 
@@ -215,7 +164,7 @@ impl Peers {
                 collective,
             });
         }
-        let cc = config.collective()?;
+        let cc = config.collective();
         collective::reset_collective::<B::InnerBackend>();
         let mut links = Vec::new();
         for (rank, device) in config.devices.iter().enumerate().skip(1) {

@@ -467,9 +467,7 @@ pub fn train_parallel<B: AutodiffBackend>(
     let Some(device) = peers.devices.first() else {
         return Err(TrainError::Parallel("no device given".into()));
     };
-    let global_batch = config.batch_size * peers.world();
-    let local_batch = config.batch_size * peers.devices.len();
-    let first = config.batch_size * peers.first_peer();
+    let global_batch = config.batch_size * peers.devices.len();
     let run = RunDir::open(dir, config)?;
     let mut data = TrainData::train(config)?;
     let mut val = TrainData::validation(config)?;
@@ -523,10 +521,7 @@ pub fn train_parallel<B: AutodiffBackend>(
             }
             let idx = order
                 .as_ref()
-                .map(|(_, o)| {
-                    let start = within * global_batch + first;
-                    o[start..start + local_batch].to_vec()
-                })
+                .map(|(_, o)| o[within * global_batch..(within + 1) * global_batch].to_vec())
                 .unwrap_or_default();
             let lr = schedule.at_iter(step, spe);
             let it = Order {

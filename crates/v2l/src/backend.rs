@@ -121,9 +121,12 @@ pub enum DeviceError {
         /// The Cargo feature that adds it.
         feature: &'static str,
     },
-    /// A device list that is empty or names a device twice.
-    #[error("device list {0:?}: give one or more distinct devices, comma-separated")]
+    /// A device list that is empty or names a GPU twice.
+    #[error("device list {0:?}: give one or more devices, comma-separated, each GPU once")]
     BadList(String),
+    /// A device list that mixes backends (one run uses one backend).
+    #[error("device list {0}: all devices must use one backend (cpu, cuda or wgpu)")]
+    MixedBackends(String),
     /// The backend cannot compute in the precision asked for.
     #[error(transparent)]
     Precision(#[from] PrecisionError),
@@ -165,7 +168,9 @@ impl FromStr for DeviceKind {
 }
 
 /// One or more devices, written as a comma list (`cuda:0,cuda:1`), for the
-/// commands that spread work over several devices.
+/// commands that spread work over several devices. A GPU may be named once;
+/// `cpu` may repeat (`cpu,cpu`: two peers sharing the CPU, as data-parallel
+/// tests use).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Devices(pub Vec<DeviceKind>);
 
@@ -179,7 +184,7 @@ impl Devices {
 impl FromStr for Devices {
     type Err = DeviceError;
 
-    /// Parses a non-empty comma list of distinct devices.
+    /// Parses a non-empty comma list of devices, each GPU at most once.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out: Vec<DeviceKind> = Vec::new();
         for part in s.split(',') {
@@ -187,7 +192,7 @@ impl FromStr for Devices {
                 return Err(DeviceError::BadList(s.to_string()));
             }
             let d: DeviceKind = part.parse()?;
-            if out.contains(&d) {
+            if d != DeviceKind::Cpu && out.contains(&d) {
                 return Err(DeviceError::BadList(s.to_string()));
             }
             out.push(d);
@@ -311,6 +316,61 @@ pub fn run_autodiff_on<J: OnAutodiffDevice>(
     }
 }
 
+/// A training job over several devices of one backend, run by
+/// [`run_autodiff_on_all`].
+pub trait OnAutodiffDevices {
+    /// What the job returns.
+    type Output;
+    /// Run on autodiff backend `B` and `devices` (one or more).
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Self::Output;
+}
+
+/// Run a training `job` on `Autodiff` over the backend of `devices` (Flex on
+/// the CPU), in f32; every device must use the same backend.
+///
+/// # Errors
+/// A backend not compiled in; devices of different backends.
+pub fn run_autodiff_on_all<J: OnAutodiffDevices>(
+    devices: &Devices,
+    job: J,
+) -> Result<J::Output, DeviceError> {
+    use burn::backend::Autodiff;
+    let first = devices.first();
+    let same = |d: &DeviceKind| std::mem::discriminant(d) == std::mem::discriminant(&first);
+    if !devices.0.iter().all(same) {
+        return Err(DeviceError::MixedBackends(devices.to_string()));
+    }
+    match first {
+        DeviceKind::Cpu => {
+            Ok(job.run::<Autodiff<CpuFlex>>(vec![Default::default(); devices.0.len()]))
+        }
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda(_) => Ok(job.run::<Autodiff<Cuda>>(
+            devices
+                .0
+                .iter()
+                .map(|d| match d {
+                    DeviceKind::Cuda(i) => cuda_device(*i),
+                    _ => cuda_device(0),
+                })
+                .collect(),
+        )),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu(_) => Ok(job.run::<Autodiff<Wgpu>>(
+            devices
+                .0
+                .iter()
+                .map(|d| match d {
+                    DeviceKind::Wgpu(i) => wgpu_device(*i),
+                    _ => wgpu_device(None),
+                })
+                .collect(),
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(other.not_compiled()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +430,11 @@ mod tests {
     #[test]
     fn parses_device_lists() {
         assert_eq!("cpu".parse::<Devices>(), Ok(Devices(vec![DeviceKind::Cpu])));
-        for bad in ["", "cpu,", ",cpu", "cpu,cpu", "cpu, CPU"] {
+        assert_eq!(
+            "cpu,cpu".parse::<Devices>(),
+            Ok(Devices(vec![DeviceKind::Cpu, DeviceKind::Cpu]))
+        );
+        for bad in ["", "cpu,", ",cpu"] {
             assert!(
                 matches!(bad.parse::<Devices>(), Err(DeviceError::BadList(_))),
                 "{bad:?}"
@@ -381,6 +445,10 @@ mod tests {
             Err(DeviceError::Unknown(_))
         ));
         if cfg!(feature = "cuda") {
+            assert!(matches!(
+                "cuda:1,cuda:1".parse::<Devices>(),
+                Err(DeviceError::BadList(_))
+            ));
             let d: Devices = "cuda:0,cuda:1".parse().unwrap_or(Devices(vec![]));
             assert_eq!(d.0, vec![DeviceKind::Cuda(0), DeviceKind::Cuda(1)]);
             assert_eq!(d.to_string(), "cuda:0,cuda:1");
