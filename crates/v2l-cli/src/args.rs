@@ -579,6 +579,10 @@ pub enum CodebookCommand {
     /// Keep the candidates the image embeddings vote for (top-5 per image,
     /// more than --threshold votes, or the --keep most voted).
     Filter(FilterArgs),
+    /// Local codebook from the LLM's own input-embedding table (row i = the
+    /// embedding of token id i, width = the LLM's hidden size): the
+    /// LQAE-style baseline's codebook.
+    LlmEmbeddings(LlmEmbeddingsArgs),
     /// Convert the official codebook files (`local_codebook_embedding.pth`,
     /// `global_codebook_embedding.pth`, `global_vocabulary.npy`).
     Import(CodebookImportArgs),
@@ -642,6 +646,21 @@ pub struct LocalArgs {
     pub work_dir: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+/// Arguments of `v2l codebook llm-embeddings`.
+#[derive(Debug, Args)]
+pub struct LlmEmbeddingsArgs {
+    /// The LLM: a `.gguf`, an HF folder, a Meta folder, or `default` (the
+    /// cached SmolLM2-135M-Instruct GGUF).
+    #[arg(long)]
+    pub llm: PathBuf,
+    /// Output `NAME.safetensors` (a `NAME.json` sidecar is written beside it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Precision of the written embeddings.
+    #[arg(long, value_enum, default_value_t = StoragePrecisionArg::Auto)]
+    pub precision: StoragePrecisionArg,
 }
 
 /// Arguments of `v2l codebook expand`.

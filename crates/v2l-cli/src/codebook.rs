@@ -3,7 +3,7 @@
 
 use crate::args::{
     CodebookCommand, CodebookImportArgs, EmbedArgs, ExpandArgs, ExpansionModeArg, FilterArgs,
-    LocalArgs, StoragePrecisionArg,
+    LlmEmbeddingsArgs, LocalArgs, StoragePrecisionArg,
 };
 use crate::error::{err, CliError};
 use indicatif::ProgressBar;
@@ -35,6 +35,7 @@ pub fn run(cmd: CodebookCommand) -> Result<(), CliError> {
         CodebookCommand::Expand(a) => crate::device::dispatch_f32(a.device.device, a),
         CodebookCommand::Filter(a) => crate::device::dispatch_f32(a.device.device, a),
         CodebookCommand::Import(a) => run_import(&a),
+        CodebookCommand::LlmEmbeddings(a) => run_llm_embeddings(&a),
     }
 }
 
@@ -345,6 +346,25 @@ impl crate::device::OnDevice for FilterArgs {
         );
         Ok(())
     }
+}
+
+fn run_llm_embeddings(a: &LlmEmbeddingsArgs) -> Result<(), CliError> {
+    crate::files::check_output_file(&a.out)?;
+    let llm = crate::tokenize::resolve_llm(&a.llm)?;
+    let weights = LlamaWeights::open(&llm).map_err(err)?;
+    let (rows, dim) = (weights.config().vocab_size, weights.config().hidden_size);
+    let values = weights
+        .read("model.embed_tokens.weight", &[rows, dim])
+        .map_err(err)?;
+    let mut cb = Codebook::new(values, rows, dim).map_err(err)?;
+    cb.provenance = json!({
+        "kind": "llm-input-embeddings",
+        "llm": llm.display().to_string(),
+        "llm_id": model_id(&llm)?,
+    });
+    cb.save(&a.out, a.precision.into()).map_err(err)?;
+    eprintln!("wrote {} ({rows} × {dim})", a.out.display());
+    Ok(())
 }
 
 fn run_import(a: &CodebookImportArgs) -> Result<(), CliError> {

@@ -44,6 +44,7 @@ fn config() -> ModelConfig {
         cross_attn_dim_head: None,
         codebook_loss_weight: 0.33,
         fixed_global_ids: false,
+        cross_attention: true,
     }
 }
 

@@ -173,6 +173,17 @@ pub struct ModelConfig {
     /// ids are `0..k` (the same context rows for all images).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fixed_global_ids: bool,
+    /// Whether the decoder has its cross-attention to the global tokens
+    /// (`mid.cross_attn_1`; the reference's `--use_crossatt_dec 1`). Without
+    /// it the decoder rebuilds the image from the local codes alone (the
+    /// paper's VQ-GAN* baseline: a VQ-GAN with the LLM's vocabulary as
+    /// codebook) and ignores any global context it is given.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub cross_attention: bool,
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 impl ModelConfig {
@@ -424,6 +435,7 @@ impl ModelConfig {
             cross_attn_dim_head: None,
             codebook_loss_weight: OFFICIAL_CODEBOOK_LOSS_WEIGHT,
             fixed_global_ids: false,
+            cross_attention: true,
         }
     }
 

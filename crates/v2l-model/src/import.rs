@@ -135,6 +135,7 @@ pub fn infer_config(
         cross_attn_dim_head,
         codebook_loss_weight: crate::config::OFFICIAL_CODEBOOK_LOSS_WEIGHT,
         fixed_global_ids: false,
+        cross_attention: true,
     };
     config.validate()?;
     Ok(config)

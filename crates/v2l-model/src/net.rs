@@ -158,8 +158,9 @@ pub struct Decoder<B: Backend> {
     pub mid_block_1: ResnetBlock<B>,
     /// `mid.attn_1`.
     pub mid_attn_1: AttnBlock<B>,
-    /// `mid.cross_attn_1`.
-    pub mid_cross_attn_1: CrossAttention<B>,
+    /// `mid.cross_attn_1` (absent without
+    /// [`ModelConfig::cross_attention`]).
+    pub mid_cross_attn_1: Option<CrossAttention<B>>,
     /// `mid.block_2`.
     pub mid_block_2: ResnetBlock<B>,
     /// Levels indexed as in the state dict (`up.0` is the full resolution;
@@ -180,13 +181,15 @@ impl<B: Backend> Decoder<B> {
         let conv_in = conv(&vb.pp("conv_in"), [c_mid, dd.z_channels, 3], 1, 1);
         let mid_block_1 = ResnetBlock::load(&vb.pp("mid.block_1"), c_mid, c_mid);
         let mid_attn_1 = AttnBlock::load(&vb.pp("mid.attn_1"), c_mid);
-        let mid_cross_attn_1 = CrossAttention::load(
-            &vb.pp("mid.cross_attn_1"),
-            c_mid,
-            config.embed_dim,
-            config.cross_attn_heads,
-            config.cross_attn_dim_head(),
-        );
+        let mid_cross_attn_1 = config.cross_attention.then(|| {
+            CrossAttention::load(
+                &vb.pp("mid.cross_attn_1"),
+                c_mid,
+                config.embed_dim,
+                config.cross_attn_heads,
+                config.cross_attn_dim_head(),
+            )
+        });
         let mid_block_2 = ResnetBlock::load(&vb.pp("mid.block_2"), c_mid, c_mid);
         // Built from the last level down, as the reference runs them, then
         // stored by level index.
@@ -232,7 +235,9 @@ impl<B: Backend> Decoder<B> {
         let mut h = self.conv_in.forward(z);
         h = self.mid_block_1.forward(h);
         h = self.mid_attn_1.forward(h);
-        h = self.mid_cross_attn_1.forward(h, context);
+        if let Some(cross) = &self.mid_cross_attn_1 {
+            h = cross.forward(h, context);
+        }
         h = self.mid_block_2.forward(h);
         for level in self.up.iter().rev() {
             h = run_blocks(&level.block, &level.attn, h);

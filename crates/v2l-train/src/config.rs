@@ -91,6 +91,10 @@ pub struct TrainConfig {
     pub use_crossatt_dec: u8,
     /// 1: the local codebook itself trains (`--tuning_codebook`: 0).
     pub tuning_codebook: u8,
+    /// 1: the projector trains (the reference); 0: it stays at its seeded
+    /// random initialisation (the frozen-projector baseline). Only with
+    /// `use_cblinear = 1`.
+    pub tuning_projector: u8,
     /// Gradient accumulation steps (`--accum_iter`: 1).
     pub accum_iter: usize,
     /// How `accum_iter > 1` combines gradients: `"faithful"` (the
@@ -161,6 +165,7 @@ impl Default for TrainConfig {
             use_cblinear: 1,
             use_crossatt_dec: 1,
             tuning_codebook: 0,
+            tuning_projector: 1,
             accum_iter: 1,
             accum_mode: "faithful".into(),
             max_steps: None,
@@ -299,6 +304,7 @@ impl TrainConfig {
             ("use_cblinear", self.use_cblinear),
             ("use_crossatt_dec", self.use_crossatt_dec),
             ("tuning_codebook", self.tuning_codebook),
+            ("tuning_projector", self.tuning_projector),
         ] {
             if v > 1 {
                 return bad(format!("{name} = {v} must be 0 or 1"));
@@ -345,13 +351,6 @@ impl TrainConfig {
             }
         }
         self.global_embedder()?;
-        if self.use_crossatt_dec != 1 {
-            return bad(
-                "use_crossatt_dec = 0: the reference's decoder always has its cross-attention \
-                 and cannot run without the global context (every script passes 1)"
-                    .into(),
-            );
-        }
         if !matches!(self.accum_mode.as_str(), "faithful" | "mean") {
             return bad(format!(
                 "accum_mode = {:?}: expected \"faithful\" or \"mean\"",
@@ -390,6 +389,7 @@ impl TrainConfig {
             cross_attn_dim_head: None,
             codebook_loss_weight: v2l_model::config::OFFICIAL_CODEBOOK_LOSS_WEIGHT,
             fixed_global_ids: false,
+            cross_attention: self.use_crossatt_dec == 1,
         };
         model
             .validate()
@@ -518,6 +518,10 @@ const KEY_NOTES: &[(&str, &str)] = &[
         "1: decoder cross-attends to the global codes",
     ),
     ("tuning_codebook", "1: the local codebook itself trains"),
+    (
+        "tuning_projector",
+        "1: the projector trains (reference); 0: frozen at its random init",
+    ),
     ("accum_iter", "gradient accumulation steps"),
     (
         "accum_mode",

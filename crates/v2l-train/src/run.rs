@@ -116,6 +116,7 @@ pub fn model_config(
         cross_attn_dim_head: None,
         codebook_loss_weight: v2l_model::config::OFFICIAL_CODEBOOK_LOSS_WEIGHT,
         fixed_global_ids: matches!(config.global_embedder(), Ok(GlobalEmbedder::None)),
+        cross_attention: config.use_crossatt_dec == 1,
     }
 }
 
@@ -653,10 +654,14 @@ pub fn fixed_global_ids<B: burn::tensor::backend::Backend>(
 }
 
 /// The model with the reference's trainable set: the local codebook trains
-/// only with `tuning_codebook = 1`.
+/// only with `tuning_codebook = 1`, the projector unless
+/// `tuning_projector = 0`.
 fn prepare<B: AutodiffBackend>(mut model: V2lModel<B>, config: &TrainConfig) -> V2lModel<B> {
     if config.tuning_codebook == 1 {
         model.local_codebook = model.local_codebook.set_require_grad(true);
+    }
+    if config.tuning_projector == 0 {
+        model.projector = model.projector.map(Module::no_grad);
     }
     model
 }

@@ -295,3 +295,41 @@ fn conse_expand_and_filter_with_a_dataset_prefix_and_a_folder() {
     assert_eq!(g.provenance["images"], 6 + n_photos);
     assert!(g.votes().unwrap().iter().sum::<u64>() <= 2 * (6 + n_photos));
 }
+
+#[test]
+fn llm_embeddings_is_the_llms_input_embedding_table() {
+    use v2l::io::tensors::{SafetensorsFile, TensorSource};
+    let hf = root().join("v2l-llm/tests/fixtures/llama/hf");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("emb.safetensors");
+    run_ok(&[
+        "codebook",
+        "llm-embeddings",
+        "--llm",
+        s(&hf),
+        "--out",
+        s(&out),
+        "--precision",
+        "f32",
+    ]);
+    // Checked against the table as stored in the HF file, read as a plain
+    // tensor (not through the LLM loader).
+    let (shape, table) = SafetensorsFile::open(hf.join("model.safetensors"))
+        .unwrap()
+        .read_f32("model.embed_tokens.weight")
+        .unwrap();
+    let cb = Codebook::load(&out).unwrap();
+    assert_eq!([cb.rows(), cb.dim()], [shape[0], shape[1]]);
+    assert!(cb.embeddings() == table.as_slice());
+    assert_eq!(cb.provenance["kind"], "llm-input-embeddings");
+    // An output that exists as a folder is refused before any work.
+    let err = run_err(&[
+        "codebook",
+        "llm-embeddings",
+        "--llm",
+        s(&hf),
+        "--out",
+        s(tmp.path()),
+    ]);
+    assert!(err.contains(s(tmp.path())), "{err}");
+}

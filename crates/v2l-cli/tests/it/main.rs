@@ -4,6 +4,7 @@
 use std::process::Command;
 
 mod bad_input;
+mod baselines;
 mod codebook;
 mod demo;
 mod resume;

@@ -196,11 +196,6 @@ fn bad_input_is_named_before_any_work() {
         |_| String::new(),
         &["k = 9"],
     );
-    expect_error(
-        &TINY.replace("k = 3", "k = 3\nuse_crossatt_dec = 0"),
-        |_| String::new(),
-        &["use_crossatt_dec = 0"],
-    );
     // An empty folder.
     expect_error(
         FOLDER_BASE,
