@@ -30,9 +30,12 @@
 //! tells the other peers which images to take, measures validation, writes
 //! metrics and checkpoints (once). A resumed run restores every peer from
 //! the same checkpoint. A peer that fails stops the others before the next
-//! gradient exchange, and the error names it.
+//! gradient exchange, and the error names it. burn's collective server is
+//! one per process: a second data-parallel run in the same process waits
+//! for the first to end.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Mutex, MutexGuard};
 
 use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
 use burn::optim::{GradientsAccumulator, GradientsParams};
@@ -98,7 +101,12 @@ struct Link {
 pub(crate) struct Peers {
     links: Vec<Link>,
     collective: bool,
+    /// burn's collective server is one per process and backend: one
+    /// data-parallel run at a time (a second waits here).
+    _turn: Option<MutexGuard<'static, ()>>,
 }
+
+static COLLECTIVE_TURN: Mutex<()> = Mutex::new(());
 
 fn collective_err(e: collective::CollectiveError) -> TrainError {
     TrainError::Parallel(format!("burn collective: {e:?}"))
@@ -162,8 +170,12 @@ impl Peers {
             return Ok(Self {
                 links: Vec::new(),
                 collective,
+                _turn: None,
             });
         }
+        let turn = COLLECTIVE_TURN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let cc = config.collective();
         collective::reset_collective::<B::InnerBackend>();
         let mut links = Vec::new();
@@ -186,7 +198,11 @@ impl Peers {
         }
         collective::register::<B::InnerBackend>(PeerId(0), session.device().clone(), cc)
             .map_err(collective_err)?;
-        Ok(Self { links, collective })
+        Ok(Self {
+            links,
+            collective,
+            _turn: Some(turn),
+        })
     }
 
     /// The number of peers in this process.

@@ -13,9 +13,9 @@ use v2l_train::{train, train_parallel, PeerConfig, RunOptions, TrainConfig};
 
 type B = Autodiff<burn::backend::Flex>;
 
-fn tiny(batch: usize, images: &Path) -> TrainConfig {
+fn tiny(batch: usize, images: &Path, extra: &str) -> TrainConfig {
     let text = format!(
-        "batch_size = {batch}\nimage_size = 16\nembed_dim = 16\nk = 2\nseed = 3\n\
+        "{extra}batch_size = {batch}\nimage_size = 16\nembed_dim = 16\nk = 2\nseed = 3\n\
          disc_ndf = 4\ndisc_start = 1000\nlpips_dropout = false\nwarmup_epochs = 0\n\
          checkpoint_every = 1000\nval_every = 1000\nval_images = 2\nglobal_embedder = \"none\"\n\
          [ddconfig]\nch = 32\nch_mult = [1, 2]\nnum_res_blocks = 1\nz_channels = 32\n\
@@ -75,7 +75,12 @@ fn state(run: &Path) -> BTreeMap<String, Vec<f32>> {
 /// The same seed and images trained `steps` iterations on one device with
 /// batch 4 and on two CPU peers with batch 2: the two checkpoints' tensors
 /// and the rec losses the progress callback saw.
-fn pair(vgg: &Path, images: &Path, steps: u64) -> [(BTreeMap<String, Vec<f32>>, Vec<f64>); 2] {
+fn pair(
+    vgg: &Path,
+    images: &Path,
+    steps: u64,
+    extra: &str,
+) -> [(BTreeMap<String, Vec<f32>>, Vec<f64>); 2] {
     let options = RunOptions {
         steps: Some(steps),
         interrupt: None,
@@ -84,7 +89,7 @@ fn pair(vgg: &Path, images: &Path, steps: u64) -> [(BTreeMap<String, Vec<f32>>, 
     let one = tempfile::tempdir().unwrap();
     let mut losses_one = Vec::new();
     let single = train::<B>(
-        &tiny(4, images),
+        &tiny(4, images, extra),
         one.path(),
         &options,
         &Default::default(),
@@ -94,7 +99,7 @@ fn pair(vgg: &Path, images: &Path, steps: u64) -> [(BTreeMap<String, Vec<f32>>, 
     let two = tempfile::tempdir().unwrap();
     let mut losses_two = Vec::new();
     let parallel = train_parallel::<B>(
-        &tiny(2, images),
+        &tiny(2, images, extra),
         two.path(),
         &options,
         &PeerConfig::local(vec![Default::default(), Default::default()]),
@@ -159,7 +164,7 @@ fn two_cpu_peers_with_batch_b_train_as_one_device_with_batch_2b() {
     // zero in exact arithmetic (biases in front of a GroupNorm) are float
     // noise on both sides; they are compared at 1e-3 of the model's largest
     // gradient.
-    let [(a, la), (b, lb)] = pair(&vgg, images.path(), 1);
+    let [(a, la), (b, lb)] = pair(&vgg, images.path(), 1, "");
     let (worst, at, _, _) = compare(&a, &b, "moment_1", 1e-3);
     eprintln!("1 iteration: gradients differ by at most {worst:.2e} (relative), in {at}");
     assert!(worst <= 1e-4, "{at}: {worst:.2e}");
@@ -176,7 +181,7 @@ fn two_cpu_peers_with_batch_b_train_as_one_device_with_batch_2b() {
     // but a few parameters still agree. (Further on, a near tie in the
     // nearest-code search resolved differently changes a code and the runs
     // drift apart as any two VQ trainings with rounding differences do.)
-    let [(a, la), (b, lb)] = pair(&vgg, images.path(), 3);
+    let [(a, la), (b, lb)] = pair(&vgg, images.path(), 3, "");
     let (_, _, far, all) = compare(&a, &b, "model.", 0.0);
     eprintln!(
         "3 iterations: {far} of {all} parameters differ by more than 1e-4 of their tensor's scale"
@@ -184,5 +189,55 @@ fn two_cpu_peers_with_batch_b_train_as_one_device_with_batch_2b() {
     assert!(far * 1000 <= all, "{far} of {all}");
     for (x, y) in la.iter().zip(&lb) {
         assert!((x - y).abs() <= 1e-4 * x.abs(), "{la:?} {lb:?}");
+    }
+}
+
+#[test]
+fn accumulated_gradients_are_averaged_over_the_peers_too() {
+    let Some(vgg) = v2l_assets::fetch::test_asset("lpips-backbones", "vgg16.ckpt").unwrap() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    write_images(images.path());
+    // accum_iter 2 (mean): the one optimiser step of two iterations uses
+    // the mean of their gradients; with two peers, also over the peers.
+    let [(a, _), (b, _)] = pair(
+        &vgg,
+        images.path(),
+        2,
+        "accum_iter = 2\naccum_mode = \"mean\"\n",
+    );
+    let (worst, at, _, _) = compare(&a, &b, "moment_1", 1e-3);
+    eprintln!("accum_iter 2: gradients differ by at most {worst:.2e} (relative), in {at}");
+    assert!(worst <= 1e-4, "{at}: {worst:.2e}");
+}
+
+#[test]
+fn two_peers_resumed_from_a_checkpoint_continue_as_the_uninterrupted_run() {
+    let Some(vgg) = v2l_assets::fetch::test_asset("lpips-backbones", "vgg16.ckpt").unwrap() else {
+        return;
+    };
+    let images = tempfile::tempdir().unwrap();
+    write_images(images.path());
+    let config = tiny(2, images.path(), "");
+    let peers = PeerConfig::local(vec![Default::default(), Default::default()]);
+    let run = |dir: &Path, steps: u64| {
+        let options = RunOptions {
+            steps: Some(steps),
+            interrupt: None,
+            lpips_weights: vgg.clone(),
+        };
+        train_parallel::<B>(&config, dir, &options, &peers, &mut |_| {}).unwrap()
+    };
+    let whole = tempfile::tempdir().unwrap();
+    run(whole.path(), 3);
+    let parts = tempfile::tempdir().unwrap();
+    run(parts.path(), 2);
+    let resumed = run(parts.path(), 3);
+    assert_eq!((resumed.resumed_from, resumed.steps), (2, 3));
+    let (a, b) = (state(whole.path()), state(parts.path()));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, x) in &a {
+        assert!(x == &b[name], "{name} differs after the resume");
     }
 }
