@@ -126,7 +126,7 @@ fn bundle_written_before_the_loading_layer_loads_unchanged() {
     // Linear weights are [in, out] in the module and [out, in] on disk.
     let proj = &model.projector.as_ref().unwrap().weight;
     assert_eq!(proj.dims(), [16, 16]);
-    let to_q = &model.decoder.mid_cross_attn_1.to_q.weight;
+    let to_q = &model.decoder.mid_cross_attn_1.as_ref().unwrap().to_q.weight;
     assert_eq!(to_q.dims(), [32, 256]);
     assert_eq!(
         on_disk["decoder.mid.cross_attn_1.to_q.weight"].0,
