@@ -41,9 +41,12 @@ fn write_images(dir: &Path) {
     }
 }
 
+/// Tensors by file and name.
+type Tensors = BTreeMap<String, Vec<f32>>;
+
 /// Every tensor of the checkpoint's tokenizer and the generator's Adam
 /// moments, by file and name.
-fn state(run: &Path) -> BTreeMap<String, Vec<f32>> {
+fn state(run: &Path) -> Tensors {
     let last = run.join("last");
     let mut out = BTreeMap::new();
     let files: Vec<PathBuf> = std::fs::read_dir(&last)
@@ -75,12 +78,7 @@ fn state(run: &Path) -> BTreeMap<String, Vec<f32>> {
 /// The same seed and images trained `steps` iterations on one device with
 /// batch 4 and on two CPU peers with batch 2: the two checkpoints' tensors
 /// and the rec losses the progress callback saw.
-fn pair(
-    vgg: &Path,
-    images: &Path,
-    steps: u64,
-    extra: &str,
-) -> [(BTreeMap<String, Vec<f32>>, Vec<f64>); 2] {
+fn pair(vgg: &Path, images: &Path, steps: u64, extra: &str) -> [(Tensors, Vec<f64>); 2] {
     let options = RunOptions {
         steps: Some(steps),
         interrupt: None,
@@ -118,12 +116,7 @@ fn pair(
 /// with `scale` the tensor's largest magnitude floored at `floor` times the
 /// largest magnitude among all of them; and the count of elements beyond
 /// `1e-4 · scale`.
-fn compare(
-    a: &BTreeMap<String, Vec<f32>>,
-    b: &BTreeMap<String, Vec<f32>>,
-    part: &str,
-    floor: f32,
-) -> (f32, String, usize, usize) {
+fn compare(a: &Tensors, b: &Tensors, part: &str, floor: f32) -> (f32, String, usize, usize) {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     let names: Vec<&String> = a.keys().filter(|n| n.contains(part)).collect();
     assert!(!names.is_empty(), "{part}");
