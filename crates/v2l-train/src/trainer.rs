@@ -290,18 +290,11 @@ impl<B: AutodiffBackend> Trainer<B> {
         iteration: Iteration<B>,
         sync: &mut GradientSync<'_>,
     ) -> Result<StepReport> {
-        let Iteration {
-            images,
-            global,
-            cur_iter,
-            within_epoch,
-            lr,
-            rng_seed,
-        } = iteration;
-        let x = images.detach();
-        let update = (within_epoch + 1).is_multiple_of(self.loss.accum_iter.max(1) as u64);
+        let it = iteration;
+        let x = it.images.detach();
+        let update = (it.within_epoch + 1).is_multiple_of(self.loss.accum_iter.max(1) as u64);
         let (grads, mut report) =
-            self.generator_gradients(x.clone(), &global, cur_iter, rng_seed)?;
+            self.generator_gradients(x.clone(), &it.global, it.cur_iter, it.rng_seed)?;
         if let Some(grads) = accumulate(
             &mut self.acc_g,
             &self.model,
@@ -310,10 +303,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             update,
         ) {
             let grads = sync(Net::Generator, grads)?;
-            self.model = self.opt_g.step(lr, self.model.clone(), grads);
+            self.model = self.opt_g.step(it.lr, self.model.clone(), grads);
         }
-        if cur_iter > self.loss.disc_start && self.loss.rate_d != 0.0 {
-            let (grads, d, r) = self.discriminator_gradients(x, &global)?;
+        if it.cur_iter > self.loss.disc_start && self.loss.rate_d != 0.0 {
+            let (grads, d, r) = self.discriminator_gradients(x, &it.global)?;
             if let Some(grads) = accumulate(
                 &mut self.acc_d,
                 &self.disc,
@@ -322,7 +315,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 update,
             ) {
                 let grads = sync(Net::Discriminator, grads)?;
-                self.disc = self.opt_d.step(lr, self.disc.clone(), grads);
+                self.disc = self.opt_d.step(it.lr, self.disc.clone(), grads);
             }
             report.d_loss = Some(d);
             report.rec_loss_2 = Some(r);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use v2l::io::tensors::{SafetensorsFile, TensorSource};
 
-use crate::v2l;
+use crate::{succeed, v2l};
 
 fn config_text(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -40,18 +40,13 @@ fn train_and_reconstruct(dir: &Path, text: &str, extra: &[&str]) -> PathBuf {
     let config = dir.join("c.toml");
     std::fs::write(&config, text).unwrap();
     let run = dir.join("run");
-    let out = v2l()
-        .args(["train", "--steps", "2", "--config"])
-        .arg(&config)
-        .arg("--run-dir")
-        .arg(&run)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        v2l()
+            .args(["train", "--steps", "2", "--config"])
+            .arg(&config)
+            .arg("--run-dir")
+            .arg(&run)
+            .args(extra),
     );
     let image = dir.join("x.png");
     v2l::model::image::RgbImage::from_fn(32, 32, |x, y| {
@@ -60,18 +55,13 @@ fn train_and_reconstruct(dir: &Path, text: &str, extra: &[&str]) -> PathBuf {
     .save(&image)
     .unwrap();
     let rec = dir.join("rec");
-    let out = v2l()
-        .args(["reconstruct", "--checkpoint"])
-        .arg(run.join("last"))
-        .arg("--out-dir")
-        .arg(&rec)
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        v2l()
+            .args(["reconstruct", "--checkpoint"])
+            .arg(run.join("last"))
+            .arg("--out-dir")
+            .arg(&rec)
+            .arg(&image),
     );
     let written = std::fs::read_dir(&rec).unwrap().count();
     assert!(written >= 1, "reconstruct wrote nothing");
@@ -89,18 +79,23 @@ fn assets_present() -> bool {
     lpips.is_some() && data.is_some()
 }
 
-#[test]
-fn vqgan_star_has_no_cross_attention_and_reconstructs() {
+/// A baseline configuration trained and reconstructed with, and its last
+/// checkpoint's tensor names (`None`: assets missing, skipped).
+fn trained(name: &str) -> Option<(tempfile::TempDir, PathBuf, Vec<String>)> {
     if !assets_present() {
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let run = train_and_reconstruct(
-        tmp.path(),
-        &ci_sized(&config_text("baselines/vqgan-star.toml")),
-        &[],
-    );
+    let run = train_and_reconstruct(tmp.path(), &ci_sized(&config_text(name)), &[]);
     let keys = model_file(&run.join("last")).keys();
+    Some((tmp, run, keys))
+}
+
+#[test]
+fn vqgan_star_has_no_cross_attention_and_reconstructs() {
+    let Some((_tmp, run, keys)) = trained("baselines/vqgan-star.toml") else {
+        return;
+    };
     assert!(keys.iter().any(|k| k.starts_with("decoder.mid.block_2.")));
     assert!(
         !keys.iter().any(|k| k.contains("cross_attn")),
@@ -117,16 +112,9 @@ fn vqgan_star_has_no_cross_attention_and_reconstructs() {
 
 #[test]
 fn no_projector_has_no_projection_and_reconstructs() {
-    if !assets_present() {
+    let Some((_tmp, _run, keys)) = trained("baselines/no-projector.toml") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let run = train_and_reconstruct(
-        tmp.path(),
-        &ci_sized(&config_text("baselines/no-projector.toml")),
-        &[],
-    );
-    let keys = model_file(&run.join("last")).keys();
+    };
     assert!(keys.iter().any(|k| k == "quant_conv.weight"));
     assert!(!keys.iter().any(|k| k.starts_with("codebook_projection")));
 }
@@ -171,17 +159,12 @@ fn lqae_uses_the_llms_input_embeddings_as_its_local_codebook() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let table = tmp.path().join("embeddings.safetensors");
-    let out = v2l()
-        .args(["codebook", "llm-embeddings", "--llm"])
-        .arg(&gguf)
-        .arg("--out")
-        .arg(&table)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        v2l()
+            .args(["codebook", "llm-embeddings", "--llm"])
+            .arg(&gguf)
+            .arg("--out")
+            .arg(&table),
     );
     let text = config_text("baselines/lqae.toml").replace(
         "runs/smollm2-input-embeddings.safetensors",

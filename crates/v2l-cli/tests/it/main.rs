@@ -32,6 +32,17 @@ pub(crate) fn paths_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Run `cmd`, failing the test with its stderr when it fails.
+pub(crate) fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Every file under `dir` with its bytes, by relative path, sorted.
 pub(crate) fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut out: Vec<_> = paths_under(dir)
