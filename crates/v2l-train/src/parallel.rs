@@ -190,7 +190,24 @@ impl Peers {
                 collective: cc.clone(),
             };
             scope.spawn(move || {
-                if let Err(e) = worker.serve(&rx, &tx) {
+                // A panic in a peer becomes its error, so peer 0 reports it
+                // instead of the scope re-raising it.
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    worker.serve(&rx, &tx)
+                }));
+                let failure = match served {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(panic) => Some(TrainError::Parallel(format!(
+                        "peer {rank} panicked: {}",
+                        panic
+                            .downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| panic.downcast_ref::<&str>().copied())
+                            .unwrap_or("(no message)")
+                    ))),
+                };
+                if let Some(e) = failure {
                     let _ = tx.send(FromPeer::Failed(e));
                 }
             });

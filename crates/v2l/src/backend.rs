@@ -79,6 +79,15 @@ impl DeviceKind {
         }
     }
 
+    /// The device's ordinal: `N` of `cuda:N` / `wgpu:N`; `None` for the CPU
+    /// and for wgpu's default adapter.
+    pub fn index(self) -> Option<usize> {
+        match self {
+            DeviceKind::Cpu | DeviceKind::Wgpu(None) => None,
+            DeviceKind::Cuda(i) | DeviceKind::Wgpu(Some(i)) => Some(i),
+        }
+    }
+
     /// The Cargo feature that adds the device's backend (`None` for the CPU).
     pub fn feature(self) -> Option<&'static str> {
         match self {
@@ -345,27 +354,18 @@ pub fn run_autodiff_on_all<J: OnAutodiffDevices>(
             Ok(job.run::<Autodiff<CpuFlex>>(vec![Default::default(); devices.0.len()]))
         }
         #[cfg(feature = "cuda")]
-        DeviceKind::Cuda(_) => Ok(job.run::<Autodiff<Cuda>>(
-            devices
+        DeviceKind::Cuda(_) => {
+            let list = devices
                 .0
                 .iter()
-                .map(|d| match d {
-                    DeviceKind::Cuda(i) => cuda_device(*i),
-                    _ => cuda_device(0),
-                })
-                .collect(),
-        )),
+                .map(|d| cuda_device(d.index().unwrap_or(0)));
+            Ok(job.run::<Autodiff<Cuda>>(list.collect()))
+        }
         #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu(_) => Ok(job.run::<Autodiff<Wgpu>>(
-            devices
-                .0
-                .iter()
-                .map(|d| match d {
-                    DeviceKind::Wgpu(i) => wgpu_device(*i),
-                    _ => wgpu_device(None),
-                })
-                .collect(),
-        )),
+        DeviceKind::Wgpu(_) => {
+            let list = devices.0.iter().map(|d| wgpu_device(d.index()));
+            Ok(job.run::<Autodiff<Wgpu>>(list.collect()))
+        }
         #[allow(unreachable_patterns)]
         other => Err(other.not_compiled()),
     }
@@ -425,6 +425,14 @@ mod tests {
                 assert_eq!(d.to_string().parse::<DeviceKind>(), Ok(d));
             }
         }
+    }
+
+    #[test]
+    fn device_ordinals() {
+        assert_eq!(DeviceKind::Cpu.index(), None);
+        assert_eq!(DeviceKind::Cuda(3).index(), Some(3));
+        assert_eq!(DeviceKind::Wgpu(None).index(), None);
+        assert_eq!(DeviceKind::Wgpu(Some(1)).index(), Some(1));
     }
 
     #[test]
