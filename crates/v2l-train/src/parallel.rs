@@ -38,13 +38,13 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Mutex, MutexGuard};
 
 use burn::collective::{self, CollectiveConfig, PeerId, ReduceOperation};
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::data::TrainData;
 use crate::error::{Result, TrainError};
 use crate::run::Session;
-use crate::trainer::{GradientSync, Iteration, Net, StepReport, Trainer};
+use crate::trainer::{GradientSync, Iteration, Net, StepReport};
 
 /// The devices of a run, one peer each (the first is peer 0, which
 /// writes the run directory). Peers of one backend only.
@@ -100,10 +100,10 @@ struct Link {
 /// Peer 0's handles on the other peers of this process.
 pub(crate) struct Peers {
     links: Vec<Link>,
-    collective: bool,
-    /// burn's collective server is one per process and backend: one
+    /// Held while gradients are exchanged (`None` for a single device):
+    /// burn's collective server is one per process and backend, so one
     /// data-parallel run at a time (a second waits here).
-    _turn: Option<MutexGuard<'static, ()>>,
+    turn: Option<MutexGuard<'static, ()>>,
 }
 
 static COLLECTIVE_TURN: Mutex<()> = Mutex::new(());
@@ -165,12 +165,10 @@ impl Peers {
         image_size: usize,
         config: &PeerConfig<B::Device>,
     ) -> Result<Self> {
-        let collective = config.is_parallel();
-        if !collective {
+        if !config.is_parallel() {
             return Ok(Self {
                 links: Vec::new(),
-                collective,
-                _turn: None,
+                turn: None,
             });
         }
         let turn = COLLECTIVE_TURN
@@ -217,8 +215,7 @@ impl Peers {
             .map_err(collective_err)?;
         Ok(Self {
             links,
-            collective,
-            _turn: Some(turn),
+            turn: Some(turn),
         })
     }
 
@@ -278,7 +275,7 @@ impl Peers {
                 return Err(lost(1));
             }
         }
-        let report = if self.collective {
+        let report = if self.turn.is_some() {
             let mut sync = |_: Net, g| self.coordinate::<B>(g);
             run_step(session, data, own, image_size, order, 0, &mut sync)
         } else {
@@ -311,7 +308,7 @@ impl Peers {
 
     /// Stop the other peers and leave the collective.
     pub(crate) fn finish<B: AutodiffBackend>(self) -> Result<()> {
-        let collective = self.collective;
+        let collective = self.turn.is_some();
         drop(self.links);
         if collective {
             collective::finish_collective::<B::InnerBackend>(PeerId(0)).map_err(collective_err)?;
@@ -391,25 +388,5 @@ fn combine(mut reports: Vec<StepReport>) -> StepReport {
         rec_loss_2: mean_opt(&|r| r.rec_loss_2),
         code_entropy: mean_opt(&|r| r.code_entropy),
         local_ids: reports.iter().flat_map(|r| r.local_ids.clone()).collect(),
-    }
-}
-
-impl<B: AutodiffBackend> Trainer<B> {
-    /// A copy for another data-parallel peer on `device`: the same
-    /// parameters (with their ids, so gradients pair up in the exchange),
-    /// the optimisers' state, discriminator running statistics of its own.
-    pub fn fork_peer(&self, device: &B::Device) -> Self {
-        use burn::module::Module;
-        Self {
-            model: self.model.clone().fork(device),
-            disc: self.disc.fork_peer(device),
-            lpips: self.lpips.clone().fork(device),
-            opt_g: self.opt_g.clone(),
-            opt_d: self.opt_d.clone(),
-            loss: self.loss.clone(),
-            k: self.k,
-            acc_g: GradientsAccumulator::new(),
-            acc_d: GradientsAccumulator::new(),
-        }
     }
 }

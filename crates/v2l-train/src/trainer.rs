@@ -203,8 +203,8 @@ pub struct Trainer<B: AutodiffBackend> {
     pub loss: LossConfig,
     /// Global tokens per image.
     pub k: usize,
-    pub(crate) acc_g: GradientsAccumulator<V2lModel<B>>,
-    pub(crate) acc_d: GradientsAccumulator<NLayerDiscriminator<B>>,
+    acc_g: GradientsAccumulator<V2lModel<B>>,
+    acc_d: GradientsAccumulator<NLayerDiscriminator<B>>,
 }
 
 impl<B: AutodiffBackend> std::fmt::Debug for Trainer<B> {
@@ -234,6 +234,23 @@ impl<B: AutodiffBackend> Trainer<B> {
             opt_d: adam(),
             loss,
             k,
+            acc_g: GradientsAccumulator::new(),
+            acc_d: GradientsAccumulator::new(),
+        }
+    }
+
+    /// A copy for another data-parallel peer on `device`: the same
+    /// parameters (with their ids, so gradients pair up in the exchange),
+    /// the optimisers' state, discriminator running statistics of its own.
+    pub fn fork_peer(&self, device: &B::Device) -> Self {
+        Self {
+            model: self.model.clone().fork(device),
+            disc: self.disc.fork_peer(device),
+            lpips: self.lpips.clone().fork(device),
+            opt_g: self.opt_g.clone(),
+            opt_d: self.opt_d.clone(),
+            loss: self.loss.clone(),
+            k: self.k,
             acc_g: GradientsAccumulator::new(),
             acc_d: GradientsAccumulator::new(),
         }

@@ -313,16 +313,16 @@ pub fn run_autodiff_on<J: OnAutodiffDevice>(
     device: DeviceKind,
     job: J,
 ) -> Result<J::Output, DeviceError> {
-    use burn::backend::Autodiff;
-    match device {
-        DeviceKind::Cpu => Ok(job.run::<Autodiff<CpuFlex>>(Default::default())),
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda(i) => Ok(job.run::<Autodiff<Cuda>>(cuda_device(i))),
-        #[cfg(feature = "wgpu")]
-        DeviceKind::Wgpu(i) => Ok(job.run::<Autodiff<Wgpu>>(wgpu_device(i))),
-        #[allow(unreachable_patterns)]
-        other => Err(other.not_compiled()),
+    /// A one-device job as a job over a list of one.
+    struct One<J>(J);
+    impl<J: OnAutodiffDevice> OnAutodiffDevices for One<J> {
+        type Output = J::Output;
+        fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> J::Output {
+            let device = devices.into_iter().next().unwrap_or_default();
+            self.0.run::<B>(device)
+        }
     }
+    run_autodiff_on_all(&Devices(vec![device]), One(job))
 }
 
 /// A training job over several devices of one backend, run by
