@@ -13,20 +13,63 @@ use crate::codebook::PANEL;
 /// Queries per micro-panel.
 pub(crate) const MR: usize = 6;
 
-/// Packs row-major queries `[rows, dim]` into `[ceil(rows/MR)][dim][MR]`,
-/// zero-padding the last micro-panel.
-pub(crate) fn pack_queries(q: &[f32], dim: usize) -> Vec<f32> {
+/// Packs row-major queries `[rows, dim]` into `[ceil(rows/mr)][dim][mr]`
+/// (micro-panels of `mr` queries), zero-padding the last micro-panel.
+pub(crate) fn pack_queries(q: &[f32], dim: usize, mr: usize) -> Vec<f32> {
     let rows = q.len() / dim;
-    let micro = rows.div_ceil(MR);
-    let mut out = vec![0.0f32; micro * dim * MR];
+    let micro = rows.div_ceil(mr);
+    let mut out = vec![0.0f32; micro * dim * mr];
     for (r, row) in q.chunks_exact(dim).enumerate() {
-        let (m, i) = (r / MR, r % MR);
-        let base = m * dim * MR + i;
+        let (m, i) = (r / mr, r % mr);
+        let base = m * dim * mr + i;
         for (k, &v) in row.iter().enumerate() {
-            out[base + k * MR] = v;
+            out[base + k * mr] = v;
         }
     }
     out
+}
+
+/// Inner products of one query `z` with the 16 codewords of one packed
+/// panel (`[dim][16]`), by the same fused-multiply-add chain in width order
+/// as [`micro`] (so a query scores identically alone or in a micro-panel).
+#[inline]
+pub(crate) fn gemv(z: &[f32], panel: &[f32]) -> [f32; PANEL] {
+    assert!(panel.len() >= z.len() * PANEL);
+    let mut out = [0.0f32; PANEL];
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: reached only on a codebook packed for an AVX2 + FMA (or
+        // AVX-512) path, which checked the CPU; the assert bounds the reads.
+        unsafe { gemv_avx2(z, panel.as_ptr(), &mut out) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        for (k, &zk) in z.iter().enumerate() {
+            for (o, &b) in out.iter_mut().zip(&panel[k * PANEL..(k + 1) * PANEL]) {
+                *o = zk.mul_add(b, *o);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv_avx2(z: &[f32], b: *const f32, out: &mut [f32; PANEL]) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole body): AVX2 + FMA present; `b` holds z.len()·16 floats.
+    unsafe {
+        let (mut c0, mut c1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut pb = b;
+        for &zk in z {
+            let a = _mm256_set1_ps(zk);
+            c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(pb), c0);
+            c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(pb.add(8)), c1);
+            pb = pb.add(PANEL);
+        }
+        _mm256_storeu_ps(out.as_mut_ptr(), c0);
+        _mm256_storeu_ps(out.as_mut_ptr().add(8), c1);
+    }
 }
 
 /// Accumulates `acc[i·16 + j] (+)= a_i · b_j` over `kc` elements for the 6
@@ -34,8 +77,8 @@ pub(crate) fn pack_queries(q: &[f32], dim: usize) -> Vec<f32> {
 /// (`[kc][16]`); `init` starts from zero instead of `acc`.
 ///
 /// Safe wrapper: checks the slice lengths, then runs the AVX2 kernel.
-/// Callers must only call it when [`crate::codebook::packed_kernel_available`]
-/// is true (the prepared codebook is packed only then).
+/// Callers reach it only on a codebook prepared for
+/// [`crate::SearchPath::Avx2`], which checked the CPU.
 #[inline]
 pub(crate) fn micro(a: &[f32], b: &[f32], kc: usize, acc: &mut [f32; MR * PANEL], init: bool) {
     assert!(a.len() >= kc * MR && b.len() >= kc * PANEL);

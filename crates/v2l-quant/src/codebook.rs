@@ -2,6 +2,7 @@
 
 use half::f16;
 
+use crate::cpu::SearchPath;
 use crate::error::{QuantError, Result};
 
 /// How the rows of a codebook are stored.
@@ -137,7 +138,8 @@ impl Codebook {
     }
 }
 
-/// Codewords per panel of the packed layout (two AVX2 registers of f32).
+/// Codewords per panel of the packed layouts (two AVX2 registers of f32,
+/// one AVX-512 register).
 pub(crate) const PANEL: usize = 16;
 
 /// How a prepared codebook holds its rows.
@@ -148,9 +150,15 @@ pub enum Layout {
     /// Row-major f16, widened one tile at a time by the portable kernel.
     RowMajorF16,
     /// Packed once into panels of 16 codewords, element-interleaved
-    /// (`[panel][dim][16]`, the last panel zero-padded), for the AVX2+FMA
-    /// microkernel. Replaces the row-major copy: no second copy is kept.
+    /// (`[panel][dim][16]`, the last panel zero-padded), for the AVX2 and
+    /// AVX-512 microkernels. Replaces the row-major copy: no second copy is
+    /// kept.
     PanelsF32,
+    /// Each f32 value split into its high 16 bits (the value truncated to
+    /// bf16, which the screening kernel reads) and its low 16 bits, in
+    /// panels of 16 codewords with element pairs interleaved; the two
+    /// halves rebuild every f32 exactly, in the same memory as f32.
+    SplitBf16Panels,
 }
 
 #[derive(Debug, Clone)]
@@ -158,41 +166,43 @@ enum Storage {
     Rows(Codebook),
     /// `data[(p * dim + k) * PANEL + lane]` = element k of codeword `p * PANEL + lane`.
     Panels(Vec<f32>),
+    /// Per panel `p`, words `p·w .. (p+1)·w` ([`split_words`]) hold, as
+    /// u16, `hi` then `lo`: `hi[k2 * 32 + 2 * lane + e]` (and `lo` likewise)
+    /// = the high (low) 16 bits of element `2 * k2 + e` of codeword
+    /// `p * PANEL + lane`; padding zero.
+    Split(Vec<f32>),
 }
 
-/// A validated codebook with its squared row norms computed once (and, for
-/// f32 rows on CPUs with AVX2 and FMA, packed once into the microkernel's
-/// panel layout), ready to be searched many times ([`crate::nearest`],
-/// [`crate::top_k`]).
+/// A validated codebook with its squared row norms computed once, packed
+/// once into the layout its [`SearchPath`] searches, ready to be searched
+/// many times ([`crate::nearest`], [`crate::top_k`]).
 #[derive(Debug, Clone)]
 pub struct PreparedCodebook {
     storage: Storage,
+    path: SearchPath,
     n_rows: usize,
     dim: usize,
     sq_norms: Vec<f32>,
 }
 
-/// Whether this CPU runs the packed AVX2+FMA microkernel.
+/// Whether this CPU runs the packed AVX2+FMA microkernel
+/// ([`SearchPath::Avx2`] is available).
 pub fn packed_kernel_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    SearchPath::Avx2.is_available()
 }
 
 impl PreparedCodebook {
     /// Validates the rows (all finite), computes `‖c_j‖²` for each row, and
-    /// packs f32 rows into panels when [`packed_kernel_available`].
+    /// lays them out for [`SearchPath::selected`]: the fastest path this CPU
+    /// runs, or the one `V2L_QUANT_PATH` names. f16 rows stay row-major
+    /// (portable path).
     ///
     /// # Errors
-    /// [`QuantError::NonFinite`] naming the first NaN or infinity.
+    /// [`QuantError::NonFinite`] naming the first NaN or infinity; the
+    /// errors of [`SearchPath::selected`] for a bad `V2L_QUANT_PATH`.
     pub fn new(codebook: Codebook) -> Result<Self> {
-        let pack = packed_kernel_available();
-        Self::with_packing(codebook, pack)
+        let path = SearchPath::selected()?;
+        Self::with_path(codebook, path)
     }
 
     /// As [`PreparedCodebook::new`], but keeps the row-major layout (the
@@ -201,10 +211,18 @@ impl PreparedCodebook {
     /// # Errors
     /// As [`PreparedCodebook::new`].
     pub fn new_row_major(codebook: Codebook) -> Result<Self> {
-        Self::with_packing(codebook, false)
+        Self::with_path(codebook, SearchPath::Portable)
     }
 
-    fn with_packing(codebook: Codebook, pack: bool) -> Result<Self> {
+    /// As [`PreparedCodebook::new`], for a chosen search path. f16 rows are
+    /// kept row-major whatever the path (they are searched by the portable
+    /// kernel; [`PreparedCodebook::path`] says so).
+    ///
+    /// # Errors
+    /// [`QuantError::PathUnavailable`] when this CPU cannot run `path`;
+    /// otherwise as [`PreparedCodebook::new`].
+    pub fn with_path(codebook: Codebook, path: SearchPath) -> Result<Self> {
+        path.check()?;
         let (n_rows, dim) = (codebook.n_rows, codebook.dim);
         let mut sq_norms = Vec::with_capacity(n_rows);
         let mut row = vec![0.0f32; dim];
@@ -224,23 +242,19 @@ impl PreparedCodebook {
             }
             sq_norms.push(acc as f32);
         }
-        let storage = match codebook.rows {
-            Rows::F32(values) if pack => {
-                let panels = n_rows.div_ceil(PANEL);
-                let mut data = vec![0.0f32; panels * dim * PANEL];
-                for (j, row) in values.chunks_exact(dim).enumerate() {
-                    let (p, lane) = (j / PANEL, j % PANEL);
-                    let base = p * dim * PANEL + lane;
-                    for (k, &v) in row.iter().enumerate() {
-                        data[base + k * PANEL] = v;
-                    }
-                }
-                Storage::Panels(data)
+        let (storage, path) = match codebook.rows {
+            Rows::F32(values) if path == SearchPath::Avx512Bf16 => {
+                (split_panels(values, n_rows, dim), path)
             }
-            rows => Storage::Rows(Codebook { rows, n_rows, dim }),
+            Rows::F32(values) if path.is_packed() => (pack_panels(values, n_rows, dim), path),
+            rows => (
+                Storage::Rows(Codebook { rows, n_rows, dim }),
+                SearchPath::Portable,
+            ),
         };
         Ok(Self {
             storage,
+            path,
             n_rows,
             dim,
             sq_norms,
@@ -264,7 +278,14 @@ impl PreparedCodebook {
                 Rows::F16(_) => Layout::RowMajorF16,
             },
             Storage::Panels(_) => Layout::PanelsF32,
+            Storage::Split(_) => Layout::SplitBf16Panels,
         }
+    }
+
+    /// The search path this codebook is laid out for (f16 rows are always
+    /// [`SearchPath::Portable`]).
+    pub fn path(&self) -> SearchPath {
+        self.path
     }
 
     /// Writes rows `start..start + out.len() / dim` as f32 into `out`.
@@ -278,6 +299,17 @@ impl PreparedCodebook {
                     let base = (j / PANEL) * dim * PANEL + j % PANEL;
                     for (k, v) in row.iter_mut().enumerate() {
                         *v = data[base + k * PANEL];
+                    }
+                }
+            }
+            Storage::Split(_) => {
+                for (i, row) in out.chunks_exact_mut(self.dim).enumerate() {
+                    let j = start + i;
+                    if let Some((hi, lo)) = self.split_panel(j / PANEL) {
+                        for (k, v) in row.iter_mut().enumerate() {
+                            let at = (k / 2) * 2 * PANEL + 2 * (j % PANEL) + k % 2;
+                            *v = f32::from_bits(u32::from(hi[at]) << 16 | u32::from(lo[at]));
+                        }
                     }
                 }
             }
@@ -298,7 +330,7 @@ impl PreparedCodebook {
     pub(crate) fn as_f32(&self) -> Option<&[f32]> {
         match &self.storage {
             Storage::Rows(c) => c.as_f32(),
-            Storage::Panels(_) => None,
+            Storage::Panels(_) | Storage::Split(_) => None,
         }
     }
 
@@ -306,7 +338,26 @@ impl PreparedCodebook {
     pub(crate) fn panels(&self) -> Option<&[f32]> {
         match &self.storage {
             Storage::Panels(d) => Some(d),
-            Storage::Rows(_) => None,
+            Storage::Rows(_) | Storage::Split(_) => None,
+        }
+    }
+
+    /// Whether the rows are held split for screening.
+    pub(crate) fn is_split(&self) -> bool {
+        matches!(self.storage, Storage::Split(_))
+    }
+
+    /// The `hi` and `lo` halves of split panel `p` (each `[⌈dim/2⌉][32]`),
+    /// when held that way and `p` exists.
+    #[inline]
+    pub(crate) fn split_panel(&self, p: usize) -> Option<(&[u16], &[u16])> {
+        match &self.storage {
+            Storage::Split(data) => {
+                let words = split_words(self.dim);
+                let panel: &[u16] = bytemuck::cast_slice(data.get(p * words..(p + 1) * words)?);
+                Some(panel.split_at(words))
+            }
+            Storage::Rows(_) | Storage::Panels(_) => None,
         }
     }
 
@@ -328,5 +379,71 @@ impl PreparedCodebook {
     /// Width of each codeword.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+}
+
+/// Row-major f32 values packed into `[panel][dim][16]` panels (the last
+/// zero-padded), in place: the 16 rows of panel `p` occupy exactly the
+/// floats its packed panel occupies, so each panel is transposed through a
+/// scratch copy of one panel and no second codebook is ever allocated.
+fn pack_panels(mut values: Vec<f32>, n_rows: usize, dim: usize) -> Storage {
+    let block = PANEL * dim;
+    grow_exact(&mut values, n_rows.div_ceil(PANEL) * block);
+    let mut scratch = vec![0.0f32; block];
+    for panel in values.chunks_exact_mut(block) {
+        scratch.copy_from_slice(panel);
+        for (lane, row) in scratch.chunks_exact(dim).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                panel[k * PANEL + lane] = v;
+            }
+        }
+    }
+    Storage::Panels(values)
+}
+
+/// u32 words of one split panel: its `hi` then its `lo` half, each
+/// `⌈dim/2⌉ × 32` u16.
+fn split_words(dim: usize) -> usize {
+    dim.div_ceil(2) * 2 * PANEL
+}
+
+/// Row-major f32 values split into high and low 16-bit halves in the
+/// screening kernel's pair-interleaved panels, in place: panel `p` occupies
+/// words `p·w .. (p+1)·w` (`w` = [`split_words`], which is `16·dim` for an
+/// even `dim`), so panels are rewritten from the last to the first (a panel's
+/// new words then overlap only its own and later panels' old rows) through
+/// a scratch copy of one panel, and no second codebook is ever allocated.
+/// The words stay in the `Vec<f32>` (read as u16 through `bytemuck`).
+fn split_panels(mut data: Vec<f32>, n_rows: usize, dim: usize) -> Storage {
+    let (block, words) = (PANEL * dim, split_words(dim));
+    let panels = n_rows.div_ceil(PANEL);
+    grow_exact(&mut data, panels * block.max(words));
+    let mut scratch = vec![0.0f32; block];
+    let mut halves = vec![0u16; 2 * words];
+    for p in (0..panels).rev() {
+        scratch.copy_from_slice(&data[p * block..(p + 1) * block]);
+        halves.iter_mut().for_each(|h| *h = 0);
+        let (hi, lo) = halves.split_at_mut(words);
+        for (lane, row) in scratch.chunks_exact(dim).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                let at = (k / 2) * 2 * PANEL + 2 * lane + k % 2;
+                let bits = v.to_bits();
+                hi[at] = (bits >> 16) as u16;
+                lo[at] = bits as u16;
+            }
+        }
+        let dst: &mut [u16] = bytemuck::cast_slice_mut(&mut data[p * words..(p + 1) * words]);
+        dst.copy_from_slice(&halves);
+    }
+    data.truncate(panels * words);
+    Storage::Split(data)
+}
+
+/// Zero-extends `v` to `len` values, growing its allocation to exactly that
+/// (never to the doubled capacity `resize` may pick).
+fn grow_exact(v: &mut Vec<f32>, len: usize) {
+    if len > v.len() {
+        v.reserve_exact(len - v.len());
+        v.resize(len, 0.0);
     }
 }

@@ -61,6 +61,20 @@ pub enum QuantError {
         /// Codebook rows.
         rows: usize,
     },
+    /// A search path name that does not exist (see [`crate::SearchPath::name`]).
+    #[error("unknown search path {name:?} (known: portable, avx2, avx512, avx512-bf16)")]
+    UnknownPath {
+        /// The name given.
+        name: String,
+    },
+    /// A search path this CPU cannot run.
+    #[error("search path {path} needs instructions this CPU lacks (it has: {cpu})")]
+    PathUnavailable {
+        /// The path asked for.
+        path: &'static str,
+        /// The CPU's relevant flags ([`crate::cpu_features`]).
+        cpu: String,
+    },
     /// A tensor could not be read back from its backend.
     #[error("could not read tensor data from the backend: {0}")]
     Backend(String),

@@ -24,8 +24,9 @@ use std::collections::BinaryHeap;
 use rayon::prelude::*;
 
 use crate::avx2::{self, MR};
+use crate::avx512;
 use crate::codebook::PANEL;
-use crate::{Metric, PreparedCodebook};
+use crate::{Metric, PreparedCodebook, SearchPath};
 
 /// Queries per block (rows of the GEMM's left operand).
 pub const QUERY_BLOCK: usize = 256;
@@ -33,7 +34,7 @@ pub const QUERY_BLOCK: usize = 256;
 pub const CODE_TILE: usize = 1024;
 
 /// A per-query selection of the best `(score, index)` pairs (lower score wins).
-trait Selection: Send + Sized {
+pub(crate) trait Selection: Send + Sized {
     fn offer_tile(&mut self, scores: &[f32], base: u32);
     /// One packed panel's scores (`scores.len() ≤ PANEL`), in codebook order.
     #[inline]
@@ -219,7 +220,7 @@ impl Selection for BestK {
 
 /// Scale of the inner product in a ranked score (lower wins): `‖c‖² − 2 z·c`
 /// for squared L2, `−z·c` for inner product.
-fn score_alpha(metric: Metric) -> f32 {
+pub(crate) fn score_alpha(metric: Metric) -> f32 {
     match metric {
         Metric::SquaredL2 => -2.0,
         Metric::InnerProduct => -1.0,
@@ -237,7 +238,7 @@ fn panel_norms(metric: Metric, norms: &[f32], first: usize, cols: usize) -> [f32
 }
 
 /// Task rows up to which scores are plain dot products instead of a GEMM.
-const GEMV_ROWS: usize = 2;
+pub(crate) const GEMV_ROWS: usize = 2;
 
 /// `Σ a_i·b_i` with 16 independent accumulators (vectorised by the compiler).
 #[inline]
@@ -319,13 +320,16 @@ fn split(t: usize, codes: usize) -> (usize, usize) {
 fn run_task<S: Selection>(
     cb: &PreparedCodebook,
     q: &[f32],
-    c0: usize,
-    c1: usize,
+    (c0, c1): (usize, usize),
     metric: Metric,
+    k: usize,
     make: &(impl Fn() -> S + Sync),
 ) -> Vec<S> {
     if let Some(panels) = cb.panels() {
         return run_task_packed(cb, panels, q, c0, c1, metric, make);
+    }
+    if cb.is_split() {
+        return crate::screen::run_task(cb, q, (c0, c1), metric, k, make);
     }
     let dim = cb.dim();
     let rows = q.len() / dim;
@@ -376,15 +380,38 @@ fn run_task<S: Selection>(
     sel
 }
 
-/// Width slice per microkernel call: a 16-codeword panel slice of
+/// Width slice per AVX2 microkernel call: a 16-codeword panel slice of
 /// `KC × 16` floats (16 KiB) stays in L1 while the query micro-panels stream
 /// past it from L2.
 const KC: usize = 256;
+/// Width slice per AVX-512 call: two panels' slices (16 KiB) in L1.
+const KC_512: usize = 128;
 /// Panels whose partial sums are kept per pass over the width.
-const GROUP: usize = 4;
+pub(crate) const GROUP: usize = 4;
 
-/// [`run_task`] on a packed codebook: the AVX2 microkernel over (6 queries ×
-/// 16 codewords) blocks, blocked over the width so operands stay in cache.
+/// Offers one scored block (`mr` queries × one panel, `[mr][16]` partial
+/// sums) to the selections of its live queries: `α·acc + ‖c‖²` per lane,
+/// in codebook order.
+fn offer_block<S: Selection>(
+    sel: &mut [S],
+    block: &mut [f32],
+    first: usize,
+    cols: usize,
+    alpha: f32,
+    nrm: &[f32; PANEL],
+) {
+    for (s, row) in sel.iter_mut().zip(block.chunks_exact_mut(PANEL)) {
+        for (v, &n) in row.iter_mut().zip(nrm) {
+            *v = alpha * *v + n;
+        }
+        s.offer_panel(&row[..cols], first as u32);
+    }
+}
+
+/// [`run_task`] on a packed codebook: the AVX2 (6 × 16) or AVX-512
+/// (12 × 32) microkernel, blocked over the width so operands stay in cache.
+/// Both compute every score as the same fused-multiply-add chain in width
+/// order, as does the one-query path, so the paths agree bit for bit.
 fn run_task_packed<S: Selection>(
     cb: &PreparedCodebook,
     panels: &[f32],
@@ -399,63 +426,69 @@ fn run_task_packed<S: Selection>(
     let mut sel: Vec<S> = (0..rows).map(|_| make()).collect();
     let norms = cb.sq_norms();
     let alpha = score_alpha(metric);
+    let panel = |p: usize, k0: usize, k1: usize| &panels[(p * dim + k0) * PANEL..(p * dim + k1) * PANEL];
     if rows <= GEMV_ROWS {
-        // One or two queries: a 6-row microkernel would waste most of its
-        // work; stream each panel once per query instead (memory-bound).
+        // One or two queries: a micro-panel would waste most of its work;
+        // stream each panel once per query instead (memory-bound).
         for (z, s) in q.chunks_exact(dim).zip(sel.iter_mut()) {
             for p in c0 / PANEL..c1.div_ceil(PANEL) {
                 let first = p * PANEL;
                 let cols = PANEL.min(c1 - first);
-                let mut acc = [0.0f32; PANEL];
-                let panel = &panels[p * dim * PANEL..(p + 1) * dim * PANEL];
-                for (&zk, bk) in z.iter().zip(panel.chunks_exact(PANEL)) {
-                    for (a, &b) in acc.iter_mut().zip(bk) {
-                        *a += zk * b;
-                    }
-                }
+                let mut acc = avx2::gemv(z, panel(p, 0, dim));
                 let nrm = panel_norms(metric, norms, first, cols);
-                for (a, &n) in acc.iter_mut().zip(&nrm) {
-                    *a = alpha * *a + n;
-                }
-                s.offer_panel(&acc[..cols], first as u32);
+                offer_block(std::slice::from_mut(s), &mut acc, first, cols, alpha, &nrm);
             }
         }
         return sel;
     }
-    let packed_q = avx2::pack_queries(q, dim);
-    let micro_panels = rows.div_ceil(MR);
+    let wide = cb.path() == SearchPath::Avx512;
+    let (mr, kc) = if wide { (avx512::MR, KC_512) } else { (MR, KC) };
+    let blk = mr * PANEL;
+    let packed_q = avx2::pack_queries(q, dim, mr);
+    let micro_panels = rows.div_ceil(mr);
     let (p0, p1) = (c0 / PANEL, c1.div_ceil(PANEL));
-    let mut acc = vec![[0.0f32; MR * PANEL]; micro_panels * GROUP];
+    let mut acc = vec![0.0f32; micro_panels * GROUP * blk];
     let mut g0 = p0;
     while g0 < p1 {
         let g1 = (g0 + GROUP).min(p1);
         let mut k0 = 0;
         while k0 < dim {
-            let k1 = (k0 + KC).min(dim);
-            for (gi, p) in (g0..g1).enumerate() {
-                let b = &panels[(p * dim + k0) * PANEL..(p * dim + k1) * PANEL];
-                for m in 0..micro_panels {
-                    let a = &packed_q[(m * dim + k0) * MR..(m * dim + k1) * MR];
-                    avx2::micro(a, b, k1 - k0, &mut acc[m * GROUP + gi], k0 == 0);
+            let k1 = (k0 + kc).min(dim);
+            let init = k0 == 0;
+            for m in 0..micro_panels {
+                let a = &packed_q[(m * dim + k0) * mr..(m * dim + k1) * mr];
+                let accs = &mut acc[m * GROUP * blk..(m + 1) * GROUP * blk];
+                if wide {
+                    for (pair, out) in (g0..g1).step_by(2).zip(accs.chunks_exact_mut(2 * blk)) {
+                        let (o0, o1) = out.split_at_mut(blk);
+                        let second = (pair + 1 < g1).then(|| panel(pair + 1, k0, k1));
+                        avx512::micro_f32(
+                            a,
+                            panel(pair, k0, k1),
+                            second,
+                            k1 - k0,
+                            as_block(o0),
+                            as_block(o1),
+                            init,
+                        );
+                    }
+                } else {
+                    for (p, out) in (g0..g1).zip(accs.chunks_exact_mut(blk)) {
+                        avx2::micro(a, panel(p, k0, k1), k1 - k0, as_block(out), init);
+                    }
                 }
             }
             k0 = k1;
         }
         // Epilogue: α·acc + ‖c‖², offered in codebook order per query.
         for m in 0..micro_panels {
-            let live = MR.min(rows - m * MR);
+            let live = mr.min(rows - m * mr);
             for (gi, p) in (g0..g1).enumerate() {
                 let first = p * PANEL;
                 let cols = PANEL.min(c1 - first);
                 let nrm = panel_norms(metric, norms, first, cols);
-                let block = &mut acc[m * GROUP + gi];
-                for (i, s) in sel[m * MR..m * MR + live].iter_mut().enumerate() {
-                    let row = &mut block[i * PANEL..(i + 1) * PANEL];
-                    for (v, &n) in row.iter_mut().zip(&nrm) {
-                        *v = alpha * *v + n;
-                    }
-                    s.offer_panel(&row[..cols], first as u32);
-                }
+                let block = &mut acc[(m * GROUP + gi) * blk..][..live * PANEL];
+                offer_block(&mut sel[m * mr..m * mr + live], block, first, cols, alpha, &nrm);
             }
         }
         g0 = g1;
@@ -463,10 +496,21 @@ fn run_task_packed<S: Selection>(
     sel
 }
 
+/// A block of `N` accumulators viewed as the fixed-size array a microkernel
+/// takes (the callers slice exactly `N` values).
+#[inline]
+pub(crate) fn as_block<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
+    match s.try_into() {
+        Ok(b) => b,
+        Err(_) => unreachable!("accumulator blocks are sliced to the microkernel's size"),
+    }
+}
+
 fn search_with<S: Selection>(
     cb: &PreparedCodebook,
     queries: &[f32],
     metric: Metric,
+    k: usize,
     make: impl Fn() -> S + Sync,
 ) -> Vec<Vec<(f32, u32)>> {
     let dim = cb.dim();
@@ -486,7 +530,7 @@ fn search_with<S: Selection>(
             let r1 = (r0 + qblock).min(t);
             let c0 = (c * chunk_len).min(k_rows);
             let c1 = (c0 + chunk_len).min(k_rows);
-            run_task(cb, &queries[r0 * dim..r1 * dim], c0, c1, metric, &make)
+            run_task(cb, &queries[r0 * dim..r1 * dim], (c0, c1), metric, k, &make)
         })
         .collect();
     // Merge each block's chunks in codebook order (deterministic tie-break).
@@ -518,9 +562,9 @@ pub(crate) fn search(
 ) -> (Vec<u32>, Vec<f32>) {
     let dim = cb.dim();
     let ranked = if k == 1 {
-        search_with(cb, queries, metric, Best1::new)
+        search_with(cb, queries, metric, 1, Best1::new)
     } else {
-        search_with(cb, queries, metric, || BestK {
+        search_with(cb, queries, metric, k, || BestK {
             k,
             heap: BinaryHeap::with_capacity(k + 1),
         })

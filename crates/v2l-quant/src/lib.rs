@@ -31,15 +31,19 @@
 //! Parallelism: rayon's global pool (`RAYON_NUM_THREADS`).
 
 mod avx2;
+mod avx512;
 mod codebook;
+mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cube;
 mod error;
 pub mod fused;
 mod reference;
+mod screen;
 pub mod tensor;
 
 pub use codebook::{packed_kernel_available, Codebook, Layout, PreparedCodebook, Rows};
+pub use cpu::{cpu_features, SearchPath, PATH_ENV};
 pub use error::{QuantError, Result};
 
 /// Largest `k` accepted by [`top_k`].

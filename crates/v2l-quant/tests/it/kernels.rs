@@ -8,8 +8,8 @@
 use half::f16;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use v2l_quant::{
-    exact_scores, nearest, nearest_with, top_k, top_k_with, Codebook, Kernel, Layout, Metric,
-    PreparedCodebook, QuantError, MAX_TOP_K,
+    cpu_features, exact_scores, nearest, nearest_with, top_k, top_k_with, Codebook, Kernel, Layout,
+    Metric, PreparedCodebook, QuantError, SearchPath, MAX_TOP_K,
 };
 
 fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
@@ -19,18 +19,35 @@ fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The same codebook in every layout this CPU can search: packed panels for
-/// the AVX2 microkernel (when available) and row-major for the portable
-/// tiled kernel.
+/// The same codebook prepared for every search path this CPU runs
+/// (portable row-major tiles, AVX2 and AVX-512 panels, the bf16-screened
+/// split layout), so every test below runs on every path; the paths are
+/// logged once (`--nocapture` shows them).
 fn layouts(values: Vec<f32>, d: usize) -> Vec<PreparedCodebook> {
-    let packed = PreparedCodebook::new(Codebook::from_f32(values.clone(), d).unwrap()).unwrap();
-    let row_major =
-        PreparedCodebook::new_row_major(Codebook::from_f32(values, d).unwrap()).unwrap();
-    assert_eq!(row_major.layout(), Layout::RowMajorF32);
-    if v2l_quant::packed_kernel_available() {
-        assert_eq!(packed.layout(), Layout::PanelsF32);
-    }
-    vec![packed, row_major]
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    LOGGED.call_once(|| {
+        let names: Vec<&str> = SearchPath::available().iter().map(|p| p.name()).collect();
+        eprintln!(
+            "v2l-quant paths tested: {} (CPU flags: {})",
+            names.join(", "),
+            cpu_features()
+        );
+    });
+    SearchPath::available()
+        .into_iter()
+        .map(|path| {
+            let cb = PreparedCodebook::with_path(Codebook::from_f32(values.clone(), d).unwrap(), path)
+                .unwrap();
+            assert_eq!(cb.path(), path);
+            let want = match path {
+                SearchPath::Portable => Layout::RowMajorF32,
+                SearchPath::Avx2 | SearchPath::Avx512 => Layout::PanelsF32,
+                SearchPath::Avx512Bf16 => Layout::SplitBf16Panels,
+            };
+            assert_eq!(cb.layout(), want);
+            cb
+        })
+        .collect()
 }
 
 fn normalise_rows(v: &mut [f32], d: usize) {
@@ -368,4 +385,142 @@ fn huge_finite_values_do_not_break_the_fused_kernel() {
             assert_eq!(t.indices, vec![1, 2, 0], "{kernel:?}");
         }
     }
+}
+
+/// Each packed path's (nearest, top-21) on `values`, for both metrics.
+fn packed_results(values: &[f32], d: usize, q: &[f32]) -> Vec<(SearchPath, Vec<v2l_quant::TopK>)> {
+    SearchPath::available()
+        .into_iter()
+        .filter(|p| *p != SearchPath::Portable)
+        .map(|path| {
+            let cb =
+                PreparedCodebook::with_path(Codebook::from_f32(values.to_vec(), d).unwrap(), path)
+                    .unwrap();
+            let k = 21.min(cb.len());
+            let runs = [Metric::SquaredL2, Metric::InnerProduct]
+                .into_iter()
+                .flat_map(|m| [top_k(&cb, q, d, 1, m).unwrap(), top_k(&cb, q, d, k, m).unwrap()])
+                .collect();
+            (path, runs)
+        })
+        .collect()
+}
+
+/// Asserts that every packed path returns exactly (indices and score bits)
+/// what the first one (AVX2) returns: they compute the same f32 chain, and
+/// the screened path rescored every candidate with it.
+fn assert_packed_paths_identical(values: &[f32], d: usize, q: &[f32], what: &str) {
+    let results = packed_results(values, d, q);
+    let Some((first, want)) = results.first() else {
+        eprintln!("SKIP {what}: no packed path on this CPU ({})", cpu_features());
+        return;
+    };
+    for (path, got) in &results[1..] {
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.indices, w.indices, "{what}: {path} vs {first}");
+            let (gb, wb): (Vec<u32>, Vec<u32>) = (
+                g.scores.iter().map(|s| s.to_bits()).collect(),
+                w.scores.iter().map(|s| s.to_bits()).collect(),
+            );
+            assert_eq!(gb, wb, "{what}: {path} vs {first} scores");
+        }
+    }
+}
+
+/// Checked against the AVX2 path (itself checked against the reference
+/// above): same indices and bit-identical scores, over shapes with odd
+/// widths, partial panels and one or two queries (the one-query path).
+#[test]
+fn packed_paths_agree_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(21);
+    for &(t, k, d) in &[
+        (1, 37, 7),
+        (2, 1000, 33),
+        (13, 1500, 17),
+        (29, 2049, 64),
+        (300, 3001, 9),
+        (40, 3000, 768),
+        (1, 5000, 768),
+    ] {
+        let values = randn(&mut rng, k * d);
+        let mut q = randn(&mut rng, t * d);
+        normalise_rows(&mut q, d);
+        assert_packed_paths_identical(&values, d, &q, &format!("{t}x{k}x{d}"));
+    }
+}
+
+/// Adversarial input for the bf16 screen, checked against the AVX2 path
+/// (bit-identical) and the reference (same or exactly tied rows):
+/// - near-ties the screen cannot see: 24 variants of each base row differ
+///   from it only in the last 1–3 bits of every element, so their bf16
+///   halves are identical and only the exact rescoring tells them apart;
+/// - row norms spread over six orders of magnitude (10⁻³ … 10³), where the
+///   bound is per row and inner-product rankings follow the norms;
+/// - a query equal to a row (where the GEMM form's rounding, not the
+///   screen, decides among its near-copies).
+#[test]
+fn screened_search_is_exact_on_near_ties_and_mixed_norms() {
+    let mut rng = StdRng::seed_from_u64(99);
+    // Near-ties.
+    let (bases, variants, d) = (40, 24, 96);
+    let base = randn(&mut rng, bases * d);
+    let mut values = Vec::with_capacity(bases * variants * d);
+    for b in base.chunks_exact(d) {
+        for _ in 0..variants {
+            values.extend(b.iter().map(|&v| {
+                let bits = v.to_bits();
+                let flip = rng.random_range(1u32..8);
+                f32::from_bits(bits ^ flip)
+            }));
+        }
+    }
+    let mut q: Vec<f32> = base.iter().map(|&v| v + 1e-6 * (rng.random::<f32>() - 0.5)).collect();
+    q.extend_from_slice(&values[5 * d..6 * d]);
+    assert_packed_paths_identical(&values, d, &q, "near-ties");
+    for cb in layouts(values.clone(), d) {
+        let f = nearest(&cb, &q, d, Metric::SquaredL2).unwrap();
+        let r = nearest_with(Kernel::Reference, &cb, &q, d, Metric::SquaredL2).unwrap();
+        assert_same_or_tie(&cb, &q, d, Metric::SquaredL2, &f.indices, &r.indices, 1);
+        assert_eq!(r.indices[bases], 5, "the reference finds a row itself");
+    }
+    // Mixed norms.
+    let (k, d) = (4000, 48);
+    let mut values = randn(&mut rng, k * d);
+    for row in values.chunks_exact_mut(d) {
+        let scale = 10f32.powf(rng.random_range(-3.0f32..3.0));
+        row.iter_mut().for_each(|v| *v *= scale);
+    }
+    let q = randn(&mut rng, 50 * d);
+    assert_packed_paths_identical(&values, d, &q, "mixed norms");
+    for cb in layouts(values.clone(), d) {
+        for metric in [Metric::SquaredL2, Metric::InnerProduct] {
+            let f = top_k(&cb, &q, d, 21, metric).unwrap();
+            let r = top_k_with(Kernel::Reference, &cb, &q, d, 21, metric).unwrap();
+            assert_same_or_tie(&cb, &q, d, metric, &f.indices, &r.indices, 21);
+        }
+    }
+}
+
+#[test]
+fn search_paths_are_named_and_checked() {
+    for path in SearchPath::ALL {
+        assert_eq!(SearchPath::from_name(path.name()).unwrap(), path);
+    }
+    assert_eq!(
+        SearchPath::from_name("avx9").unwrap_err(),
+        QuantError::UnknownPath { name: "avx9".into() }
+    );
+    assert!(SearchPath::Portable.is_available());
+    assert!(SearchPath::fastest().is_available());
+    // The fastest path is the last available one in `ALL`'s order.
+    assert_eq!(SearchPath::available().last(), Some(&SearchPath::fastest()));
+    for path in SearchPath::ALL.into_iter().filter(|p| !p.is_available()) {
+        let err = PreparedCodebook::with_path(Codebook::from_f32(vec![1.0], 1).unwrap(), path)
+            .unwrap_err();
+        assert!(matches!(err, QuantError::PathUnavailable { .. }), "{err}");
+    }
+    // f16 rows are searched row-major whatever the path asked for.
+    let h = Codebook::from_f16(vec![f16::from_f32(1.0); 4], 2).unwrap();
+    let cb = PreparedCodebook::with_path(h, SearchPath::fastest()).unwrap();
+    assert_eq!((cb.path(), cb.layout()), (SearchPath::Portable, Layout::RowMajorF16));
 }

@@ -1,0 +1,327 @@
+//! Screened exact search ([`crate::SearchPath::Avx512Bf16`]).
+//!
+//! The codebook is held split ([`crate::Layout::SplitBf16Panels`]): the high
+//! 16 bits of every value (the value truncated to bf16) and the low 16 bits.
+//! A task scores its queries against the high halves with `vdpbf16ps`
+//! (queries rounded to bf16), twice the f32 rate and half the bytes, and
+//! brackets each exact score between `s̃ − B` and `s̃ + B` with the bound
+//! `B` below. A panel of 16 codewords is **rescored** — its f32 values
+//! rebuilt from both halves and run through the same fused-multiply-add
+//! chain as the f32 microkernels, so its scores are the exact kernel's, bit
+//! for bit — as soon as one of its lanes could still enter the query's
+//! top k: its lower bound is not above the k-th smallest upper bound (or
+//! exact score) seen so far. Only rescored (exact) scores reach the
+//! selection, and every codeword of the exact top k (ties included) is
+//! rescored, so the result equals the exact kernel's by construction.
+//!
+//! # The bound
+//! For query `z` and codeword `c` of width `d`, with `ẑ` = `z` rounded to
+//! bf16 (relative error ≤ 2⁻⁸), `ĉ` = `c` truncated to bf16 (≤ 2⁻⁷),
+//! `p = z·c`, `S = Σ|z_i c_i| ≤ ‖z‖‖c‖`:
+//! - the products: `|Σẑĉ − p| ≤ η S`, `η = (1 + 2⁻⁸)(1 + 2⁻⁷) − 1`;
+//! - the screen's f32 sums (`vdpbf16ps`; any rounding direction, so unit
+//!   `2⁻²³`, over `d' = 2⌈d/2⌉` additions): `|p̃ − Σẑĉ| ≤ γ_s (1 + η) S`;
+//! - the exact kernel's own sums: `|p_f − p| ≤ γ_f S` (`γ_n = n u /(1 − n u)`);
+//! - so `|p̃ − p_f| ≤ ε ‖z‖‖c‖` with `ε = η + γ_s (1 + η) + γ_f`;
+//! - scores `s = fl(α p + ‖c‖²)` (`α = −2`, or `−1` with no norm term for
+//!   inner products) add one rounding each, and forming `s̃ ± B` one more:
+//!   `B = β ‖z‖‖c‖ + τ ‖c‖² + δ` with `β = 1.001 (2ε + 8u(1 + ε))`,
+//!   `τ = 1.001 · 4u`, and `δ = 2⁻¹²⁴ (√d (‖z‖ + ‖c‖) + 3d)` for the
+//!   instruction's flushing of denormal inputs, products and sums; the
+//!   factor 1.001 covers the f32 arithmetic that evaluates `B` itself, and
+//!   the norms are rounded up.
+//!
+//! Non-finite screened values (a query above bf16's range) compare as
+//! "rescore", so the result stays exact; only speed is lost.
+
+use std::collections::BinaryHeap;
+
+use crate::avx512::{self, MR};
+use crate::codebook::PANEL;
+use crate::fused::{as_block, score_alpha, Selection, GEMV_ROWS, GROUP};
+use crate::{Metric, PreparedCodebook};
+
+/// Width pairs per microkernel call: two panels' `hi` slices (2 × 96 × 64
+/// bytes = 12 KiB) stay in L1.
+const K2C: usize = 96;
+
+/// Unit roundoff of f32.
+const U: f64 = 1.0 / (1u64 << 24) as f64;
+
+/// The coefficients of the bound `B = β‖z‖‖c‖ + τ‖c‖² + δ` (module docs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bound {
+    beta: f32,
+    tau: f32,
+    /// `2⁻¹²⁴ √d`, the per-norm part of `δ`.
+    flush: f32,
+    /// `2⁻¹²⁴ · 3d`, the constant part of `δ`.
+    flush_const: f32,
+}
+
+impl Bound {
+    pub(crate) fn new(dim: usize) -> Self {
+        let gamma = |n: f64, u: f64| n * u / (1.0 - n * u);
+        let d = dim as f64;
+        let eta = (1.0 + 2f64.powi(-8)) * (1.0 + 2f64.powi(-7)) - 1.0;
+        let gamma_s = gamma(2.0 * (dim.div_ceil(2) as f64), 2.0 * U);
+        let gamma_f = gamma(d, U);
+        let eps = eta + gamma_s * (1.0 + eta) + gamma_f;
+        let flush_unit = 2f64.powi(-124);
+        let up = |v: f64| (v * (1.0 + 2f64.powi(-20))) as f32;
+        Self {
+            beta: up(1.001 * (2.0 * eps + 8.0 * U * (1.0 + eps))),
+            tau: up(1.001 * 4.0 * U),
+            flush: up(flush_unit * d.sqrt()),
+            flush_const: up(flush_unit * 3.0 * d),
+        }
+    }
+}
+
+/// A norm rounded up to f32, so the bound never shrinks by its rounding.
+fn norm_up(sq: f64) -> f32 {
+    (sq.sqrt() * (1.0 + 2f64.powi(-20))) as f32
+}
+
+/// The running screen threshold of one query: the k-th smallest upper bound
+/// (or exact score) seen so far; `+∞` until k were seen.
+struct Threshold {
+    k: usize,
+    best: f32,
+    heap: BinaryHeap<Key>,
+}
+
+/// f32 ordered by `total_cmp` (NaN never enters).
+#[derive(Clone, Copy, PartialEq)]
+struct Key(f32);
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Threshold {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            best: f32::INFINITY,
+            heap: BinaryHeap::with_capacity(if k > 1 { k + 1 } else { 0 }),
+        }
+    }
+
+    #[inline]
+    fn value(&self) -> f32 {
+        if self.k == 1 {
+            self.best
+        } else if self.heap.len() < self.k {
+            f32::INFINITY
+        } else {
+            self.heap.peek().map_or(f32::INFINITY, |w| w.0)
+        }
+    }
+
+    /// Counts `values` (one per codeword) toward the threshold; NaN is skipped
+    /// (never lowers it).
+    #[inline]
+    fn offer(&mut self, values: &[f32]) {
+        if self.k == 1 {
+            for &v in values {
+                if v < self.best {
+                    self.best = v;
+                }
+            }
+            return;
+        }
+        for &v in values {
+            if v.is_nan() {
+                continue;
+            }
+            if self.heap.len() < self.k {
+                self.heap.push(Key(v));
+            } else if v < self.value() {
+                self.heap.pop();
+                self.heap.push(Key(v));
+            }
+        }
+    }
+}
+
+/// What one query needs in the epilogue.
+struct QueryState<'a, S> {
+    z: &'a [f32],
+    /// ‖z‖ rounded up.
+    norm: f32,
+    /// `2⁻¹²⁴ √d ‖z‖ + 2⁻¹²⁴ 3d` (the query's share of `δ`).
+    flush: f32,
+    sel: &'a mut S,
+    thr: Threshold,
+}
+
+/// Per-task constants of the epilogue.
+struct Epilogue<'a> {
+    cb: &'a PreparedCodebook,
+    metric: Metric,
+    alpha: f32,
+    c1: usize,
+    bound: Bound,
+    /// Per codeword of the task (from `c0`): `β‖c‖` and `τ‖c‖² + 2⁻¹²⁴√d‖c‖`.
+    cz: Vec<f32>,
+    cc: Vec<f32>,
+    c0: usize,
+}
+
+impl Epilogue<'_> {
+    /// Screens one panel's bf16 products for one query; rescores the panel
+    /// when a lane may still enter the query's top k.
+    #[inline]
+    fn panel<S: Selection>(&self, q: &mut QueryState<'_, S>, p: usize, acc: &[f32]) {
+        let first = p * PANEL;
+        let cols = PANEL.min(self.c1 - first);
+        let norms = &self.cb.sq_norms()[first..first + cols];
+        let at = first - self.c0;
+        let (cz, cc) = (&self.cz[at..at + cols], &self.cc[at..at + cols]);
+        let mut upper = [0.0f32; PANEL];
+        let mut open = false;
+        let thr = q.thr.value();
+        for l in 0..cols {
+            let n = if self.metric == Metric::SquaredL2 { norms[l] } else { 0.0 };
+            let s = self.alpha * acc[l] + n;
+            let b = q.norm * cz[l] + (cc[l] + q.flush);
+            // `!(lower > thr)`: a NaN bound or score opens the panel.
+            open |= !(s - b > thr);
+            upper[l] = s + b;
+        }
+        if !open {
+            q.thr.offer(&upper[..cols]);
+            return;
+        }
+        let Some((hi, lo)) = self.cb.split_panel(p) else {
+            return;
+        };
+        let mut exact = avx512::rescore(q.z, hi, lo);
+        for (l, v) in exact.iter_mut().take(cols).enumerate() {
+            let n = if self.metric == Metric::SquaredL2 { norms[l] } else { 0.0 };
+            *v = self.alpha * *v + n;
+        }
+        q.sel.offer_panel(&exact[..cols], first as u32);
+        q.thr.offer(&exact[..cols]);
+    }
+}
+
+/// [`crate::fused`]'s task on a split codebook: queries `q` against
+/// codewords `c0..c1`, `k` best per query.
+pub(crate) fn run_task<S: Selection>(
+    cb: &PreparedCodebook,
+    q: &[f32],
+    (c0, c1): (usize, usize),
+    metric: Metric,
+    k: usize,
+    make: &(impl Fn() -> S + Sync),
+) -> Vec<S> {
+    let dim = cb.dim();
+    let rows = q.len() / dim;
+    let bound = Bound::new(dim);
+    let (cz, cc): (Vec<f32>, Vec<f32>) = cb.sq_norms()[c0..c1]
+        .iter()
+        .map(|&sq| {
+            let c = norm_up(f64::from(sq));
+            let n = if metric == Metric::SquaredL2 { sq } else { 0.0 };
+            (bound.beta * c, bound.tau * n + bound.flush * c)
+        })
+        .unzip();
+    let ep = Epilogue {
+        cb,
+        metric,
+        alpha: score_alpha(metric),
+        c1,
+        bound,
+        cz,
+        cc,
+        c0,
+    };
+    let mut sel: Vec<S> = (0..rows).map(|_| make()).collect();
+    let mut states: Vec<QueryState<'_, S>> = q
+        .chunks_exact(dim)
+        .zip(sel.iter_mut())
+        .map(|(z, s)| {
+            let norm = norm_up(z.iter().map(|&v| f64::from(v) * f64::from(v)).sum());
+            QueryState {
+                z,
+                norm,
+                flush: ep.bound.flush * norm + ep.bound.flush_const,
+                sel: s,
+                thr: Threshold::new(k),
+            }
+        })
+        .collect();
+    let (p0, p1) = (c0 / PANEL, c1.div_ceil(PANEL));
+    if rows <= GEMV_ROWS {
+        for st in &mut states {
+            let pairs = avx512::query_pairs(st.z);
+            for p in p0..p1 {
+                if let Some((hi, _)) = cb.split_panel(p) {
+                    let acc = avx512::gemv_bf16(&pairs, hi);
+                    ep.panel(st, p, &acc);
+                }
+            }
+        }
+        drop(states);
+        return sel;
+    }
+    let d2 = dim.div_ceil(2);
+    let blk = MR * PANEL;
+    let packed = avx512::pack_queries_bf16(q, dim);
+    let micro_panels = rows.div_ceil(MR);
+    let mut acc = vec![0.0f32; micro_panels * GROUP * blk];
+    let hi_of = |p: usize, k0: usize, k1: usize| -> &[u16] {
+        cb.split_panel(p)
+            .map_or(&[][..], |(hi, _)| &hi[k0 * avx512::PAIR..k1 * avx512::PAIR])
+    };
+    let mut g0 = p0;
+    while g0 < p1 {
+        let g1 = (g0 + GROUP).min(p1);
+        let mut k0 = 0;
+        while k0 < d2 {
+            let k1 = (k0 + K2C).min(d2);
+            for m in 0..micro_panels {
+                let a = &packed[(m * d2 + k0) * MR..(m * d2 + k1) * MR];
+                let accs = &mut acc[m * GROUP * blk..(m + 1) * GROUP * blk];
+                for (pair, out) in (g0..g1).step_by(2).zip(accs.chunks_exact_mut(2 * blk)) {
+                    let (o0, o1) = out.split_at_mut(blk);
+                    let second = (pair + 1 < g1).then(|| hi_of(pair + 1, k0, k1));
+                    avx512::micro_bf16(
+                        a,
+                        hi_of(pair, k0, k1),
+                        second,
+                        k1 - k0,
+                        as_block(o0),
+                        as_block(o1),
+                        k0 == 0,
+                    );
+                }
+            }
+            k0 = k1;
+        }
+        for m in 0..micro_panels {
+            let live = MR.min(rows - m * MR);
+            for (gi, p) in (g0..g1).enumerate() {
+                let block = &acc[(m * GROUP + gi) * blk..][..live * PANEL];
+                for (st, row) in states[m * MR..m * MR + live]
+                    .iter_mut()
+                    .zip(block.chunks_exact(PANEL))
+                {
+                    ep.panel(st, p, row);
+                }
+            }
+        }
+        g0 = g1;
+    }
+    drop(states);
+    sel
+}
