@@ -1,7 +1,7 @@
 //! Times the Rust side of the quantizer comparison (`benches/compare/`):
-//! the fused kernel (packed AVX2 microkernel where available, and the
-//! portable tiled kernel), plain SGEMM split like the portable kernel (the
-//! ceiling), and burn's
+//! the fused kernel on every search path this CPU runs (portable tiles,
+//! AVX2, AVX-512, the AVX-512 BF16 screened search), plain SGEMM split like
+//! the portable kernel (the ceiling), and burn's
 //! tensor ops (`matmul` + `argmin`) on the NdArray and Flex CPU backends.
 //!
 //! ```text
@@ -17,7 +17,7 @@ use std::time::Instant;
 use burn::backend::{Flex, NdArray};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use v2l_quant::tensor::{Strategy, TensorCodebook};
-use v2l_quant::{fused, Codebook, Layout, Metric, PreparedCodebook};
+use v2l_quant::{fused, Codebook, Metric, PreparedCodebook, SearchPath};
 
 struct Args {
     queries: String,
@@ -101,6 +101,27 @@ fn time<R>(repeats: usize, mut f: impl FnMut() -> R) -> (Timing, R) {
     )
 }
 
+/// A `kB` field of `/proc/self/status` (Linux; `None` elsewhere).
+fn rss_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The growth of the peak resident set since `before` (KiB), in units of
+/// `bytes`, formatted; "unknown" off Linux.
+fn peak_ratio(before: Option<u64>, bytes: f64) -> String {
+    match (before, rss_kib("VmHWM")) {
+        (Some(b), Some(p)) => format!("{:.2}", p.saturating_sub(b) as f64 * 1024.0 / bytes),
+        _ => "unknown".into(),
+    }
+}
+
+/// Resets the peak resident set size (`VmHWM`) to the current one (Linux).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 fn report(a: &Args, name: &str, slug: &str, t: Timing, ids: &[i64]) -> Result<(), String> {
     let path = format!("{}/{slug}.i64", a.out_dir);
     write_i64(&path, ids)?;
@@ -140,42 +161,52 @@ fn main() -> Result<(), String> {
     let q = read_f32(&a.queries, a.t * a.d)?;
     let c = read_f32(&a.codebook, a.k * a.d)?;
 
-    let prep = Instant::now();
-    let cb = PreparedCodebook::from_f32(c.clone(), a.d).map_err(|e| e.to_string())?;
-    eprintln!(
-        "prepared codebook (norms) in {:.3} s",
-        prep.elapsed().as_secs_f64()
-    );
-
-    let (t, hits) = time(a.repeats, || {
-        v2l_quant::nearest(&cb, &q, a.d, Metric::SquaredL2)
-    });
-    let hits = hits.map_err(|e| e.to_string())?;
-    let ids: Vec<i64> = hits.indices.iter().map(|&i| i64::from(i)).collect();
-    let name = match cb.layout() {
-        Layout::PanelsF32 => "v2l fused (packed AVX2 microkernel)",
-        _ => "v2l fused",
-    };
-    report(&a, name, "v2l_fused", t, &ids)?;
-
-    if cb.layout() == Layout::PanelsF32 {
-        let portable = PreparedCodebook::new_row_major(
-            Codebook::from_f32(c.clone(), a.d).map_err(|e| e.to_string())?,
+    eprintln!("CPU flags: {}", v2l_quant::cpu_features());
+    // Every search path this CPU runs, the default (fastest) first.
+    let mut paths = SearchPath::available();
+    paths.reverse();
+    let mut default_cb = None;
+    for path in paths {
+        // Peak memory of preparing: the rows are moved in and laid out in
+        // place, so the peak above the rows themselves is one panel of
+        // scratch (Linux: VmHWM, reset through /proc/self/clear_refs).
+        // Calibration: the same measure around copying the rows reads ≈ 1.
+        let before = rss_kib("VmRSS");
+        reset_peak();
+        let rows = c.clone();
+        let copy_peak = peak_ratio(before, (a.k * a.d * 4) as f64);
+        let before = rss_kib("VmRSS");
+        reset_peak();
+        let prep = Instant::now();
+        let cb = PreparedCodebook::with_path(
+            Codebook::from_f32(rows, a.d).map_err(|e| e.to_string())?,
+            path,
         )
         .map_err(|e| e.to_string())?;
+        let prep_s = prep.elapsed().as_secs_f64();
+        let peak = peak_ratio(before, (a.k * a.d * 4) as f64);
+        eprintln!(
+            "prepared {path} codebook in {prep_s:.3} s; memory peak while preparing: +{peak} x the f32 rows moved in (copying them: +{copy_peak} x)"
+        );
         let (t, hits) = time(a.repeats, || {
-            v2l_quant::nearest(&portable, &q, a.d, Metric::SquaredL2)
+            v2l_quant::nearest(&cb, &q, a.d, Metric::SquaredL2)
         });
         let hits = hits.map_err(|e| e.to_string())?;
         let ids: Vec<i64> = hits.indices.iter().map(|&i| i64::from(i)).collect();
-        report(
-            &a,
-            "v2l fused (portable, matrixmultiply tiles)",
-            "v2l_fused_portable",
-            t,
-            &ids,
-        )?;
+        let name = match path {
+            SearchPath::Portable => "v2l fused [portable: matrixmultiply tiles]".to_string(),
+            SearchPath::Avx2 => "v2l fused [avx2: 6x16 FMA microkernel]".to_string(),
+            SearchPath::Avx512 => "v2l fused [avx512: 12x32 microkernel]".to_string(),
+            SearchPath::Avx512Bf16 => {
+                "v2l fused [avx512-bf16: bf16 screen + exact f32 rescoring]".to_string()
+            }
+        };
+        report(&a, &name, &format!("v2l_{}", path.name().replace('-', "_")), t, &ids)?;
+        if default_cb.is_none() {
+            default_cb = Some(cb);
+        }
     }
+    let cb = default_cb.ok_or("no search path available")?;
 
     let mut out = vec![0.0f32; a.t * a.k];
     let (t, r) = time(a.repeats, || fused::sgemm_ceiling(&c, a.d, &q, &mut out));

@@ -20,6 +20,7 @@
 //! and `‖z‖²` (f64) is added to the winners only.
 
 use std::collections::BinaryHeap;
+use std::sync::atomic::AtomicU32;
 
 use rayon::prelude::*;
 
@@ -322,14 +323,14 @@ fn run_task<S: Selection>(
     q: &[f32],
     (c0, c1): (usize, usize),
     metric: Metric,
-    k: usize,
+    (k, shared): (usize, &[AtomicU32]),
     make: &(impl Fn() -> S + Sync),
 ) -> Vec<S> {
     if let Some(panels) = cb.panels() {
         return run_task_packed(cb, panels, q, c0, c1, metric, make);
     }
     if cb.is_split() {
-        return crate::screen::run_task(cb, q, (c0, c1), metric, k, make);
+        return crate::screen::run_task(cb, q, (c0, c1), metric, (k, shared), make);
     }
     let dim = cb.dim();
     let rows = q.len() / dim;
@@ -523,6 +524,13 @@ fn search_with<S: Selection>(
     let tasks: Vec<(usize, usize)> = (0..qblocks)
         .flat_map(|b| (0..chunks).map(move |c| (b, c)))
         .collect();
+    // The screened path's per-query threshold for k = 1, shared by the
+    // chunks of a query (see `crate::screen`).
+    let shared: Vec<AtomicU32> = if cb.is_split() && k == 1 && chunks > 1 {
+        (0..t).map(|_| AtomicU32::new(crate::screen::UNSET)).collect()
+    } else {
+        Vec::new()
+    };
     let mut parts: Vec<Vec<S>> = tasks
         .par_iter()
         .map(|&(b, c)| {
@@ -530,7 +538,8 @@ fn search_with<S: Selection>(
             let r1 = (r0 + qblock).min(t);
             let c0 = (c * chunk_len).min(k_rows);
             let c1 = (c0 + chunk_len).min(k_rows);
-            run_task(cb, &queries[r0 * dim..r1 * dim], (c0, c1), metric, k, &make)
+            let shared = shared.get(r0..r1).unwrap_or(&[]);
+            run_task(cb, &queries[r0 * dim..r1 * dim], (c0, c1), metric, (k, shared), &make)
         })
         .collect();
     // Merge each block's chunks in codebook order (deterministic tie-break).

@@ -35,6 +35,7 @@
 //! "rescore", so the result stays exact; only speed is lost.
 
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::avx512::{self, MR};
 use crate::codebook::PANEL;
@@ -83,12 +84,34 @@ fn norm_up(sq: f64) -> f32 {
     (sq.sqrt() * (1.0 + 2f64.powi(-20))) as f32
 }
 
+/// The shared threshold's value before any chunk set it (the key of +∞).
+pub(crate) const UNSET: u32 = key_of(f32::INFINITY);
+
+/// f32 → u32 with the same order (for an atomic minimum).
+const fn key_of(v: f32) -> u32 {
+    let bits = v.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+/// Inverse of [`key_of`].
+fn value_of(key: u32) -> f32 {
+    f32::from_bits(if key >> 31 == 1 { key & 0x7fff_ffff } else { !key })
+}
+
 /// The running screen threshold of one query: the k-th smallest upper bound
-/// (or exact score) seen so far; `+∞` until k were seen.
-struct Threshold {
+/// (or exact score) seen so far; `+∞` until k were seen. For k = 1 the
+/// chunks of one query share their minimum through `shared`, so a chunk
+/// screens against the best seen anywhere (it is an upper bound on the
+/// query's best exact score wherever it came from).
+struct Threshold<'a> {
     k: usize,
     best: f32,
     heap: BinaryHeap<Key>,
+    shared: Option<&'a AtomicU32>,
 }
 
 /// f32 ordered by `total_cmp` (NaN never enters).
@@ -106,18 +129,25 @@ impl Ord for Key {
     }
 }
 
-impl Threshold {
-    fn new(k: usize) -> Self {
+impl<'a> Threshold<'a> {
+    fn new(k: usize, shared: Option<&'a AtomicU32>) -> Self {
         Self {
             k,
             best: f32::INFINITY,
             heap: BinaryHeap::with_capacity(if k > 1 { k + 1 } else { 0 }),
+            shared,
         }
     }
 
     #[inline]
-    fn value(&self) -> f32 {
+    fn value(&mut self) -> f32 {
         if self.k == 1 {
+            if let Some(s) = self.shared {
+                let other = value_of(s.load(Ordering::Relaxed));
+                if other < self.best {
+                    self.best = other;
+                }
+            }
             self.best
         } else if self.heap.len() < self.k {
             f32::INFINITY
@@ -131,10 +161,14 @@ impl Threshold {
     #[inline]
     fn offer(&mut self, values: &[f32]) {
         if self.k == 1 {
+            let before = self.best;
             for &v in values {
                 if v < self.best {
                     self.best = v;
                 }
+            }
+            if let (Some(s), true) = (self.shared, self.best < before) {
+                s.fetch_min(key_of(self.best), Ordering::Relaxed);
             }
             return;
         }
@@ -160,7 +194,7 @@ struct QueryState<'a, S> {
     /// `2⁻¹²⁴ √d ‖z‖ + 2⁻¹²⁴ 3d` (the query's share of `δ`).
     flush: f32,
     sel: &'a mut S,
-    thr: Threshold,
+    thr: Threshold<'a>,
 }
 
 /// Per-task constants of the epilogue.
@@ -221,7 +255,7 @@ pub(crate) fn run_task<S: Selection>(
     q: &[f32],
     (c0, c1): (usize, usize),
     metric: Metric,
-    k: usize,
+    (k, shared): (usize, &[AtomicU32]),
     make: &(impl Fn() -> S + Sync),
 ) -> Vec<S> {
     let dim = cb.dim();
@@ -249,14 +283,15 @@ pub(crate) fn run_task<S: Selection>(
     let mut states: Vec<QueryState<'_, S>> = q
         .chunks_exact(dim)
         .zip(sel.iter_mut())
-        .map(|(z, s)| {
+        .enumerate()
+        .map(|(i, (z, s))| {
             let norm = norm_up(z.iter().map(|&v| f64::from(v) * f64::from(v)).sum());
             QueryState {
                 z,
                 norm,
                 flush: ep.bound.flush * norm + ep.bound.flush_const,
                 sel: s,
-                thr: Threshold::new(k),
+                thr: Threshold::new(k, shared.get(i)),
             }
         })
         .collect();
