@@ -201,7 +201,13 @@ fn main() -> Result<(), String> {
                 "v2l fused [avx512-bf16: bf16 screen + exact f32 rescoring]".to_string()
             }
         };
-        report(&a, &name, &format!("v2l_{}", path.name().replace('-', "_")), t, &ids)?;
+        report(
+            &a,
+            &name,
+            &format!("v2l_{}", path.name().replace('-', "_")),
+            t,
+            &ids,
+        )?;
         if default_cb.is_none() {
             default_cb = Some(cb);
         }

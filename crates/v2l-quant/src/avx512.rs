@@ -335,25 +335,26 @@ pub(crate) fn gemv_bf16(pairs: &[u32], hi: &[u16]) -> [f32; PANEL] {
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn gemv_bf16_impl(pairs: &[u32], hi: *const u16, out: &mut [f32; PANEL]) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): see `gemv_bf16`; two accumulators (even and odd
-    // pairs) halve the dependency chain, summed at the end.
+    // SAFETY (whole body): see `gemv_bf16`; four accumulators (pairs
+    // 4i … 4i + 3) shorten the dependency chain, summed at the end.
     unsafe {
         let bh = |v: __m512i| std::mem::transmute::<__m512i, __m512bh>(v);
-        let (mut e, mut o) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut acc = [_mm512_setzero_ps(); 4];
         let mut p = hi;
-        let mut it = pairs.chunks_exact(2);
-        for two in &mut it {
-            let x0 = bh(_mm512_loadu_si512(p.cast()));
-            let x1 = bh(_mm512_loadu_si512(p.add(PAIR).cast()));
-            e = _mm512_dpbf16_ps(e, bh(_mm512_set1_epi32(two[0] as i32)), x0);
-            o = _mm512_dpbf16_ps(o, bh(_mm512_set1_epi32(two[1] as i32)), x1);
-            p = p.add(2 * PAIR);
+        let mut it = pairs.chunks_exact(4);
+        for four in &mut it {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let x = bh(_mm512_loadu_si512(p.add(j * PAIR).cast()));
+                *a = _mm512_dpbf16_ps(*a, bh(_mm512_set1_epi32(four[j] as i32)), x);
+            }
+            p = p.add(4 * PAIR);
         }
-        if let [last] = it.remainder() {
-            let x0 = bh(_mm512_loadu_si512(p.cast()));
-            e = _mm512_dpbf16_ps(e, bh(_mm512_set1_epi32(*last as i32)), x0);
+        for (j, &pair) in it.remainder().iter().enumerate() {
+            let x = bh(_mm512_loadu_si512(p.add(j * PAIR).cast()));
+            acc[j] = _mm512_dpbf16_ps(acc[j], bh(_mm512_set1_epi32(pair as i32)), x);
         }
-        _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(e, o));
+        let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        _mm512_storeu_ps(out.as_mut_ptr(), sum);
     }
 }
 

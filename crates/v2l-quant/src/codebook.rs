@@ -166,11 +166,13 @@ enum Storage {
     Rows(Codebook),
     /// `data[(p * dim + k) * PANEL + lane]` = element k of codeword `p * PANEL + lane`.
     Panels(Vec<f32>),
-    /// Per panel `p`, words `p·w .. (p+1)·w` ([`split_words`]) hold, as
-    /// u16, `hi` then `lo`: `hi[k2 * 32 + 2 * lane + e]` (and `lo` likewise)
-    /// = the high (low) 16 bits of element `2 * k2 + e` of codeword
-    /// `p * PANEL + lane`; padding zero.
-    Split(Vec<f32>),
+    /// `hi[p * h + k2 * 32 + 2 * lane + e]` (and `lo` likewise) = the high
+    /// (low) 16 bits of element `2 * k2 + e` of codeword `p * PANEL + lane`,
+    /// `h` = [`split_half`]; padding zero.
+    Split {
+        hi: Vec<u16>,
+        lo: Vec<u16>,
+    },
 }
 
 /// A validated codebook with its squared row norms computed once, packed
@@ -183,6 +185,8 @@ pub struct PreparedCodebook {
     n_rows: usize,
     dim: usize,
     sq_norms: Vec<f32>,
+    /// `‖c_j‖` rounded up (split layout only; the screen's bound).
+    norms_up: Vec<f32>,
 }
 
 /// Whether this CPU runs the packed AVX2+FMA microkernel
@@ -225,6 +229,8 @@ impl PreparedCodebook {
         path.check()?;
         let (n_rows, dim) = (codebook.n_rows, codebook.dim);
         let mut sq_norms = Vec::with_capacity(n_rows);
+        let split = path == SearchPath::Avx512Bf16 && matches!(codebook.rows, Rows::F32(_));
+        let mut norms_up = Vec::with_capacity(if split { n_rows } else { 0 });
         let mut row = vec![0.0f32; dim];
         for r in 0..n_rows {
             codebook.rows_f32_into(r, &mut row);
@@ -241,6 +247,9 @@ impl PreparedCodebook {
                 acc += f64::from(v) * f64::from(v);
             }
             sq_norms.push(acc as f32);
+            if split {
+                norms_up.push((acc.sqrt() * (1.0 + 2f64.powi(-20))) as f32);
+            }
         }
         let (storage, path) = match codebook.rows {
             Rows::F32(values) if path == SearchPath::Avx512Bf16 => {
@@ -258,6 +267,7 @@ impl PreparedCodebook {
             n_rows,
             dim,
             sq_norms,
+            norms_up,
         })
     }
 
@@ -278,7 +288,7 @@ impl PreparedCodebook {
                 Rows::F16(_) => Layout::RowMajorF16,
             },
             Storage::Panels(_) => Layout::PanelsF32,
-            Storage::Split(_) => Layout::SplitBf16Panels,
+            Storage::Split { .. } => Layout::SplitBf16Panels,
         }
     }
 
@@ -302,7 +312,7 @@ impl PreparedCodebook {
                     }
                 }
             }
-            Storage::Split(_) => {
+            Storage::Split { .. } => {
                 for (i, row) in out.chunks_exact_mut(self.dim).enumerate() {
                     let j = start + i;
                     if let Some((hi, lo)) = self.split_panel(j / PANEL) {
@@ -330,7 +340,7 @@ impl PreparedCodebook {
     pub(crate) fn as_f32(&self) -> Option<&[f32]> {
         match &self.storage {
             Storage::Rows(c) => c.as_f32(),
-            Storage::Panels(_) | Storage::Split(_) => None,
+            Storage::Panels(_) | Storage::Split { .. } => None,
         }
     }
 
@@ -338,13 +348,13 @@ impl PreparedCodebook {
     pub(crate) fn panels(&self) -> Option<&[f32]> {
         match &self.storage {
             Storage::Panels(d) => Some(d),
-            Storage::Rows(_) | Storage::Split(_) => None,
+            Storage::Rows(_) | Storage::Split { .. } => None,
         }
     }
 
     /// Whether the rows are held split for screening.
     pub(crate) fn is_split(&self) -> bool {
-        matches!(self.storage, Storage::Split(_))
+        matches!(self.storage, Storage::Split { .. })
     }
 
     /// The `hi` and `lo` halves of split panel `p` (each `[⌈dim/2⌉][32]`),
@@ -352,13 +362,19 @@ impl PreparedCodebook {
     #[inline]
     pub(crate) fn split_panel(&self, p: usize) -> Option<(&[u16], &[u16])> {
         match &self.storage {
-            Storage::Split(data) => {
-                let words = split_words(self.dim);
-                let panel: &[u16] = bytemuck::cast_slice(data.get(p * words..(p + 1) * words)?);
-                Some(panel.split_at(words))
+            Storage::Split { hi, lo } => {
+                let half = split_half(self.dim);
+                let span = p * half..(p + 1) * half;
+                Some((hi.get(span.clone())?, lo.get(span)?))
             }
             Storage::Rows(_) | Storage::Panels(_) => None,
         }
+    }
+
+    /// `‖c_j‖` per row rounded up (computed in f64), for split codebooks;
+    /// empty otherwise.
+    pub(crate) fn norms_up(&self) -> &[f32] {
+        &self.norms_up
     }
 
     /// `‖c_j‖²` per row, computed in f64 and rounded to f32.
@@ -401,42 +417,47 @@ fn pack_panels(mut values: Vec<f32>, n_rows: usize, dim: usize) -> Storage {
     Storage::Panels(values)
 }
 
-/// u32 words of one split panel: its `hi` then its `lo` half, each
-/// `⌈dim/2⌉ × 32` u16.
-fn split_words(dim: usize) -> usize {
+/// u16 values of one split panel's half (`hi` or `lo`): `⌈dim/2⌉ × 32`.
+fn split_half(dim: usize) -> usize {
     dim.div_ceil(2) * 2 * PANEL
 }
 
+/// Panels converted between two releases of the consumed f32 rows while
+/// splitting.
+const RELEASE_EVERY: usize = 64;
+
 /// Row-major f32 values split into high and low 16-bit halves in the
-/// screening kernel's pair-interleaved panels, in place: panel `p` occupies
-/// words `p·w .. (p+1)·w` (`w` = [`split_words`], which is `16·dim` for an
-/// even `dim`), so panels are rewritten from the last to the first (a panel's
-/// new words then overlap only its own and later panels' old rows) through
-/// a scratch copy of one panel, and no second codebook is ever allocated.
-/// The words stay in the `Vec<f32>` (read as u16 through `bytemuck`).
-fn split_panels(mut data: Vec<f32>, n_rows: usize, dim: usize) -> Storage {
-    let (block, words) = (PANEL * dim, split_words(dim));
+/// screening kernel's pair-interleaved panels: all high halves in one
+/// array (the screen streams it alone), all low halves in another. Panels
+/// are converted from the last to the first, and every
+/// [`RELEASE_EVERY`] panels the f32 rows already converted are released
+/// (truncate + shrink, which gives the tail pages back), while the halves
+/// are zero-allocated (untouched pages cost nothing until written): the
+/// peak stays near the f32 size instead of doubling it.
+fn split_panels(mut values: Vec<f32>, n_rows: usize, dim: usize) -> Storage {
+    let (block, half) = (PANEL * dim, split_half(dim));
     let panels = n_rows.div_ceil(PANEL);
-    grow_exact(&mut data, panels * block.max(words));
-    let mut scratch = vec![0.0f32; block];
-    let mut halves = vec![0u16; 2 * words];
+    let (mut hi, mut lo) = (vec![0u16; panels * half], vec![0u16; panels * half]);
     for p in (0..panels).rev() {
-        scratch.copy_from_slice(&data[p * block..(p + 1) * block]);
-        halves.iter_mut().for_each(|h| *h = 0);
-        let (hi, lo) = halves.split_at_mut(words);
-        for (lane, row) in scratch.chunks_exact(dim).enumerate() {
+        let rows = &values[(p * block).min(values.len())..((p + 1) * block).min(values.len())];
+        let (h, l) = (
+            &mut hi[p * half..(p + 1) * half],
+            &mut lo[p * half..(p + 1) * half],
+        );
+        for (lane, row) in rows.chunks_exact(dim).enumerate() {
             for (k, &v) in row.iter().enumerate() {
                 let at = (k / 2) * 2 * PANEL + 2 * lane + k % 2;
                 let bits = v.to_bits();
-                hi[at] = (bits >> 16) as u16;
-                lo[at] = bits as u16;
+                h[at] = (bits >> 16) as u16;
+                l[at] = bits as u16;
             }
         }
-        let dst: &mut [u16] = bytemuck::cast_slice_mut(&mut data[p * words..(p + 1) * words]);
-        dst.copy_from_slice(&halves);
+        if p % RELEASE_EVERY == 0 {
+            values.truncate(p * block);
+            values.shrink_to_fit();
+        }
     }
-    data.truncate(panels * words);
-    Storage::Split(data)
+    Storage::Split { hi, lo }
 }
 
 /// Zero-extends `v` to `len` values, growing its allocation to exactly that

@@ -427,7 +427,8 @@ fn run_task_packed<S: Selection>(
     let mut sel: Vec<S> = (0..rows).map(|_| make()).collect();
     let norms = cb.sq_norms();
     let alpha = score_alpha(metric);
-    let panel = |p: usize, k0: usize, k1: usize| &panels[(p * dim + k0) * PANEL..(p * dim + k1) * PANEL];
+    let panel =
+        |p: usize, k0: usize, k1: usize| &panels[(p * dim + k0) * PANEL..(p * dim + k1) * PANEL];
     if rows <= GEMV_ROWS {
         // One or two queries: a micro-panel would waste most of its work;
         // stream each panel once per query instead (memory-bound).
@@ -489,7 +490,14 @@ fn run_task_packed<S: Selection>(
                 let cols = PANEL.min(c1 - first);
                 let nrm = panel_norms(metric, norms, first, cols);
                 let block = &mut acc[(m * GROUP + gi) * blk..][..live * PANEL];
-                offer_block(&mut sel[m * mr..m * mr + live], block, first, cols, alpha, &nrm);
+                offer_block(
+                    &mut sel[m * mr..m * mr + live],
+                    block,
+                    first,
+                    cols,
+                    alpha,
+                    &nrm,
+                );
             }
         }
         g0 = g1;
@@ -516,6 +524,9 @@ fn search_with<S: Selection>(
 ) -> Vec<Vec<(f32, u32)>> {
     let dim = cb.dim();
     let t = queries.len() / dim;
+    if cb.is_split() && t <= GEMV_ROWS {
+        return crate::screen::search_few(cb, queries, metric, k, make);
+    }
     let k_rows = cb.len();
     let (qblock, chunks) = split(t, k_rows);
     let qblocks = t.div_ceil(qblock);
@@ -527,7 +538,9 @@ fn search_with<S: Selection>(
     // The screened path's per-query threshold for k = 1, shared by the
     // chunks of a query (see `crate::screen`).
     let shared: Vec<AtomicU32> = if cb.is_split() && k == 1 && chunks > 1 {
-        (0..t).map(|_| AtomicU32::new(crate::screen::UNSET)).collect()
+        (0..t)
+            .map(|_| AtomicU32::new(crate::screen::UNSET))
+            .collect()
     } else {
         Vec::new()
     };
@@ -539,7 +552,14 @@ fn search_with<S: Selection>(
             let c0 = (c * chunk_len).min(k_rows);
             let c1 = (c0 + chunk_len).min(k_rows);
             let shared = shared.get(r0..r1).unwrap_or(&[]);
-            run_task(cb, &queries[r0 * dim..r1 * dim], (c0, c1), metric, (k, shared), &make)
+            run_task(
+                cb,
+                &queries[r0 * dim..r1 * dim],
+                (c0, c1),
+                metric,
+                (k, shared),
+                &make,
+            )
         })
         .collect();
     // Merge each block's chunks in codebook order (deterministic tie-break).

@@ -99,7 +99,11 @@ const fn key_of(v: f32) -> u32 {
 
 /// Inverse of [`key_of`].
 fn value_of(key: u32) -> f32 {
-    f32::from_bits(if key >> 31 == 1 { key & 0x7fff_ffff } else { !key })
+    f32::from_bits(if key >> 31 == 1 {
+        key & 0x7fff_ffff
+    } else {
+        !key
+    })
 }
 
 /// The running screen threshold of one query: the k-th smallest upper bound
@@ -153,6 +157,15 @@ impl<'a> Threshold<'a> {
             f32::INFINITY
         } else {
             self.heap.peek().map_or(f32::INFINITY, |w| w.0)
+        }
+    }
+
+    /// The values kept: the k smallest offered (for k = 1, the smallest).
+    fn kept(self) -> Vec<f32> {
+        if self.k == 1 {
+            vec![self.best]
+        } else {
+            self.heap.into_iter().map(|w| w.0).collect()
         }
     }
 
@@ -224,7 +237,11 @@ impl Epilogue<'_> {
         let mut open = false;
         let thr = q.thr.value();
         for l in 0..cols {
-            let n = if self.metric == Metric::SquaredL2 { norms[l] } else { 0.0 };
+            let n = if self.metric == Metric::SquaredL2 {
+                norms[l]
+            } else {
+                0.0
+            };
             let s = self.alpha * acc[l] + n;
             let b = q.norm * cz[l] + (cc[l] + q.flush);
             // `!(lower > thr)`: a NaN bound or score opens the panel.
@@ -240,7 +257,11 @@ impl Epilogue<'_> {
         };
         let mut exact = avx512::rescore(q.z, hi, lo);
         for (l, v) in exact.iter_mut().take(cols).enumerate() {
-            let n = if self.metric == Metric::SquaredL2 { norms[l] } else { 0.0 };
+            let n = if self.metric == Metric::SquaredL2 {
+                norms[l]
+            } else {
+                0.0
+            };
             *v = self.alpha * *v + n;
         }
         q.sel.offer_panel(&exact[..cols], first as u32);
@@ -263,8 +284,8 @@ pub(crate) fn run_task<S: Selection>(
     let bound = Bound::new(dim);
     let (cz, cc): (Vec<f32>, Vec<f32>) = cb.sq_norms()[c0..c1]
         .iter()
-        .map(|&sq| {
-            let c = norm_up(f64::from(sq));
+        .zip(&cb.norms_up()[c0..c1])
+        .map(|(&sq, &c)| {
             let n = if metric == Metric::SquaredL2 { sq } else { 0.0 };
             (bound.beta * c, bound.tau * n + bound.flush * c)
         })
@@ -359,4 +380,121 @@ pub(crate) fn run_task<S: Selection>(
     }
     drop(states);
     sel
+}
+
+/// Panels per work item of [`search_few`].
+const FEW_PANELS: usize = 64;
+
+/// The screened search for one or two queries (the global branch), in two
+/// passes over the codebook so that only the final window is rescored:
+/// 1. screen every panel (rayon over ranges of [`FEW_PANELS`] panels),
+///    keeping each codeword's lower bound and each range's k smallest upper
+///    bounds;
+/// 2. per query, the threshold is the k-th smallest upper bound of the whole
+///    codebook; rescore (exactly) the panels holding a lower bound not above
+///    it, and select among those exact scores.
+///
+/// A one-pass scan would rescore most panels early on, while its running
+/// k-th smallest upper bound is still loose.
+pub(crate) fn search_few<S: Selection>(
+    cb: &PreparedCodebook,
+    queries: &[f32],
+    metric: Metric,
+    k: usize,
+    make: impl Fn() -> S + Sync,
+) -> Vec<Vec<(f32, u32)>> {
+    use rayon::prelude::*;
+    let dim = cb.dim();
+    let rows = cb.len();
+    let panels = rows.div_ceil(PANEL);
+    let bound = Bound::new(dim);
+    let alpha = score_alpha(metric);
+    let (norms, cnorms) = (cb.sq_norms(), cb.norms_up());
+    let ranges: Vec<(usize, usize)> = (0..panels)
+        .step_by(FEW_PANELS)
+        .map(|p| (p, (p + FEW_PANELS).min(panels)))
+        .collect();
+    queries
+        .chunks_exact(dim)
+        .map(|z| {
+            let pairs = avx512::query_pairs(z);
+            let zn = norm_up(z.iter().map(|&v| f64::from(v) * f64::from(v)).sum());
+            let zflush = bound.flush * zn + bound.flush_const;
+            // Pass 1: lower bounds per codeword, k smallest upper bounds per range.
+            let mut lower = vec![0.0f32; panels * PANEL];
+            let uppers: Vec<Vec<f32>> = lower
+                .par_chunks_mut(FEW_PANELS * PANEL)
+                .zip(&ranges)
+                .map(|(low, &(p0, p1))| {
+                    let mut thr = Threshold::new(k, None);
+                    for (p, low) in (p0..p1).zip(low.chunks_exact_mut(PANEL)) {
+                        let Some((hi, _)) = cb.split_panel(p) else {
+                            continue;
+                        };
+                        let acc = avx512::gemv_bf16(&pairs, hi);
+                        let first = p * PANEL;
+                        let cols = PANEL.min(rows - first);
+                        let mut upper = [0.0f32; PANEL];
+                        for l in 0..cols {
+                            let (sq, c) = (norms[first + l], cnorms[first + l]);
+                            let n = if metric == Metric::SquaredL2 { sq } else { 0.0 };
+                            let s = alpha * acc[l] + n;
+                            let b =
+                                zn * (bound.beta * c) + (bound.tau * n + bound.flush * c + zflush);
+                            // NaN (a query beyond bf16's range) must open the panel.
+                            low[l] = if (s - b).is_nan() {
+                                f32::NEG_INFINITY
+                            } else {
+                                s - b
+                            };
+                            upper[l] = s + b;
+                        }
+                        low[cols..].fill(f32::INFINITY);
+                        thr.offer(&upper[..cols]);
+                    }
+                    thr.kept()
+                })
+                .collect();
+            let mut all = Threshold::new(k, None);
+            for u in &uppers {
+                all.offer(u);
+            }
+            let threshold = all.value();
+            // Pass 2: rescore the panels that hold a candidate.
+            let mut parts: Vec<S> = lower
+                .par_chunks(FEW_PANELS * PANEL)
+                .zip(&ranges)
+                .map(|(low, &(p0, _))| {
+                    let mut sel = make();
+                    for (i, lanes) in low.chunks_exact(PANEL).enumerate() {
+                        if lanes.iter().all(|&l| l > threshold) {
+                            continue;
+                        }
+                        let p = p0 + i;
+                        let Some((hi, lo)) = cb.split_panel(p) else {
+                            continue;
+                        };
+                        let first = p * PANEL;
+                        let cols = PANEL.min(rows - first);
+                        let mut exact = avx512::rescore(z, hi, lo);
+                        for (l, v) in exact.iter_mut().take(cols).enumerate() {
+                            let n = if metric == Metric::SquaredL2 {
+                                norms[first + l]
+                            } else {
+                                0.0
+                            };
+                            *v = alpha * *v + n;
+                        }
+                        sel.offer_panel(&exact[..cols], first as u32);
+                    }
+                    sel
+                })
+                .collect();
+            let mut acc = make();
+            for part in parts.drain(..) {
+                acc.merge(part);
+            }
+            acc.into_sorted()
+        })
+        .collect()
 }

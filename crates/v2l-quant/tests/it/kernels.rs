@@ -36,8 +36,9 @@ fn layouts(values: Vec<f32>, d: usize) -> Vec<PreparedCodebook> {
     SearchPath::available()
         .into_iter()
         .map(|path| {
-            let cb = PreparedCodebook::with_path(Codebook::from_f32(values.clone(), d).unwrap(), path)
-                .unwrap();
+            let cb =
+                PreparedCodebook::with_path(Codebook::from_f32(values.clone(), d).unwrap(), path)
+                    .unwrap();
             assert_eq!(cb.path(), path);
             let want = match path {
                 SearchPath::Portable => Layout::RowMajorF32,
@@ -399,7 +400,12 @@ fn packed_results(values: &[f32], d: usize, q: &[f32]) -> Vec<(SearchPath, Vec<v
             let k = 21.min(cb.len());
             let runs = [Metric::SquaredL2, Metric::InnerProduct]
                 .into_iter()
-                .flat_map(|m| [top_k(&cb, q, d, 1, m).unwrap(), top_k(&cb, q, d, k, m).unwrap()])
+                .flat_map(|m| {
+                    [
+                        top_k(&cb, q, d, 1, m).unwrap(),
+                        top_k(&cb, q, d, k, m).unwrap(),
+                    ]
+                })
                 .collect();
             (path, runs)
         })
@@ -412,7 +418,10 @@ fn packed_results(values: &[f32], d: usize, q: &[f32]) -> Vec<(SearchPath, Vec<v
 fn assert_packed_paths_identical(values: &[f32], d: usize, q: &[f32], what: &str) {
     let results = packed_results(values, d, q);
     let Some((first, want)) = results.first() else {
-        eprintln!("SKIP {what}: no packed path on this CPU ({})", cpu_features());
+        eprintln!(
+            "SKIP {what}: no packed path on this CPU ({})",
+            cpu_features()
+        );
         return;
     };
     for (path, got) in &results[1..] {
@@ -474,7 +483,10 @@ fn screened_search_is_exact_on_near_ties_and_mixed_norms() {
             }));
         }
     }
-    let mut q: Vec<f32> = base.iter().map(|&v| v + 1e-6 * (rng.random::<f32>() - 0.5)).collect();
+    let mut q: Vec<f32> = base
+        .iter()
+        .map(|&v| v + 1e-6 * (rng.random::<f32>() - 0.5))
+        .collect();
     q.extend_from_slice(&values[5 * d..6 * d]);
     assert_packed_paths_identical(&values, d, &q, "near-ties");
     for cb in layouts(values.clone(), d) {
@@ -508,7 +520,9 @@ fn search_paths_are_named_and_checked() {
     }
     assert_eq!(
         SearchPath::from_name("avx9").unwrap_err(),
-        QuantError::UnknownPath { name: "avx9".into() }
+        QuantError::UnknownPath {
+            name: "avx9".into()
+        }
     );
     assert!(SearchPath::Portable.is_available());
     assert!(SearchPath::fastest().is_available());
@@ -522,5 +536,8 @@ fn search_paths_are_named_and_checked() {
     // f16 rows are searched row-major whatever the path asked for.
     let h = Codebook::from_f16(vec![f16::from_f32(1.0); 4], 2).unwrap();
     let cb = PreparedCodebook::with_path(h, SearchPath::fastest()).unwrap();
-    assert_eq!((cb.path(), cb.layout()), (SearchPath::Portable, Layout::RowMajorF16));
+    assert_eq!(
+        (cb.path(), cb.layout()),
+        (SearchPath::Portable, Layout::RowMajorF16)
+    );
 }
