@@ -317,18 +317,19 @@ unsafe fn micro_bf16_impl(
 #[inline]
 pub(crate) fn gemv_bf16(pairs: &[u32], hi: &[u16]) -> [f32; PANEL] {
     assert!(hi.len() >= pairs.len() * PAIR);
-    let mut out = [0.0f32; PANEL];
     #[cfg(target_arch = "x86_64")]
     {
+        let mut out = [0.0f32; PANEL];
         // SAFETY: the path is prepared only on CPUs with AVX-512F + BF16;
         // the assert bounds the reads of `hi`.
         unsafe { gemv_bf16_impl(pairs, hi.as_ptr(), &mut out) }
+        out
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         unreachable_off_x86();
+        [0.0f32; PANEL]
     }
-    out
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -366,18 +367,19 @@ unsafe fn gemv_bf16_impl(pairs: &[u32], hi: *const u16, out: &mut [f32; PANEL]) 
 pub(crate) fn rescore(z: &[f32], hi: &[u16], lo: &[u16]) -> [f32; PANEL] {
     let d2 = z.len().div_ceil(2);
     assert!(hi.len() >= d2 * PAIR && lo.len() >= d2 * PAIR);
-    let mut out = [0.0f32; PANEL];
     #[cfg(target_arch = "x86_64")]
     {
+        let mut out = [0.0f32; PANEL];
         // SAFETY: the path is prepared only on CPUs with AVX-512F; the
         // assert bounds the reads of both halves.
         unsafe { rescore_impl(z, hi.as_ptr(), lo.as_ptr(), &mut out) }
+        out
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         unreachable_off_x86();
+        [0.0f32; PANEL]
     }
-    out
 }
 
 #[cfg(target_arch = "x86_64")]

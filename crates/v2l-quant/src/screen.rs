@@ -244,8 +244,10 @@ impl Epilogue<'_> {
             };
             let s = self.alpha * acc[l] + n;
             let b = q.norm * cz[l] + (cc[l] + q.flush);
-            // `!(lower > thr)`: a NaN bound or score opens the panel.
-            open |= !(s - b > thr);
+            // Open unless the lower bound is above the threshold; a NaN
+            // bound or score (no order) opens the panel.
+            let lower = s - b;
+            open |= lower.partial_cmp(&thr) != Some(std::cmp::Ordering::Greater);
             upper[l] = s + b;
         }
         if !open {
