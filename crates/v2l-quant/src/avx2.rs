@@ -137,12 +137,7 @@ unsafe fn micro_avx2(
                     c[2 * $i + 1] = _mm256_fmadd_ps(ai, b1, c[2 * $i + 1]);
                 };
             }
-            row!(0);
-            row!(1);
-            row!(2);
-            row!(3);
-            row!(4);
-            row!(5);
+            unroll!(row, 0, 1, 2, 3, 4, 5);
             pa = pa.add(MR);
             pb = pb.add(PANEL);
         }

@@ -1,12 +1,12 @@
 //! The AVX-512 microkernels of the fused search (x86-64 only).
 //!
-//! - [`micro_f32`]: 12 queries × 32 codewords (two 16-codeword panels of the
+//! - [`F32`]: 12 queries × 32 codewords (two 16-codeword panels of the
 //!   shared packed layout, `[panel][dim][16]`) over a `kc` slice of the
 //!   width: 24 zmm accumulators, one broadcast per query element, two loads
 //!   per codeword element. Each lane is the same chain of fused
 //!   multiply-adds in width order as the AVX2 kernel's, so both give
 //!   identical scores.
-//! - [`micro_bf16`]: the screening kernel, 12 queries × 32 codewords of the
+//! - [`BF16`]: the screening kernel, 12 queries × 32 codewords of the
 //!   split layout: `vdpbf16ps` adds two bf16 products per lane per
 //!   instruction, twice the f32 rate.
 //! - [`gemv_bf16`] and [`rescore`]: one query against one panel, screened
@@ -25,40 +25,76 @@ pub(crate) const MR: usize = 12;
 /// u16 values per split-layout width pair of one panel (16 lanes × 2).
 pub(crate) const PAIR: usize = 2 * PANEL;
 
-/// Accumulates `acc0[i·16 + j] (+)= a_i · b0_j` and, with `b1`, the same
-/// into `acc1` for a second panel, over `kc` elements for the 12 packed
-/// queries in `a` (`[kc][12]`); `init` starts from zero.
-///
-/// Callers reach it only on a codebook prepared for
-/// [`crate::SearchPath::Avx512`], which checked the CPU.
-#[inline]
-pub(crate) fn micro_f32(
-    a: &[f32],
-    b0: &[f32],
-    b1: Option<&[f32]>,
-    kc: usize,
-    acc0: &mut [f32; MR * PANEL],
-    acc1: &mut [f32; MR * PANEL],
-    init: bool,
-) {
-    assert!(a.len() >= kc * MR && b0.len() >= kc * PANEL);
-    assert!(b1.is_none_or(|b| b.len() >= kc * PANEL));
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: a codebook is prepared for this path only when the CPU
-        // reports AVX-512F; the asserts bound every read of `a` (kc·12) and
-        // of each panel (kc·16); the accumulators are fixed-size arrays.
+/// A two-panel microkernel: `(a, b0, b1, depth, acc0, acc1, init)` adds
+/// `depth` steps of the 12 packed queries in `a` against panels `b0` and
+/// `b1` into `acc0` and `acc1` (zeroed first when `init`).
+type Kernel2<A, B> = unsafe fn(
+    *const A,
+    *const B,
+    *const B,
+    usize,
+    &mut [f32; MR * PANEL],
+    &mut [f32; MR * PANEL],
+    bool,
+);
+
+/// One of this module's 12 × 32 microkernels, with the panel width it reads
+/// per step.
+pub(crate) struct Micro<A: 'static, B: 'static> {
+    kernel: Kernel2<A, B>,
+    /// Values of one panel per step of the depth.
+    b_step: usize,
+}
+
+/// The f32 kernel: `acc (+)= a_i · b_j` over `depth` elements of the width,
+/// by fused multiply-adds in width order (panels `[depth][16]`). For
+/// [`crate::SearchPath::Avx512`].
+pub(crate) const F32: Micro<f32, f32> = Micro {
+    kernel: micro_f32_2,
+    b_step: PANEL,
+};
+
+/// The screening kernel: bf16 inner products of query pairs (`[depth][12]`
+/// u32) with split panels' high halves (`[depth][32]` u16) by `vdpbf16ps`.
+/// For [`crate::SearchPath::Avx512Bf16`].
+pub(crate) const BF16: Micro<u32, u16> = Micro {
+    kernel: micro_bf16_impl,
+    b_step: PAIR,
+};
+
+impl<A, B> Micro<A, B> {
+    /// Runs the kernel on `depth` steps of `a` against panels `b[0]`,
+    /// `b[1]` into `acc[0]`, `acc[1]` (callers with one panel left pass it
+    /// twice and ignore the second block); `init` starts from zero.
+    ///
+    /// Callers reach it only on a codebook prepared for the kernel's path,
+    /// which checked that the CPU has the instructions it enables.
+    #[inline]
+    pub(crate) fn run(
+        &self,
+        a: &[A],
+        b: [&[B]; 2],
+        depth: usize,
+        acc: [&mut [f32; MR * PANEL]; 2],
+        init: bool,
+    ) {
+        let step = self.b_step;
+        assert!(a.len() >= depth * MR && b[0].len() >= depth * step && b[1].len() >= depth * step);
+        let [acc0, acc1] = acc;
+        // SAFETY: the path was checked against the CPU's features when the
+        // codebook was prepared; the assert bounds every read of `a` and of
+        // both panels; the accumulators are fixed-size arrays.
         unsafe {
-            match b1 {
-                Some(b1) => micro_f32_2(a.as_ptr(), b0.as_ptr(), b1.as_ptr(), kc, acc0, acc1, init),
-                None => micro_f32_1(a.as_ptr(), b0.as_ptr(), kc, acc0, init),
-            }
+            (self.kernel)(
+                a.as_ptr(),
+                b[0].as_ptr(),
+                b[1].as_ptr(),
+                depth,
+                acc0,
+                acc1,
+                init,
+            )
         }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (a, b0, b1, kc, acc0, acc1, init);
-        unreachable_off_x86();
     }
 }
 
@@ -68,97 +104,117 @@ fn unreachable_off_x86() {
     // (`SearchPath::is_available` is false), so this cannot run.
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn micro_f32_2(
-    a: *const f32,
-    b0: *const f32,
-    b1: *const f32,
-    kc: usize,
-    acc0: &mut [f32; MR * PANEL],
-    acc1: &mut [f32; MR * PANEL],
-    init: bool,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY (whole body): AVX-512F is present and `a`, `b0`, `b1` point to
-    // at least kc·12, kc·16 and kc·16 floats (see `micro_f32`).
-    unsafe {
-        let (o0, o1) = (acc0.as_mut_ptr(), acc1.as_mut_ptr());
-        let mut c0 = [_mm512_setzero_ps(); MR];
-        let mut c1 = [_mm512_setzero_ps(); MR];
-        if !init {
-            for i in 0..MR {
-                c0[i] = _mm512_loadu_ps(o0.add(i * PANEL));
-                c1[i] = _mm512_loadu_ps(o1.add(i * PANEL));
+/// Defines a two-panel microkernel ([`Kernel2`]) on the skeleton the f32
+/// and bf16 kernels share: 24 zmm accumulators (12 queries × two panels),
+/// per step one load per panel, one broadcast per query, two
+/// multiply-accumulates per query. `$load(p)` reads one panel step,
+/// `$bcast(p)` broadcasts one query value, `$madd(c, a, x)` accumulates.
+/// Off x86-64 it defines an unreachable stand-in.
+macro_rules! two_panel_kernel {
+    (
+        $(#[$doc:meta])*
+        $name:ident, $features:literal, $a:ty, $b:ty, $step:expr,
+        load: |$lp:ident| $load:expr,
+        bcast: |$bp:ident| $bcast:expr,
+        madd: |$c:ident, $ai:ident, $x:ident| $madd:expr $(,)?
+    ) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            a: *const $a,
+            b0: *const $b,
+            b1: *const $b,
+            depth: usize,
+            acc0: &mut [f32; MR * PANEL],
+            acc1: &mut [f32; MR * PANEL],
+            init: bool,
+        ) {
+            #[allow(unused_imports)]
+            use std::arch::x86_64::*;
+            // SAFETY (whole body): the CPU has `$features` (the path was
+            // checked when the codebook was prepared), `a` holds depth·12
+            // values and each panel depth·$step (`Micro::run` asserts it).
+            unsafe {
+                let (o0, o1) = (acc0.as_mut_ptr(), acc1.as_mut_ptr());
+                let mut c0 = [_mm512_setzero_ps(); MR];
+                let mut c1 = [_mm512_setzero_ps(); MR];
+                if !init {
+                    for i in 0..MR {
+                        c0[i] = _mm512_loadu_ps(o0.add(i * PANEL));
+                        c1[i] = _mm512_loadu_ps(o1.add(i * PANEL));
+                    }
+                }
+                let (mut pa, mut p0, mut p1) = (a, b0, b1);
+                for _ in 0..depth {
+                    let x0 = {
+                        let $lp = p0;
+                        $load
+                    };
+                    let x1 = {
+                        let $lp = p1;
+                        $load
+                    };
+                    macro_rules! row {
+                        ($i:literal) => {
+                            let $ai = {
+                                let $bp = pa.add($i);
+                                $bcast
+                            };
+                            c0[$i] = {
+                                let ($c, $x) = (c0[$i], x0);
+                                $madd
+                            };
+                            c1[$i] = {
+                                let ($c, $x) = (c1[$i], x1);
+                                $madd
+                            };
+                        };
+                    }
+                    unroll!(row, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11);
+                    pa = pa.add(MR);
+                    p0 = p0.add($step);
+                    p1 = p1.add($step);
+                }
+                for i in 0..MR {
+                    _mm512_storeu_ps(o0.add(i * PANEL), c0[i]);
+                    _mm512_storeu_ps(o1.add(i * PANEL), c1[i]);
+                }
             }
         }
-        let (mut pa, mut p0, mut p1) = (a, b0, b1);
-        for _ in 0..kc {
-            let x0 = _mm512_loadu_ps(p0);
-            let x1 = _mm512_loadu_ps(p1);
-            macro_rules! row {
-                ($i:literal) => {
-                    let ai = _mm512_set1_ps(*pa.add($i));
-                    c0[$i] = _mm512_fmadd_ps(ai, x0, c0[$i]);
-                    c1[$i] = _mm512_fmadd_ps(ai, x1, c1[$i]);
-                };
-            }
-            row!(0);
-            row!(1);
-            row!(2);
-            row!(3);
-            row!(4);
-            row!(5);
-            row!(6);
-            row!(7);
-            row!(8);
-            row!(9);
-            row!(10);
-            row!(11);
-            pa = pa.add(MR);
-            p0 = p0.add(PANEL);
-            p1 = p1.add(PANEL);
+
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe fn $name(
+            _: *const $a,
+            _: *const $b,
+            _: *const $b,
+            _: usize,
+            _: &mut [f32; MR * PANEL],
+            _: &mut [f32; MR * PANEL],
+            _: bool,
+        ) {
+            unreachable_off_x86();
         }
-        for i in 0..MR {
-            _mm512_storeu_ps(o0.add(i * PANEL), c0[i]);
-            _mm512_storeu_ps(o1.add(i * PANEL), c1[i]);
-        }
-    }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn micro_f32_1(
-    a: *const f32,
-    b0: *const f32,
-    kc: usize,
-    acc0: &mut [f32; MR * PANEL],
-    init: bool,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY (whole body): as `micro_f32_2`, one panel.
-    unsafe {
-        let o0 = acc0.as_mut_ptr();
-        let mut c0 = [_mm512_setzero_ps(); MR];
-        if !init {
-            for (i, c) in c0.iter_mut().enumerate() {
-                *c = _mm512_loadu_ps(o0.add(i * PANEL));
-            }
-        }
-        let (mut pa, mut p0) = (a, b0);
-        for _ in 0..kc {
-            let x0 = _mm512_loadu_ps(p0);
-            for (i, c) in c0.iter_mut().enumerate() {
-                *c = _mm512_fmadd_ps(_mm512_set1_ps(*pa.add(i)), x0, *c);
-            }
-            pa = pa.add(MR);
-            p0 = p0.add(PANEL);
-        }
-        for (i, c) in c0.iter().enumerate() {
-            _mm512_storeu_ps(o0.add(i * PANEL), *c);
-        }
-    }
-}
+two_panel_kernel!(
+    /// f32: `c ← fma(a_i, x_j, c)` per lane.
+    micro_f32_2, "avx512f", f32, f32, PANEL,
+    load: |p| _mm512_loadu_ps(p),
+    bcast: |p| _mm512_set1_ps(*p),
+    madd: |c, a, x| _mm512_fmadd_ps(a, x, c),
+);
+
+two_panel_kernel!(
+    /// bf16: `c ← c + a₀x₀ + a₁x₁` per lane (`vdpbf16ps`); `__m512i` and
+    /// `__m512bh` are both 64-byte vectors, so the transmutes are plain
+    /// reinterpretations.
+    micro_bf16_impl, "avx512f,avx512bf16", u32, u16, PAIR,
+    load: |p| std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(p.cast())),
+    bcast: |p| std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*p as i32)),
+    madd: |c, a, x| _mm512_dpbf16_ps(c, a, x),
+);
 
 /// `x` rounded to bf16 (nearest, ties to even), as raw bits.
 #[inline]
@@ -191,125 +247,6 @@ fn pair_bits(pair: &[f32]) -> u32 {
     let lo = u32::from(bf16_bits(pair[0]));
     let hi = pair.get(1).map_or(0, |&v| u32::from(bf16_bits(v)));
     lo | (hi << 16)
-}
-
-/// Accumulates bf16 inner products of the 12 packed query pairs in `a`
-/// (`[k2c][12]`) with one or two split-layout panels' `hi` halves
-/// (`[k2c][32]` each) into `acc0` / `acc1`; `init` starts from zero.
-///
-/// Callers reach it only on a codebook prepared for
-/// [`crate::SearchPath::Avx512Bf16`], which checked the CPU.
-#[inline]
-pub(crate) fn micro_bf16(
-    a: &[u32],
-    h0: &[u16],
-    h1: Option<&[u16]>,
-    k2c: usize,
-    acc0: &mut [f32; MR * PANEL],
-    acc1: &mut [f32; MR * PANEL],
-    init: bool,
-) {
-    assert!(a.len() >= k2c * MR && h0.len() >= k2c * PAIR);
-    assert!(h1.is_none_or(|h| h.len() >= k2c * PAIR));
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the path is prepared only when the CPU reports AVX-512F
-        // and AVX-512 BF16; the asserts bound every read.
-        unsafe {
-            micro_bf16_impl(
-                a.as_ptr(),
-                h0.as_ptr(),
-                h1.map(<[u16]>::as_ptr),
-                k2c,
-                acc0,
-                acc1,
-                init,
-            )
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (a, h0, h1, k2c, acc0, acc1, init);
-        unreachable_off_x86();
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn micro_bf16_impl(
-    a: *const u32,
-    h0: *const u16,
-    h1: Option<*const u16>,
-    k2c: usize,
-    acc0: &mut [f32; MR * PANEL],
-    acc1: &mut [f32; MR * PANEL],
-    init: bool,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY (whole body): the CPU has AVX-512F + BF16; `a` holds k2c·12
-    // u32 and each panel k2c·32 u16 (see `micro_bf16`). `__m512i` and
-    // `__m512bh` are both 64-byte vectors, so the transmutes are plain
-    // reinterpretations.
-    unsafe {
-        let (o0, o1) = (acc0.as_mut_ptr(), acc1.as_mut_ptr());
-        let mut c0 = [_mm512_setzero_ps(); MR];
-        let mut c1 = [_mm512_setzero_ps(); MR];
-        if !init {
-            for i in 0..MR {
-                c0[i] = _mm512_loadu_ps(o0.add(i * PANEL));
-                c1[i] = _mm512_loadu_ps(o1.add(i * PANEL));
-            }
-        }
-        let bh = |v: __m512i| std::mem::transmute::<__m512i, __m512bh>(v);
-        let mut pa = a;
-        match h1 {
-            Some(h1) => {
-                let (mut p0, mut p1) = (h0, h1);
-                for _ in 0..k2c {
-                    let x0 = bh(_mm512_loadu_si512(p0.cast()));
-                    let x1 = bh(_mm512_loadu_si512(p1.cast()));
-                    macro_rules! row {
-                        ($i:literal) => {
-                            let ai = bh(_mm512_set1_epi32(*pa.add($i) as i32));
-                            c0[$i] = _mm512_dpbf16_ps(c0[$i], ai, x0);
-                            c1[$i] = _mm512_dpbf16_ps(c1[$i], ai, x1);
-                        };
-                    }
-                    row!(0);
-                    row!(1);
-                    row!(2);
-                    row!(3);
-                    row!(4);
-                    row!(5);
-                    row!(6);
-                    row!(7);
-                    row!(8);
-                    row!(9);
-                    row!(10);
-                    row!(11);
-                    pa = pa.add(MR);
-                    p0 = p0.add(PAIR);
-                    p1 = p1.add(PAIR);
-                }
-            }
-            None => {
-                let mut p0 = h0;
-                for _ in 0..k2c {
-                    let x0 = bh(_mm512_loadu_si512(p0.cast()));
-                    for (i, c) in c0.iter_mut().enumerate() {
-                        let ai = bh(_mm512_set1_epi32(*pa.add(i) as i32));
-                        *c = _mm512_dpbf16_ps(*c, ai, x0);
-                    }
-                    pa = pa.add(MR);
-                    p0 = p0.add(PAIR);
-                }
-            }
-        }
-        for i in 0..MR {
-            _mm512_storeu_ps(o0.add(i * PANEL), c0[i]);
-            _mm512_storeu_ps(o1.add(i * PANEL), c1[i]);
-        }
-    }
 }
 
 /// The bf16 inner products of one query (`pairs`, `[d₂]`) with the 16

@@ -158,7 +158,7 @@ impl Selection for Best1 {
 
 /// Total order on `(score, index)`: lower score first, then lower index.
 #[derive(Clone, Copy, PartialEq)]
-struct Cand(f32, u32);
+pub(crate) struct Cand(pub(crate) f32, pub(crate) u32);
 
 impl Eq for Cand {}
 impl PartialOrd for Cand {
@@ -453,35 +453,25 @@ fn run_task_packed<S: Selection>(
     let mut g0 = p0;
     while g0 < p1 {
         let g1 = (g0 + GROUP).min(p1);
-        let mut k0 = 0;
-        while k0 < dim {
-            let k1 = (k0 + kc).min(dim);
-            let init = k0 == 0;
-            for m in 0..micro_panels {
+        sweep_pairs(
+            &mut acc,
+            (blk, micro_panels),
+            (dim, kc),
+            (g0, g1),
+            |m, (k0, k1), p, q, out, init| {
                 let a = &packed_q[(m * dim + k0) * mr..(m * dim + k1) * mr];
-                let accs = &mut acc[m * GROUP * blk..(m + 1) * GROUP * blk];
+                let (o0, o1) = out.split_at_mut(blk);
                 if wide {
-                    for (pair, out) in (g0..g1).step_by(2).zip(accs.chunks_exact_mut(2 * blk)) {
-                        let (o0, o1) = out.split_at_mut(blk);
-                        let second = (pair + 1 < g1).then(|| panel(pair + 1, k0, k1));
-                        avx512::micro_f32(
-                            a,
-                            panel(pair, k0, k1),
-                            second,
-                            k1 - k0,
-                            as_block(o0),
-                            as_block(o1),
-                            init,
-                        );
-                    }
+                    let (b0, b1) = (panel(p, k0, k1), panel(q, k0, k1));
+                    avx512::F32.run(a, [b0, b1], k1 - k0, [as_block(o0), as_block(o1)], init);
                 } else {
-                    for (p, out) in (g0..g1).zip(accs.chunks_exact_mut(blk)) {
-                        avx2::micro(a, panel(p, k0, k1), k1 - k0, as_block(out), init);
+                    avx2::micro(a, panel(p, k0, k1), k1 - k0, as_block(o0), init);
+                    if q != p {
+                        avx2::micro(a, panel(q, k0, k1), k1 - k0, as_block(o1), init);
                     }
                 }
-            }
-            k0 = k1;
-        }
+            },
+        );
         // Epilogue: α·acc + ‖c‖², offered in codebook order per query.
         for m in 0..micro_panels {
             let live = mr.min(rows - m * mr);
@@ -503,6 +493,33 @@ fn run_task_packed<S: Selection>(
         g0 = g1;
     }
     sel
+}
+
+/// Runs `kernel` over one group of panels `g0..g1` for every micro-panel
+/// (`micro_panels` blocks of `blk` accumulators per panel in `acc`, a
+/// group's [`GROUP`] blocks side by side), blocked over the depth in slices
+/// of `kc`, two panels at a time: `kernel(micro-panel, depth slice, panel,
+/// second panel, their two accumulator blocks, first slice?)`. An odd last
+/// panel comes as its own second panel, with a spare block to write.
+pub(crate) fn sweep_pairs(
+    acc: &mut [f32],
+    (blk, micro_panels): (usize, usize),
+    (depth, kc): (usize, usize),
+    (g0, g1): (usize, usize),
+    mut kernel: impl FnMut(usize, (usize, usize), usize, usize, &mut [f32], bool),
+) {
+    let mut k0 = 0;
+    while k0 < depth {
+        let k1 = (k0 + kc).min(depth);
+        for m in 0..micro_panels {
+            let accs = &mut acc[m * GROUP * blk..(m + 1) * GROUP * blk];
+            for (p, out) in (g0..g1).step_by(2).zip(accs.chunks_exact_mut(2 * blk)) {
+                let q = if p + 1 < g1 { p + 1 } else { p };
+                kernel(m, (k0, k1), p, q, out, k0 == 0);
+            }
+        }
+        k0 = k1;
+    }
 }
 
 /// A block of `N` accumulators viewed as the fixed-size array a microkernel

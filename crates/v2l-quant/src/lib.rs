@@ -30,6 +30,16 @@
 //!
 //! Parallelism: rayon's global pool (`RAYON_NUM_THREADS`).
 
+/// Invokes the local macro `$m!(i)` once for each literal given: unrolls a
+/// microkernel's rows so their accumulators stay in registers. (Textually
+/// scoped: the modules declared below see it.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_macros))]
+macro_rules! unroll {
+    ($m:ident, $($i:literal),+) => {
+        $($m!($i);)+
+    };
+}
+
 mod avx2;
 mod avx512;
 mod codebook;

@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::avx512::{self, MR};
 use crate::codebook::PANEL;
-use crate::fused::{as_block, score_alpha, Selection, GEMV_ROWS, GROUP};
+use crate::fused::{as_block, score_alpha, sweep_pairs, Cand, Selection, GEMV_ROWS, GROUP};
 use crate::{Metric, PreparedCodebook};
 
 /// Width pairs per microkernel call: two panels' `hi` slices (2 × 96 × 64
@@ -114,23 +114,8 @@ fn value_of(key: u32) -> f32 {
 struct Threshold<'a> {
     k: usize,
     best: f32,
-    heap: BinaryHeap<Key>,
+    heap: BinaryHeap<Cand>,
     shared: Option<&'a AtomicU32>,
-}
-
-/// f32 ordered by `total_cmp` (NaN never enters).
-#[derive(Clone, Copy, PartialEq)]
-struct Key(f32);
-impl Eq for Key {}
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
 }
 
 impl<'a> Threshold<'a> {
@@ -190,10 +175,10 @@ impl<'a> Threshold<'a> {
                 continue;
             }
             if self.heap.len() < self.k {
-                self.heap.push(Key(v));
+                self.heap.push(Cand(v, 0));
             } else if v < self.value() {
                 self.heap.pop();
-                self.heap.push(Key(v));
+                self.heap.push(Cand(v, 0));
             }
         }
     }
@@ -344,28 +329,18 @@ pub(crate) fn run_task<S: Selection>(
     let mut g0 = p0;
     while g0 < p1 {
         let g1 = (g0 + GROUP).min(p1);
-        let mut k0 = 0;
-        while k0 < d2 {
-            let k1 = (k0 + K2C).min(d2);
-            for m in 0..micro_panels {
+        sweep_pairs(
+            &mut acc,
+            (blk, micro_panels),
+            (d2, K2C),
+            (g0, g1),
+            |m, (k0, k1), p, q, out, init| {
                 let a = &packed[(m * d2 + k0) * MR..(m * d2 + k1) * MR];
-                let accs = &mut acc[m * GROUP * blk..(m + 1) * GROUP * blk];
-                for (pair, out) in (g0..g1).step_by(2).zip(accs.chunks_exact_mut(2 * blk)) {
-                    let (o0, o1) = out.split_at_mut(blk);
-                    let second = (pair + 1 < g1).then(|| hi_of(pair + 1, k0, k1));
-                    avx512::micro_bf16(
-                        a,
-                        hi_of(pair, k0, k1),
-                        second,
-                        k1 - k0,
-                        as_block(o0),
-                        as_block(o1),
-                        k0 == 0,
-                    );
-                }
-            }
-            k0 = k1;
-        }
+                let (o0, o1) = out.split_at_mut(blk);
+                let (h0, h1) = (hi_of(p, k0, k1), hi_of(q, k0, k1));
+                avx512::BF16.run(a, [h0, h1], k1 - k0, [as_block(o0), as_block(o1)], init);
+            },
+        );
         for m in 0..micro_panels {
             let live = MR.min(rows - m * MR);
             for (gi, p) in (g0..g1).enumerate() {
