@@ -445,80 +445,100 @@ fn run_task_packed<S: Selection>(
     }
     let wide = cb.path() == SearchPath::Avx512;
     let (mr, kc) = if wide { (avx512::MR, KC_512) } else { (MR, KC) };
-    let blk = mr * PANEL;
     let packed_q = avx2::pack_queries(q, dim, mr);
-    let micro_panels = rows.div_ceil(mr);
-    let (p0, p1) = (c0 / PANEL, c1.div_ceil(PANEL));
-    let mut acc = vec![0.0f32; micro_panels * GROUP * blk];
-    let mut g0 = p0;
-    while g0 < p1 {
-        let g1 = (g0 + GROUP).min(p1);
-        sweep_pairs(
-            &mut acc,
-            (blk, micro_panels),
-            (dim, kc),
-            (g0, g1),
-            |m, (k0, k1), p, q, out, init| {
-                let a = &packed_q[(m * dim + k0) * mr..(m * dim + k1) * mr];
-                let (o0, o1) = out.split_at_mut(blk);
-                if wide {
-                    let (b0, b1) = (panel(p, k0, k1), panel(q, k0, k1));
-                    avx512::F32.run(a, [b0, b1], k1 - k0, [as_block(o0), as_block(o1)], init);
-                } else {
-                    avx2::micro(a, panel(p, k0, k1), k1 - k0, as_block(o0), init);
-                    if q != p {
-                        avx2::micro(a, panel(q, k0, k1), k1 - k0, as_block(o1), init);
-                    }
+    let sweep = Sweep {
+        a: &packed_q,
+        mr,
+        rows,
+        depth: (dim, kc),
+        panels: (c0 / PANEL, c1.div_ceil(PANEL)),
+    };
+    sweep.run(
+        |a, (k0, k1), [p, q], [o0, o1], init| {
+            if wide {
+                let (b0, b1) = (panel(p, k0, k1), panel(q, k0, k1));
+                avx512::F32.run(a, [b0, b1], k1 - k0, [as_block(o0), as_block(o1)], init);
+            } else {
+                avx2::micro(a, panel(p, k0, k1), k1 - k0, as_block(o0), init);
+                if q != p {
+                    avx2::micro(a, panel(q, k0, k1), k1 - k0, as_block(o1), init);
                 }
-            },
-        );
-        // Epilogue: α·acc + ‖c‖², offered in codebook order per query.
-        for m in 0..micro_panels {
-            let live = mr.min(rows - m * mr);
-            for (gi, p) in (g0..g1).enumerate() {
-                let first = p * PANEL;
-                let cols = PANEL.min(c1 - first);
-                let nrm = panel_norms(metric, norms, first, cols);
-                let block = &mut acc[(m * GROUP + gi) * blk..][..live * PANEL];
-                offer_block(
-                    &mut sel[m * mr..m * mr + live],
-                    block,
-                    first,
-                    cols,
-                    alpha,
-                    &nrm,
-                );
             }
-        }
-        g0 = g1;
-    }
+        },
+        // Epilogue: α·acc + ‖c‖², offered in codebook order per query.
+        |r0, p, block| {
+            let first = p * PANEL;
+            let cols = PANEL.min(c1 - first);
+            let nrm = panel_norms(metric, norms, first, cols);
+            let live = block.len() / PANEL;
+            offer_block(&mut sel[r0..r0 + live], block, first, cols, alpha, &nrm);
+        },
+    );
     sel
 }
 
-/// Runs `kernel` over one group of panels `g0..g1` for every micro-panel
-/// (`micro_panels` blocks of `blk` accumulators per panel in `acc`, a
-/// group's [`GROUP`] blocks side by side), blocked over the depth in slices
-/// of `kc`, two panels at a time: `kernel(micro-panel, depth slice, panel,
-/// second panel, their two accumulator blocks, first slice?)`. An odd last
-/// panel comes as its own second panel, with a spare block to write.
-pub(crate) fn sweep_pairs(
-    acc: &mut [f32],
-    (blk, micro_panels): (usize, usize),
-    (depth, kc): (usize, usize),
-    (g0, g1): (usize, usize),
-    mut kernel: impl FnMut(usize, (usize, usize), usize, usize, &mut [f32], bool),
-) {
-    let mut k0 = 0;
-    while k0 < depth {
-        let k1 = (k0 + kc).min(depth);
-        for m in 0..micro_panels {
-            let accs = &mut acc[m * GROUP * blk..(m + 1) * GROUP * blk];
-            for (p, out) in (g0..g1).step_by(2).zip(accs.chunks_exact_mut(2 * blk)) {
-                let q = if p + 1 < g1 { p + 1 } else { p };
-                kernel(m, (k0, k1), p, q, out, k0 == 0);
+/// The blocked loop of a packed task. The queries are packed in
+/// micro-panels of `mr` rows (`a`: `[micro-panel][depth][mr]`); the task's
+/// panels go in groups of [`GROUP`], the depth in slices.
+pub(crate) struct Sweep<'a, A> {
+    /// The packed queries.
+    pub(crate) a: &'a [A],
+    /// Queries per micro-panel.
+    pub(crate) mr: usize,
+    /// Live queries.
+    pub(crate) rows: usize,
+    /// Steps of the depth per query, and per slice.
+    pub(crate) depth: (usize, usize),
+    /// The task's panels, `p0..p1`.
+    pub(crate) panels: (usize, usize),
+}
+
+impl<A> Sweep<'_, A> {
+    /// For each group of panels: `kernel(micro-panel slice, (k0, k1),
+    /// [panel, second panel], [their accumulator blocks], first slice?)` for
+    /// every micro-panel and depth slice, two panels at a time (an odd last
+    /// panel comes as its own second, with a spare block to write); then
+    /// `epilogue(first query, panel, block)` for each micro-panel and panel
+    /// of the group in codebook order, `block` holding the live queries'
+    /// `[rows][16]` sums.
+    pub(crate) fn run(
+        &self,
+        mut kernel: impl FnMut(&[A], (usize, usize), [usize; 2], [&mut [f32]; 2], bool),
+        mut epilogue: impl FnMut(usize, usize, &mut [f32]),
+    ) {
+        let (mr, (depth, kc), (p0, p1)) = (self.mr, self.depth, self.panels);
+        let blk = mr * PANEL;
+        let micro_panels = self.rows.div_ceil(mr);
+        let mut acc = vec![0.0f32; micro_panels * GROUP * blk];
+        let mut g0 = p0;
+        while g0 < p1 {
+            let g1 = (g0 + GROUP).min(p1);
+            let mut k0 = 0;
+            while k0 < depth {
+                let k1 = (k0 + kc).min(depth);
+                for m in 0..micro_panels {
+                    let a = &self.a[(m * depth + k0) * mr..(m * depth + k1) * mr];
+                    let accs = &mut acc[m * GROUP * blk..(m + 1) * GROUP * blk];
+                    for (p, out) in (g0..g1).step_by(2).zip(accs.chunks_exact_mut(2 * blk)) {
+                        let q = if p + 1 < g1 { p + 1 } else { p };
+                        let (o0, o1) = out.split_at_mut(blk);
+                        kernel(a, (k0, k1), [p, q], [o0, o1], k0 == 0);
+                    }
+                }
+                k0 = k1;
             }
+            for m in 0..micro_panels {
+                let live = mr.min(self.rows - m * mr);
+                for (gi, p) in (g0..g1).enumerate() {
+                    epilogue(
+                        m * mr,
+                        p,
+                        &mut acc[(m * GROUP + gi) * blk..][..live * PANEL],
+                    );
+                }
+            }
+            g0 = g1;
         }
-        k0 = k1;
     }
 }
 
@@ -542,7 +562,8 @@ fn search_with<S: Selection>(
     let dim = cb.dim();
     let t = queries.len() / dim;
     if cb.is_split() && t <= GEMV_ROWS {
-        return crate::screen::search_few(cb, queries, metric, k, make);
+        let one = |z| crate::screen::search_one(cb, z, (metric, k), &make);
+        return queries.chunks_exact(dim).map(one).collect();
     }
     let k_rows = cb.len();
     let (qblock, chunks) = split(t, k_rows);

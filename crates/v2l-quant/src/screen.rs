@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::avx512::{self, MR};
 use crate::codebook::PANEL;
-use crate::fused::{as_block, score_alpha, sweep_pairs, Cand, Selection, GEMV_ROWS, GROUP};
+use crate::fused::{as_block, score_alpha, Cand, Selection, Sweep, GEMV_ROWS};
 use crate::{Metric, PreparedCodebook};
 
 /// Width pairs per microkernel call: two panels' `hi` slices (2 × 96 × 64
@@ -318,52 +318,38 @@ pub(crate) fn run_task<S: Selection>(
         return sel;
     }
     let d2 = dim.div_ceil(2);
-    let blk = MR * PANEL;
     let packed = avx512::pack_queries_bf16(q, dim);
-    let micro_panels = rows.div_ceil(MR);
-    let mut acc = vec![0.0f32; micro_panels * GROUP * blk];
     let hi_of = |p: usize, k0: usize, k1: usize| -> &[u16] {
         cb.split_panel(p)
             .map_or(&[][..], |(hi, _)| &hi[k0 * avx512::PAIR..k1 * avx512::PAIR])
     };
-    let mut g0 = p0;
-    while g0 < p1 {
-        let g1 = (g0 + GROUP).min(p1);
-        sweep_pairs(
-            &mut acc,
-            (blk, micro_panels),
-            (d2, K2C),
-            (g0, g1),
-            |m, (k0, k1), p, q, out, init| {
-                let a = &packed[(m * d2 + k0) * MR..(m * d2 + k1) * MR];
-                let (o0, o1) = out.split_at_mut(blk);
-                let (h0, h1) = (hi_of(p, k0, k1), hi_of(q, k0, k1));
-                avx512::BF16.run(a, [h0, h1], k1 - k0, [as_block(o0), as_block(o1)], init);
-            },
-        );
-        for m in 0..micro_panels {
-            let live = MR.min(rows - m * MR);
-            for (gi, p) in (g0..g1).enumerate() {
-                let block = &acc[(m * GROUP + gi) * blk..][..live * PANEL];
-                for (st, row) in states[m * MR..m * MR + live]
-                    .iter_mut()
-                    .zip(block.chunks_exact(PANEL))
-                {
-                    ep.panel(st, p, row);
-                }
+    let sweep = Sweep {
+        a: &packed,
+        mr: MR,
+        rows,
+        depth: (d2, K2C),
+        panels: (p0, p1),
+    };
+    sweep.run(
+        |a, (k0, k1), [p, q], [o0, o1], init| {
+            let (h0, h1) = (hi_of(p, k0, k1), hi_of(q, k0, k1));
+            avx512::BF16.run(a, [h0, h1], k1 - k0, [as_block(o0), as_block(o1)], init);
+        },
+        |r0, p, block| {
+            for (st, row) in states[r0..].iter_mut().zip(block.chunks_exact(PANEL)) {
+                ep.panel(st, p, row);
             }
-        }
-        g0 = g1;
-    }
+        },
+    );
     drop(states);
     sel
 }
 
-/// Panels per work item of [`search_few`].
+/// Panels per work item of [`search_one`].
 const FEW_PANELS: usize = 64;
 
-/// The screened search for one or two queries (the global branch), in two
-/// passes over the codebook so that only the final window is rescored:
+/// The screened search for one query `z` (the global branch; tasks of one
+/// or two queries), in two passes over the codebook so that only the final window is rescored:
 /// 1. screen every panel (rayon over ranges of [`FEW_PANELS`] panels),
 ///    keeping each codeword's lower bound and each range's k smallest upper
 ///    bounds;
@@ -373,13 +359,12 @@ const FEW_PANELS: usize = 64;
 ///
 /// A one-pass scan would rescore most panels early on, while its running
 /// k-th smallest upper bound is still loose.
-pub(crate) fn search_few<S: Selection>(
+pub(crate) fn search_one<S: Selection>(
     cb: &PreparedCodebook,
-    queries: &[f32],
-    metric: Metric,
-    k: usize,
-    make: impl Fn() -> S + Sync,
-) -> Vec<Vec<(f32, u32)>> {
+    z: &[f32],
+    (metric, k): (Metric, usize),
+    make: &(impl Fn() -> S + Sync),
+) -> Vec<(f32, u32)> {
     use rayon::prelude::*;
     let dim = cb.dim();
     let rows = cb.len();
@@ -391,87 +376,81 @@ pub(crate) fn search_few<S: Selection>(
         .step_by(FEW_PANELS)
         .map(|p| (p, (p + FEW_PANELS).min(panels)))
         .collect();
-    queries
-        .chunks_exact(dim)
-        .map(|z| {
-            let pairs = avx512::query_pairs(z);
-            let zn = norm_up(z.iter().map(|&v| f64::from(v) * f64::from(v)).sum());
-            let zflush = bound.flush * zn + bound.flush_const;
-            // Pass 1: lower bounds per codeword, k smallest upper bounds per range.
-            let mut lower = vec![0.0f32; panels * PANEL];
-            let uppers: Vec<Vec<f32>> = lower
-                .par_chunks_mut(FEW_PANELS * PANEL)
-                .zip(&ranges)
-                .map(|(low, &(p0, p1))| {
-                    let mut thr = Threshold::new(k, None);
-                    for (p, low) in (p0..p1).zip(low.chunks_exact_mut(PANEL)) {
-                        let Some((hi, _)) = cb.split_panel(p) else {
-                            continue;
-                        };
-                        let acc = avx512::gemv_bf16(&pairs, hi);
-                        let first = p * PANEL;
-                        let cols = PANEL.min(rows - first);
-                        let mut upper = [0.0f32; PANEL];
-                        for l in 0..cols {
-                            let (sq, c) = (norms[first + l], cnorms[first + l]);
-                            let n = if metric == Metric::SquaredL2 { sq } else { 0.0 };
-                            let s = alpha * acc[l] + n;
-                            let b =
-                                zn * (bound.beta * c) + (bound.tau * n + bound.flush * c + zflush);
-                            // NaN (a query beyond bf16's range) must open the panel.
-                            low[l] = if (s - b).is_nan() {
-                                f32::NEG_INFINITY
-                            } else {
-                                s - b
-                            };
-                            upper[l] = s + b;
-                        }
-                        low[cols..].fill(f32::INFINITY);
-                        thr.offer(&upper[..cols]);
-                    }
-                    thr.kept()
-                })
-                .collect();
-            let mut all = Threshold::new(k, None);
-            for u in &uppers {
-                all.offer(u);
+    let pairs = avx512::query_pairs(z);
+    let zn = norm_up(z.iter().map(|&v| f64::from(v) * f64::from(v)).sum());
+    let zflush = bound.flush * zn + bound.flush_const;
+    // Pass 1: lower bounds per codeword, k smallest upper bounds per range.
+    let mut lower = vec![0.0f32; panels * PANEL];
+    let uppers: Vec<Vec<f32>> = lower
+        .par_chunks_mut(FEW_PANELS * PANEL)
+        .zip(&ranges)
+        .map(|(low, &(p0, p1))| {
+            let mut thr = Threshold::new(k, None);
+            for (p, low) in (p0..p1).zip(low.chunks_exact_mut(PANEL)) {
+                let Some((hi, _)) = cb.split_panel(p) else {
+                    continue;
+                };
+                let acc = avx512::gemv_bf16(&pairs, hi);
+                let first = p * PANEL;
+                let cols = PANEL.min(rows - first);
+                let mut upper = [0.0f32; PANEL];
+                for l in 0..cols {
+                    let (sq, c) = (norms[first + l], cnorms[first + l]);
+                    let n = if metric == Metric::SquaredL2 { sq } else { 0.0 };
+                    let s = alpha * acc[l] + n;
+                    let b = zn * (bound.beta * c) + (bound.tau * n + bound.flush * c + zflush);
+                    // NaN (a query beyond bf16's range) must open the panel.
+                    low[l] = if (s - b).is_nan() {
+                        f32::NEG_INFINITY
+                    } else {
+                        s - b
+                    };
+                    upper[l] = s + b;
+                }
+                low[cols..].fill(f32::INFINITY);
+                thr.offer(&upper[..cols]);
             }
-            let threshold = all.value();
-            // Pass 2: rescore the panels that hold a candidate.
-            let mut parts: Vec<S> = lower
-                .par_chunks(FEW_PANELS * PANEL)
-                .zip(&ranges)
-                .map(|(low, &(p0, _))| {
-                    let mut sel = make();
-                    for (i, lanes) in low.chunks_exact(PANEL).enumerate() {
-                        if lanes.iter().all(|&l| l > threshold) {
-                            continue;
-                        }
-                        let p = p0 + i;
-                        let Some((hi, lo)) = cb.split_panel(p) else {
-                            continue;
-                        };
-                        let first = p * PANEL;
-                        let cols = PANEL.min(rows - first);
-                        let mut exact = avx512::rescore(z, hi, lo);
-                        for (l, v) in exact.iter_mut().take(cols).enumerate() {
-                            let n = if metric == Metric::SquaredL2 {
-                                norms[first + l]
-                            } else {
-                                0.0
-                            };
-                            *v = alpha * *v + n;
-                        }
-                        sel.offer_panel(&exact[..cols], first as u32);
-                    }
-                    sel
-                })
-                .collect();
-            let mut acc = make();
-            for part in parts.drain(..) {
-                acc.merge(part);
-            }
-            acc.into_sorted()
+            thr.kept()
         })
-        .collect()
+        .collect();
+    let mut all = Threshold::new(k, None);
+    for u in &uppers {
+        all.offer(u);
+    }
+    let threshold = all.value();
+    // Pass 2: rescore the panels that hold a candidate.
+    let mut parts: Vec<S> = lower
+        .par_chunks(FEW_PANELS * PANEL)
+        .zip(&ranges)
+        .map(|(low, &(p0, _))| {
+            let mut sel = make();
+            for (i, lanes) in low.chunks_exact(PANEL).enumerate() {
+                if lanes.iter().all(|&l| l > threshold) {
+                    continue;
+                }
+                let p = p0 + i;
+                let Some((hi, lo)) = cb.split_panel(p) else {
+                    continue;
+                };
+                let first = p * PANEL;
+                let cols = PANEL.min(rows - first);
+                let mut exact = avx512::rescore(z, hi, lo);
+                for (l, v) in exact.iter_mut().take(cols).enumerate() {
+                    let n = if metric == Metric::SquaredL2 {
+                        norms[first + l]
+                    } else {
+                        0.0
+                    };
+                    *v = alpha * *v + n;
+                }
+                sel.offer_panel(&exact[..cols], first as u32);
+            }
+            sel
+        })
+        .collect();
+    let mut acc = make();
+    for part in parts.drain(..) {
+        acc.merge(part);
+    }
+    acc.into_sorted()
 }
