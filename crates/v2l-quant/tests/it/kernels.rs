@@ -541,3 +541,37 @@ fn search_paths_are_named_and_checked() {
         (SearchPath::Portable, Layout::RowMajorF16)
     );
 }
+
+/// The screen's worst case, checked against the AVX2 path (bit-identical):
+/// every value positive, every codebook value losing almost a whole bf16
+/// unit to truncation (low 16 bits all ones) and every query value almost
+/// half a unit to rounding (low 16 bits 0x7fff), so the screen's errors all
+/// point the same way and reach the bound's main term `η Σ|z_i c_i|`; rows
+/// and queries near one common direction, so many rows compete.
+#[test]
+fn screened_search_is_exact_at_its_worst_case_rounding() {
+    let mut rng = StdRng::seed_from_u64(123);
+    let (k, d, t) = (3000, 64, 40);
+    let base: Vec<f32> = (0..d).map(|_| 0.5 + rng.random::<f32>()).collect();
+    let with_low = |v: f32, low: u32| f32::from_bits((v.to_bits() & !0xffff) | low);
+    let mut values = Vec::with_capacity(k * d);
+    for _ in 0..k {
+        values.extend(
+            base.iter()
+                .map(|&b| with_low(b * (1.0 + 0.02 * rng.random::<f32>()), 0xffff)),
+        );
+    }
+    let mut q = Vec::with_capacity(t * d);
+    for _ in 0..t {
+        q.extend(
+            base.iter()
+                .map(|&b| with_low(b * (1.0 + 0.02 * rng.random::<f32>()), 0x7fff)),
+        );
+    }
+    assert_packed_paths_identical(&values, d, &q, "worst-case rounding");
+    for cb in layouts(values.clone(), d) {
+        let f = top_k(&cb, &q, d, 21, Metric::SquaredL2).unwrap();
+        let r = top_k_with(Kernel::Reference, &cb, &q, d, 21, Metric::SquaredL2).unwrap();
+        assert_same_or_tie(&cb, &q, d, Metric::SquaredL2, &f.indices, &r.indices, 21);
+    }
+}
