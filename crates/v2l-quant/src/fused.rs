@@ -3,21 +3,26 @@
 //! Work is split into tasks of (query block × codebook chunk); tasks run on
 //! rayon and the chunk results are merged in codebook order, so ties go to
 //! the lowest index whatever the thread count. The `T × K` distance matrix is
-//! never materialised. Each task uses one of two inner kernels, chosen by the
-//! prepared codebook's layout:
+//! never materialised. Each task runs the inner kernel of the prepared
+//! codebook's [`SearchPath`] (see `docs/quantizer.md`):
 //!
-//! - **packed** ([`crate::Layout::PanelsF32`]): the queries are packed into
-//!   micro-panels of 6 and the AVX2+FMA microkernel scores 6 × 16 blocks,
-//!   blocked over the width (256 elements at a time) so a panel slice stays in L1; the
-//!   epilogue adds `‖c‖²` and k = 1 keeps a lane-wise running minimum.
+//! - **packed** (`avx2`, `avx512`; [`crate::Layout::PanelsF32`]): the
+//!   queries are packed into micro-panels (6 or 12 rows) and a microkernel
+//!   scores 6 × 16 or 12 × 32 blocks, blocked over the width so a panel
+//!   slice stays in L1 (`Sweep`); the epilogue adds `‖c‖²` and k = 1 keeps
+//!   a lane-wise running minimum. Every score is the same fused-multiply-add
+//!   chain in width order, so the packed paths agree bit for bit.
+//! - **screened** (`avx512-bf16`; [`crate::Layout::SplitBf16Panels`]): see
+//!   `crate::screen`.
 //! - **portable** (row-major f32 or f16): tiles of [`CODE_TILE`] codewords,
 //!   one single-threaded SGEMM (`matrixmultiply`) per tile into a task-local
 //!   buffer of at most [`QUERY_BLOCK`] × [`CODE_TILE`] floats, then the norms
 //!   are added and each query row keeps its best candidates.
 //!
-//! Tasks of one or two queries (the global branch) use dot products instead.
-//! For squared L2, `‖z − c‖² = ‖z‖² + (‖c‖² − 2 z·c)`: the bracket is ranked
-//! and `‖z‖²` (f64) is added to the winners only.
+//! Tasks of one or two queries (the global branch) stream each panel or
+//! tile once per query instead. For squared L2,
+//! `‖z − c‖² = ‖z‖² + (‖c‖² − 2 z·c)`: the bracket is ranked and `‖z‖²`
+//! (f64) is added to the winners only.
 
 use std::collections::BinaryHeap;
 use std::sync::atomic::AtomicU32;

@@ -11,10 +11,13 @@
 //! # Kernels
 //! - [`Kernel::Reference`]: exact differences in f64, a full sort per query.
 //!   Obviously correct; used to test the others.
-//! - [`Kernel::Fused`] (default): tiled over queries and codebook, inner
-//!   products by single-threaded SGEMM (`matrixmultiply`) per tile, a running
-//!   selection per query, rayon over tiles, no `T × K` allocation, and a
-//!   deterministic lowest-index tie-break (as `torch.argmin`).
+//! - [`Kernel::Fused`] (default): tiled over queries and codebook, a
+//!   running selection per query, rayon over tiles, no `T × K` allocation,
+//!   and a deterministic lowest-index tie-break (as `torch.argmin`). Its
+//!   inner kernel is the prepared codebook's [`SearchPath`], chosen at run
+//!   time from the CPU's instructions: AVX-512 BF16 screening with exact
+//!   f32 rescoring, AVX-512F or AVX2 + FMA microkernels, or portable
+//!   `matrixmultiply` tiles — all exact f32 (`docs/quantizer.md`).
 //! - [`tensor`]: the burn-generic entry point (`B: Backend`): the fused
 //!   kernel on CPU backends, tensor ops elsewhere; plus the straight-through
 //!   quantisation used in training.
@@ -77,7 +80,8 @@ pub enum Metric {
 pub enum Kernel {
     /// Exact f64 differences, full sort. `O(T·K·d)` with no blocking.
     Reference,
-    /// Tiled SGEMM + running selection on rayon (see [`fused`]).
+    /// Tiled inner products on the codebook's [`SearchPath`] + running
+    /// selection on rayon (see [`fused`]).
     #[default]
     Fused,
 }
