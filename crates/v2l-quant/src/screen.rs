@@ -79,6 +79,27 @@ impl Bound {
     }
 }
 
+impl Bound {
+    /// A codeword's share of the bound, from its `‖c‖²` (`sq`) and rounded-up
+    /// `‖c‖`: `(β‖c‖, τ‖c‖² + 2⁻¹²⁴√d‖c‖)`, with no `‖c‖²` term for inner
+    /// products.
+    fn row_terms(&self, sq: f32, c: f32, metric: Metric) -> (f32, f32) {
+        let n = if metric == Metric::SquaredL2 { sq } else { 0.0 };
+        (self.beta * c, self.tau * n + self.flush * c)
+    }
+
+    /// A query's share of `δ`, from its rounded-up norm `zn`.
+    fn query_term(&self, zn: f32) -> f32 {
+        self.flush * zn + self.flush_const
+    }
+
+    /// `B` for a query (norm `zn`, share `zq`) and a codeword's terms.
+    #[inline]
+    fn of(zn: f32, zq: f32, (cz, cc): (f32, f32)) -> f32 {
+        zn * cz + (cc + zq)
+    }
+}
+
 /// A norm rounded up to f32, so the bound never shrinks by its rounding.
 fn norm_up(sq: f64) -> f32 {
     (sq.sqrt() * (1.0 + 2f64.powi(-20))) as f32
@@ -228,7 +249,7 @@ impl Epilogue<'_> {
                 0.0
             };
             let s = self.alpha * acc[l] + n;
-            let b = q.norm * cz[l] + (cc[l] + q.flush);
+            let b = Bound::of(q.norm, q.flush, (cz[l], cc[l]));
             // Open unless the lower bound is above the threshold; a NaN
             // bound or score (no order) opens the panel.
             let lower = s - b;
@@ -272,10 +293,7 @@ pub(crate) fn run_task<S: Selection>(
     let (cz, cc): (Vec<f32>, Vec<f32>) = cb.sq_norms()[c0..c1]
         .iter()
         .zip(&cb.norms_up()[c0..c1])
-        .map(|(&sq, &c)| {
-            let n = if metric == Metric::SquaredL2 { sq } else { 0.0 };
-            (bound.beta * c, bound.tau * n + bound.flush * c)
-        })
+        .map(|(&sq, &c)| bound.row_terms(sq, c, metric))
         .unzip();
     let ep = Epilogue {
         cb,
@@ -297,7 +315,7 @@ pub(crate) fn run_task<S: Selection>(
             QueryState {
                 z,
                 norm,
-                flush: ep.bound.flush * norm + ep.bound.flush_const,
+                flush: ep.bound.query_term(norm),
                 sel: s,
                 thr: Threshold::new(k, shared.get(i)),
             }
@@ -378,7 +396,7 @@ pub(crate) fn search_one<S: Selection>(
         .collect();
     let pairs = avx512::query_pairs(z);
     let zn = norm_up(z.iter().map(|&v| f64::from(v) * f64::from(v)).sum());
-    let zflush = bound.flush * zn + bound.flush_const;
+    let zflush = bound.query_term(zn);
     // Pass 1: lower bounds per codeword, k smallest upper bounds per range.
     let mut lower = vec![0.0f32; panels * PANEL];
     let uppers: Vec<Vec<f32>> = lower
@@ -398,7 +416,7 @@ pub(crate) fn search_one<S: Selection>(
                     let (sq, c) = (norms[first + l], cnorms[first + l]);
                     let n = if metric == Metric::SquaredL2 { sq } else { 0.0 };
                     let s = alpha * acc[l] + n;
-                    let b = zn * (bound.beta * c) + (bound.tau * n + bound.flush * c + zflush);
+                    let b = Bound::of(zn, zflush, bound.row_terms(sq, c, metric));
                     // NaN (a query beyond bf16's range) must open the panel.
                     low[l] = if (s - b).is_nan() {
                         f32::NEG_INFINITY
